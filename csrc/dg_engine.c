@@ -1,0 +1,960 @@
+/* dg_engine.c - see dg_engine.h */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include <curl/curl.h>
+#include <openssl/crypto.h>
+
+#include "dg_buf.h"
+#include "dg_engine.h"
+#include "dg_version.h"
+
+#define ERROR_BODY_CAP (1024 * 1024)     /* non-2xx bodies kept in memory up to this */
+#define HEADERS_CAP (256 * 1024)
+
+enum { T_NEW, T_QUEUED, T_WAITING, T_RUNNING, T_DONE };
+
+typedef struct tlist {
+  dg_transfer *head, *tail;
+  size_t n;
+} tlist;
+
+/* What an easy handle is configured from: the engine's options or fetch's. */
+typedef struct cfg {
+  char ua[160];
+  const char *ca_file, *ca_path, *proxy;
+  long connect_ms, idle_s;
+} cfg;
+
+struct dg_transfer {
+  dg_transfer *prev, *next;
+  int state;
+  int64_t id;
+  dg_engine *e;                    /* NULL for dg_fetch */
+  dg_allocator alloc;
+  char *method, *url, *safe_url, *output_file, *part_file;
+  char **headers;
+  size_t n_headers;
+  int has_ctype, has_authz;
+  int has_body;
+  dg_body body;
+  dg_retry_policy retry;
+  long connect_ms, idle_s, total_ms;
+  int auth, progress;
+  CURL *easy;
+  struct curl_slist *slist;
+  char errbuf[CURL_ERROR_SIZE];
+  int attempts;
+  int64_t start_ms, attempt_ms, due_ms;
+  /* per attempt */
+  long status;
+  dg_buf hdrs, body_buf;
+  FILE *out;
+  int64_t sent, recvd;
+  int64_t retry_after_ms;
+  const char *fail_kind;           /* set by a callback (io) or the engine (callback) */
+  char msg[DG_ERRLEN];
+  /* auth */
+  int token_gen, used_auth, auth_retried, force_token;
+  /* progress */
+  int64_t prog[4], prog_seen[4];
+  dg_result res;
+};
+
+struct dg_engine {
+  dg_allocator alloc;
+  dg_engine_opts o;
+  char *ua, *ca_file, *proxy;
+  cfg c;
+  CURLM *multi;
+  tlist queued, waiting, running, done;
+  int64_t next_id;
+  dg_aimd aimd;
+  uint64_t rng;
+  dg_buf token;
+  int64_t token_expiry_ms, token_lifetime_ms;
+  int token_gen, token_failed;
+  char token_err[DG_ERRLEN];
+  int64_t completed, retries, bytes_sent, bytes_received;
+};
+
+/* ---- lists ---- */
+
+static void list_push(tlist *l, dg_transfer *t) {
+  t->next = NULL;
+  t->prev = l->tail;
+  if (l->tail) l->tail->next = t; else l->head = t;
+  l->tail = t;
+  l->n++;
+}
+
+static void list_push_front(tlist *l, dg_transfer *t) {
+  t->prev = NULL;
+  t->next = l->head;
+  if (l->head) l->head->prev = t; else l->tail = t;
+  l->head = t;
+  l->n++;
+}
+
+static void list_remove(tlist *l, dg_transfer *t) {
+  if (t->prev) t->prev->next = t->next; else l->head = t->next;
+  if (t->next) t->next->prev = t->prev; else l->tail = t->prev;
+  t->prev = t->next = NULL;
+  l->n--;
+}
+
+static tlist *list_of(dg_engine *e, dg_transfer *t) {
+  switch (t->state) {
+  case T_QUEUED: return &e->queued;
+  case T_WAITING: return &e->waiting;
+  case T_RUNNING: return &e->running;
+  case T_DONE: return &e->done;
+  default: return NULL;
+  }
+}
+
+/* ---- small helpers ---- */
+
+void dg_engine_default_user_agent(char *out, size_t outlen) {
+  const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+  snprintf(out, outlen, "dicomgcs/%s libcurl/%s", DG_VERSION, v && v->version ? v->version : "?");
+}
+
+void dg_url_strip_credentials(const char *url, char *out, size_t outlen) {
+  const char *s = strstr(url, "://");
+  if (outlen == 0) return;
+  if (s) {
+    const char *auth = s + 3;
+    const char *end = auth + strcspn(auth, "/?#");
+    const char *at = NULL;
+    for (const char *p = auth; p < end; p++) if (*p == '@') at = p;
+    if (at) {
+      size_t pre = (size_t)(auth - url);
+      if (pre >= outlen) pre = outlen - 1;
+      memcpy(out, url, pre);
+      snprintf(out + pre, outlen - pre, "%s", at + 1);
+      return;
+    }
+  }
+  snprintf(out, outlen, "%s", url);
+}
+
+static int64_t now_ms(const dg_engine *e) {
+  return e->o.clock ? e->o.clock(e->o.clock_ud) : dg_clock_monotonic_ms(NULL);
+}
+
+static void cfg_init(cfg *c, const char *ua, const char *ca, const char *proxy, long connect_ms,
+                     long idle_s) {
+  if (ua) snprintf(c->ua, sizeof c->ua, "%s", ua);
+  else dg_engine_default_user_agent(c->ua, sizeof c->ua);
+  c->ca_file = ca;
+  if (!c->ca_file || !*c->ca_file) {
+    /* libcurl itself reads neither; the curl tool and most clients honour them */
+    const char *env = getenv("CURL_CA_BUNDLE");
+    if (!env || !*env) env = getenv("SSL_CERT_FILE");
+    c->ca_file = env && *env ? env : NULL;
+  }
+  c->ca_path = getenv("SSL_CERT_DIR");
+  if (c->ca_path && !*c->ca_path) c->ca_path = NULL;
+  c->proxy = proxy && *proxy ? proxy : NULL;
+  c->connect_ms = connect_ms;
+  c->idle_s = idle_s;
+}
+
+static void slist_wipe_free(struct curl_slist *l) {
+  for (struct curl_slist *p = l; p; p = p->next)
+    if (p->data) OPENSSL_cleanse(p->data, strlen(p->data));
+  curl_slist_free_all(l);
+}
+
+static int header_ok(const char *h) {
+  for (; *h; h++) if (*h == '\r' || *h == '\n') return 0;
+  return 1;
+}
+
+static int has_header(const char *h, const char *name) {
+  size_t n = strlen(name);
+  return strncasecmp(h, name, n) == 0 && h[n] == ':';
+}
+
+/* ---- transfers ---- */
+
+static void transfer_release_attempt(dg_transfer *t) {
+  if (t->out) { fclose(t->out); t->out = NULL; }
+  dg_body_close(&t->body);
+}
+
+void dg_transfer_free(dg_transfer *t) {
+  if (!t) return;
+  const dg_allocator *a = &t->alloc;
+  transfer_release_attempt(t);
+  if (t->part_file && t->state != T_DONE) unlink(t->part_file);
+  if (t->easy) curl_easy_cleanup(t->easy);   /* the engine removed it from the multi */
+  slist_wipe_free(t->slist);
+  dg_body_free(&t->body);
+  dg_buf_free(&t->hdrs);
+  dg_buf_free(&t->body_buf);
+  dg_strfree(a, t->method);
+  dg_strfree(a, t->url);
+  dg_strfree(a, t->safe_url);
+  dg_strfree(a, t->output_file);
+  dg_strfree(a, t->part_file);
+  if (t->headers) {
+    for (size_t i = 0; i < t->n_headers; i++) dg_strfree(a, t->headers[i]);
+    dg_free(a, t->headers, t->n_headers * sizeof *t->headers);
+  }
+  dg_allocator copy = t->alloc;
+  dg_free(&copy, t, sizeof *t);
+}
+
+static int method_ok(const char *m) {
+  if (!*m) return 0;
+  for (; *m; m++) if (!isupper((unsigned char)*m) && *m != '-' && *m != '_') return 0;
+  return 1;
+}
+
+static dg_transfer *transfer_new(const dg_allocator *a, const dg_request *r, char *err,
+                                 size_t errlen) {
+  if (!r->url || !*r->url) { snprintf(err, errlen, "request: url is required"); return NULL; }
+  if (!header_ok(r->url) || strchr(r->url, ' ')) {
+    snprintf(err, errlen, "request: url contains spaces or line breaks");
+    return NULL;
+  }
+  const char *m = r->method ? r->method : (r->has_body ? "POST" : "GET");
+  if (!method_ok(m)) { snprintf(err, errlen, "request: bad method '%s'", m); return NULL; }
+  for (size_t i = 0; i < r->n_headers; i++) {
+    if (!header_ok(r->headers[i]) || !strchr(r->headers[i], ':')) {
+      snprintf(err, errlen, "request: header %zu is not a single 'Name: value' line", i + 1);
+      return NULL;
+    }
+  }
+  if (r->output_file && !*r->output_file) {
+    snprintf(err, errlen, "request: output_file is empty");
+    return NULL;
+  }
+  dg_transfer *t = dg_malloc(a, sizeof *t);
+  if (!t) goto oom0;
+  memset(t, 0, sizeof *t);
+  t->alloc = *a;
+  a = &t->alloc;
+  dg_buf_init(&t->hdrs, a, 0);
+  dg_buf_init(&t->body_buf, a, 0);
+  memset(&t->body, 0, sizeof t->body);
+  t->body.a = a;
+  t->state = T_NEW;
+  t->method = dg_strdup(a, m);
+  t->url = dg_strdup(a, r->url);
+  t->safe_url = dg_malloc(a, strlen(r->url) + 1);
+  if (!t->method || !t->url || !t->safe_url) goto oom;
+  dg_url_strip_credentials(r->url, t->safe_url, strlen(r->url) + 1);
+  if (r->n_headers) {
+    t->headers = dg_malloc(a, r->n_headers * sizeof *t->headers);
+    if (!t->headers) goto oom;
+    memset(t->headers, 0, r->n_headers * sizeof *t->headers);
+    t->n_headers = r->n_headers;
+    for (size_t i = 0; i < r->n_headers; i++) {
+      t->headers[i] = dg_strdup(a, r->headers[i]);
+      if (!t->headers[i]) goto oom;
+      if (has_header(r->headers[i], "content-type")) t->has_ctype = 1;
+      if (has_header(r->headers[i], "authorization")) t->has_authz = 1;
+    }
+  }
+  t->has_body = r->has_body;
+  if (r->has_body && dg_body_init(&t->body, a, r->parts, r->n_parts) != 0) goto oom;
+  if (r->output_file) {
+    size_t n = strlen(r->output_file);
+    t->output_file = dg_strdup(a, r->output_file);
+    t->part_file = dg_malloc(a, n + 6);
+    if (!t->output_file || !t->part_file) goto oom;
+    memcpy(t->part_file, r->output_file, n);
+    memcpy(t->part_file + n, ".part", 6);
+  }
+  t->retry = r->retry;
+  if (t->retry.max_attempts < 1) t->retry.max_attempts = 1;
+  t->connect_ms = r->connect_timeout_ms;
+  t->idle_s = r->idle_timeout_s;
+  t->total_ms = r->total_timeout_ms;
+  t->auth = r->auth;
+  t->progress = r->progress;
+  t->retry_after_ms = -1;
+  return t;
+oom:
+  dg_transfer_free(t);
+oom0:
+  snprintf(err, errlen, "out of memory");
+  return NULL;
+}
+
+static void set_fail(dg_transfer *t, const char *kind, const char *msg) {
+  if (t->fail_kind) return;            /* keep the first */
+  t->fail_kind = kind;
+  snprintf(t->msg, sizeof t->msg, "%s", msg);
+}
+
+/* ---- libcurl callbacks: C only, no Lua, no engine calls ---- */
+
+static size_t on_header(char *p, size_t sz, size_t nm, void *ud) {
+  dg_transfer *t = ud;
+  size_t len = sz * nm, n = len;
+  if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
+    size_t i = 5;
+    long code = 0;
+    while (i < len && p[i] != ' ') i++;
+    while (i < len && p[i] == ' ') i++;
+    while (i < len && p[i] >= '0' && p[i] <= '9') code = code * 10 + (p[i++] - '0');
+    t->status = code;
+    dg_buf_reset(&t->hdrs);
+    t->retry_after_ms = -1;
+    return len;
+  }
+  while (n && (p[n - 1] == '\r' || p[n - 1] == '\n')) n--;
+  const char *colon = n ? memchr(p, ':', n) : NULL;
+  if (!colon || colon == p) return len;
+  size_t nlen = (size_t)(colon - p);
+  const char *v = colon + 1;
+  size_t vlen = n - nlen - 1;
+  while (vlen && (*v == ' ' || *v == '\t')) { v++; vlen--; }
+  while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t')) vlen--;
+  if (t->hdrs.len + nlen + vlen + 2 > HEADERS_CAP) return len;
+  char name[128];
+  if (nlen >= sizeof name) return len;
+  for (size_t i = 0; i < nlen; i++) name[i] = (char)tolower((unsigned char)p[i]);
+  name[nlen] = '\0';
+  if (dg_buf_append(&t->hdrs, name, nlen + 1) || dg_buf_append(&t->hdrs, v, vlen) ||
+      dg_buf_append(&t->hdrs, "", 1)) {
+    set_fail(t, "io", "out of memory storing response headers");
+    return 0;
+  }
+  if (strcmp(name, "retry-after") == 0) t->retry_after_ms = dg_retry_after_ms(v, vlen, dg_clock_wall_s());
+  return len;
+}
+
+static int is_2xx(long s) { return s >= 200 && s < 300; }
+
+static size_t on_write(char *p, size_t sz, size_t nm, void *ud) {
+  dg_transfer *t = ud;
+  size_t len = sz * nm;
+  t->recvd += (int64_t)len;
+  if (t->e) t->e->bytes_received += (int64_t)len;
+  if (t->output_file && is_2xx(t->status)) {
+    if (!t->out) {
+      t->out = fopen(t->part_file, "wb");
+      if (!t->out) {
+        char m[DG_ERRLEN];
+        snprintf(m, sizeof m, "cannot open %s: %s", t->part_file, strerror(errno));
+        set_fail(t, "io", m);
+        return 0;
+      }
+    }
+    if (fwrite(p, 1, len, t->out) != len) {
+      char m[DG_ERRLEN];
+      snprintf(m, sizeof m, "cannot write %s: %s", t->part_file, strerror(errno));
+      set_fail(t, "io", m);
+      return 0;
+    }
+    return len;
+  }
+  size_t keep = len;
+  if (!is_2xx(t->status) && t->body_buf.len + keep > ERROR_BODY_CAP) {
+    keep = t->body_buf.len < ERROR_BODY_CAP ? ERROR_BODY_CAP - t->body_buf.len : 0;
+    t->body_buf.truncated = 1;
+  }
+  if (keep && dg_buf_append(&t->body_buf, p, keep) != 0) {
+    set_fail(t, "io", "out of memory storing the response body");
+    return 0;
+  }
+  return len;
+}
+
+static size_t on_read(char *buf, size_t sz, size_t nm, void *ud) {
+  dg_transfer *t = ud;
+  long long r = dg_body_read(&t->body, buf, sz * nm);
+  if (r < 0) {
+    set_fail(t, "io", t->body.err);
+    return CURL_READFUNC_ABORT;
+  }
+  t->sent += r;
+  if (t->e) t->e->bytes_sent += r;
+  return (size_t)r;
+}
+
+static int on_seek(void *ud, curl_off_t off, int origin) {
+  dg_transfer *t = ud;
+  if (origin != SEEK_SET) return CURL_SEEKFUNC_CANTSEEK;
+  if (dg_body_seek(&t->body, (int64_t)off) != 0) return CURL_SEEKFUNC_FAIL;
+  t->sent = (int64_t)off;
+  return CURL_SEEKFUNC_OK;
+}
+
+static int on_xfer(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                   curl_off_t ulnow) {
+  dg_transfer *t = ud;
+  t->prog[0] = ulnow; t->prog[1] = ultotal; t->prog[2] = dlnow; t->prog[3] = dltotal;
+  return 0;
+}
+
+/* ---- attempts ---- */
+
+static void finish(dg_transfer *t) {
+  transfer_release_attempt(t);
+  if (t->easy) { curl_easy_cleanup(t->easy); t->easy = NULL; }
+  slist_wipe_free(t->slist);
+  t->slist = NULL;
+  dg_body_free(&t->body);
+  t->res.attempts = t->attempts;
+  t->res.bytes_sent = t->sent;
+  t->res.bytes_received = t->recvd;
+  t->res.url = t->safe_url;
+  t->state = T_DONE;
+  if (t->e) {
+    list_push(&t->e->done, t);
+    t->e->completed++;
+  }
+}
+
+static void finish_error(dg_transfer *t, const char *kind, const char *msg, int curl_code) {
+  if (msg != t->msg) snprintf(t->msg, sizeof t->msg, "%s", msg);
+  transfer_release_attempt(t);
+  if (t->part_file) unlink(t->part_file);
+  t->res.ok = 0;
+  t->res.kind = kind;
+  t->res.message = t->msg;
+  t->res.curl_code = curl_code;
+  t->res.status = t->status;
+  finish(t);
+}
+
+static void finish_response(dg_transfer *t) {
+  t->res.ok = 1;
+  t->res.status = t->status;
+  t->res.headers = t->hdrs.data ? t->hdrs.data : "";
+  t->res.headers_len = t->hdrs.len;
+  if (t->output_file && is_2xx(t->status)) {
+    int bad = 0;
+    if (!t->out) t->out = fopen(t->part_file, "wb");    /* empty body: still create the file */
+    if (!t->out) bad = errno;
+    else {
+      if (fflush(t->out) != 0) bad = errno;
+      if (fclose(t->out) != 0 && !bad) bad = errno;
+      t->out = NULL;
+    }
+    if (!bad && rename(t->part_file, t->output_file) != 0) bad = errno;
+    if (bad) {
+      char m[DG_ERRLEN];
+      snprintf(m, sizeof m, "cannot write %s: %s", t->output_file, strerror(bad));
+      finish_error(t, "io", m, 0);
+      return;
+    }
+    t->res.has_body = 0;
+  } else {
+    if (t->part_file) { transfer_release_attempt(t); unlink(t->part_file); }
+    t->res.has_body = 1;
+    t->res.body = t->body_buf.data ? t->body_buf.data : "";
+    t->res.body_len = t->body_buf.len;
+    t->res.body_truncated = t->body_buf.truncated;
+  }
+  finish(t);
+}
+
+/* Configure the easy handle for the next attempt. 0, or -1 after finish_error. */
+static int attempt_prepare(dg_transfer *t, const cfg *c, const char *token, int64_t now) {
+  t->attempts++;
+  t->attempt_ms = now;
+  t->status = 0;
+  dg_buf_reset(&t->hdrs);
+  dg_buf_reset(&t->body_buf);
+  transfer_release_attempt(t);
+  t->sent = t->recvd = 0;
+  t->retry_after_ms = -1;
+  t->fail_kind = NULL;
+  t->errbuf[0] = '\0';
+  memset(t->prog, 0, sizeof t->prog);
+  memset(t->prog_seen, 0, sizeof t->prog_seen);
+  if (t->has_body && dg_body_open(&t->body) != 0) {
+    finish_error(t, "io", t->body.err, 0);
+    return -1;
+  }
+  if (t->easy) curl_easy_reset(t->easy);
+  else if (!(t->easy = curl_easy_init())) {
+    finish_error(t, "transport", "cannot create a libcurl handle", 0);
+    return -1;
+  }
+  slist_wipe_free(t->slist);
+  t->slist = NULL;
+  struct curl_slist *l = NULL, *n;
+  for (size_t i = 0; i < t->n_headers; i++) {
+    if (!(n = curl_slist_append(l, t->headers[i]))) goto oom;
+    l = n;
+  }
+  if (!(n = curl_slist_append(l, "Expect:"))) goto oom;
+  l = n;
+  if (t->has_body && !t->has_ctype && strcmp(t->method, "POST") == 0) {
+    if (!(n = curl_slist_append(l, "Content-Type:"))) goto oom;   /* no form-urlencoded default */
+    l = n;
+  }
+  if (token) {
+    dg_buf h;
+    dg_buf_init(&h, &t->alloc, 0);
+    int bad = dg_buf_appendz(&h, "Authorization: Bearer ") || dg_buf_appendz(&h, token);
+    n = bad ? NULL : curl_slist_append(l, h.data);
+    dg_buf_wipe(&h);
+    if (!n) goto oom;
+    l = n;
+  }
+  t->slist = l;
+  CURL *h = t->easy;
+  t->errbuf[0] = '\0';
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, t->errbuf);
+  curl_easy_setopt(h, CURLOPT_PRIVATE, (void *)t);
+  curl_easy_setopt(h, CURLOPT_URL, t->url);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+  curl_easy_setopt(h, CURLOPT_USERAGENT, c->ua);
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, t->slist);
+  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(h, CURLOPT_HEADERDATA, (void *)t);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, (void *)t);
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);       /* never turned off */
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+  if (c->ca_file) curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+  if (c->ca_path) curl_easy_setopt(h, CURLOPT_CAPATH, c->ca_path);
+  if (c->proxy) curl_easy_setopt(h, CURLOPT_PROXY, c->proxy);
+  curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+  curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);
+  curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+  long connect_ms = t->connect_ms >= 0 ? t->connect_ms : c->connect_ms;
+  long idle_s = t->idle_s >= 0 ? t->idle_s : c->idle_s;
+  if (connect_ms > 0) curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+  if (idle_s > 0) {
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, idle_s);
+  }
+  int64_t total = t->total_ms > 0 ? t->total_ms : 0;
+  if (t->retry.deadline_ms > 0) {
+    int64_t left = t->start_ms + t->retry.deadline_ms - now;
+    if (left < 1) left = 1;
+    if (!total || left < total) total = left;
+  }
+  if (total > 0) curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)total);
+  const char *m = t->method;
+  if (t->has_body) {
+    curl_off_t size = (curl_off_t)t->body.total;
+    curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+    curl_easy_setopt(h, CURLOPT_READDATA, (void *)t);
+    curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
+    curl_easy_setopt(h, CURLOPT_SEEKDATA, (void *)t);
+    if (strcmp(m, "POST") == 0) {
+      curl_easy_setopt(h, CURLOPT_POST, 1L);
+      curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, size);
+    } else {
+      curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+      curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, size);
+      if (strcmp(m, "PUT") != 0) curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, m);
+    }
+  } else if (strcmp(m, "HEAD") == 0) {
+    curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+  } else if (strcmp(m, "POST") == 0) {
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
+  } else if (strcmp(m, "GET") != 0) {
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, m);
+  }
+  if (t->progress) {
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_xfer);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)t);
+  }
+  return 0;
+oom:
+  slist_wipe_free(l);
+  finish_error(t, "transport", "out of memory building request headers", 0);
+  return -1;
+}
+
+/* After an attempt ended with rc: -1 when the transfer is finished (result
+ * set), else the delay in ms before the next attempt. */
+static int64_t attempt_done(dg_transfer *t, CURLcode rc, int64_t now, dg_random_fn rnd,
+                            void *rud, dg_aimd *aimd, int token_gen) {
+  int budget_used = t->attempts - (t->auth_retried ? 1 : 0);
+  if (t->fail_kind) {                 /* our callback refused: io */
+    finish_error(t, t->fail_kind, t->msg, (int)rc);
+    return -1;
+  }
+  if (rc != CURLE_OK) {
+    const char *kind = rc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "transport";
+    if (t->errbuf[0]) snprintf(t->msg, sizeof t->msg, "%s: %s", curl_easy_strerror(rc), t->errbuf);
+    else snprintf(t->msg, sizeof t->msg, "%s", curl_easy_strerror(rc));
+    int cls = dg_retry_classify_curl((int)rc);
+    if (rc == CURLE_OPERATION_TIMEDOUT && t->total_ms > 0 && now - t->attempt_ms >= t->total_ms - 5)
+      cls = DG_RETRY_NO;              /* the caller's total limit, not a stall */
+    if (cls != DG_RETRY_NO) {
+      int64_t d = dg_retry_next_delay(&t->retry, budget_used, -1, t->start_ms, now, rnd, rud);
+      if (d >= 0) return d;
+    }
+    finish_error(t, kind, t->msg, (int)rc);
+    return -1;
+  }
+  if (t->status == 401 && t->used_auth && !t->auth_retried) {
+    t->auth_retried = 1;
+    t->force_token = (t->token_gen == token_gen);   /* nobody refreshed since */
+    return 0;
+  }
+  int cls = dg_retry_classify_status(t->status);
+  if (cls == DG_RETRY_THROTTLE && aimd) dg_aimd_throttle(aimd);
+  if (cls != DG_RETRY_NO) {
+    int64_t d = dg_retry_next_delay(&t->retry, budget_used, t->retry_after_ms, t->start_ms, now,
+                                    rnd, rud);
+    if (d >= 0) return d;
+  }
+  if (is_2xx(t->status) && aimd) dg_aimd_success(aimd);
+  finish_response(t);
+  return -1;
+}
+
+/* ---- engine ---- */
+
+void dg_engine_opts_default(dg_engine_opts *o) {
+  memset(o, 0, sizeof *o);
+  o->concurrency = 16;
+  o->connect_timeout_ms = 10000;
+  o->idle_timeout_s = 60;
+}
+
+void dg_request_default(dg_request *r) {
+  memset(r, 0, sizeof *r);
+  dg_retry_policy_default(&r->retry);
+  r->connect_timeout_ms = -1;
+  r->idle_timeout_s = -1;
+  r->total_timeout_ms = 0;
+  r->auth = -1;
+}
+
+dg_engine *dg_engine_new(const dg_allocator *a, const dg_engine_opts *o, char *err, size_t errlen) {
+  dg_engine *e = dg_malloc(a, sizeof *e);
+  if (!e) { snprintf(err, errlen, "out of memory"); return NULL; }
+  memset(e, 0, sizeof *e);
+  e->alloc = *a;
+  e->o = *o;
+  dg_buf_init(&e->token, &e->alloc, 0);
+  if (e->o.concurrency < 1) e->o.concurrency = 1;
+  if ((o->user_agent && !(e->ua = dg_strdup(&e->alloc, o->user_agent))) ||
+      (o->ca_file && !(e->ca_file = dg_strdup(&e->alloc, o->ca_file))) ||
+      (o->proxy && !(e->proxy = dg_strdup(&e->alloc, o->proxy)))) {
+    snprintf(err, errlen, "out of memory");
+    dg_engine_free(e);
+    return NULL;
+  }
+  e->o.user_agent = e->ua;
+  e->o.ca_file = e->ca_file;
+  e->o.proxy = e->proxy;
+  cfg_init(&e->c, e->ua, e->ca_file, e->proxy, e->o.connect_timeout_ms, e->o.idle_timeout_s);
+  e->multi = curl_multi_init();
+  if (!e->multi) {
+    snprintf(err, errlen, "cannot create a libcurl multi handle");
+    dg_engine_free(e);
+    return NULL;
+  }
+  curl_multi_setopt(e->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+  curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, (long)(e->o.concurrency + 4));
+  dg_aimd_init(&e->aimd, e->o.concurrency);
+  e->rng = (uint64_t)dg_clock_monotonic_ms(NULL) ^ ((uint64_t)(uintptr_t)e << 16) ^ (uint64_t)getpid();
+  e->next_id = 1;
+  return e;
+}
+
+static void free_list(dg_engine *e, tlist *l, int attached) {
+  dg_transfer *t;
+  while ((t = l->head)) {
+    list_remove(l, t);
+    if (attached && t->easy) curl_multi_remove_handle(e->multi, t->easy);
+    dg_transfer_free(t);
+  }
+}
+
+void dg_engine_free(dg_engine *e) {
+  if (!e) return;
+  if (e->multi) free_list(e, &e->running, 1);   /* remove easies first ... */
+  free_list(e, &e->queued, 0);
+  free_list(e, &e->waiting, 0);
+  free_list(e, &e->done, 0);
+  if (e->multi) curl_multi_cleanup(e->multi);    /* ... then the multi */
+  dg_buf_wipe(&e->token);
+  dg_strfree(&e->alloc, e->ua);
+  dg_strfree(&e->alloc, e->ca_file);
+  dg_strfree(&e->alloc, e->proxy);
+  dg_allocator a = e->alloc;
+  dg_free(&a, e, sizeof *e);
+}
+
+int dg_engine_has_token_hook(const dg_engine *e) { return e->o.token != NULL; }
+
+int64_t dg_engine_next_id(const dg_engine *e) { return e->next_id; }
+
+int64_t dg_engine_submit(dg_engine *e, const dg_request *r, char *err, size_t errlen) {
+  if (r->auth > 0 && !e->o.token) {
+    snprintf(err, errlen, "request: auth = true needs an engine with a token_provider");
+    return -1;
+  }
+  dg_transfer *t = transfer_new(&e->alloc, r, err, errlen);
+  if (!t) return -1;
+  t->e = e;
+  t->id = e->next_id++;
+  t->auth = (r->auth < 0 ? e->o.token != NULL : r->auth != 0) && !t->has_authz;
+  if (!e->o.progress) t->progress = 0;
+  t->start_ms = now_ms(e);
+  t->state = T_QUEUED;
+  list_push(&e->queued, t);
+  return t->id;
+}
+
+static int ensure_token(dg_engine *e, dg_transfer *t) {
+  int64_t now = now_ms(e);
+  int force = t->force_token && t->token_gen == e->token_gen;
+  t->force_token = 0;
+  if (!force && e->token.len) {
+    int64_t margin = e->token_lifetime_ms / 4;
+    if (margin > 60000) margin = 60000;
+    if (now < e->token_expiry_ms - margin) return 0;
+  }
+  if (e->token_failed) return -1;
+  e->token_err[0] = '\0';
+  if (!e->o.token) {
+    snprintf(e->token_err, sizeof e->token_err, "no token provider");
+    e->token_failed = 1;
+    return -1;
+  }
+  int gen = e->token_gen;
+  int rc = e->o.token(e->o.hook_ud, e, force, e->token_err, sizeof e->token_err);
+  if (rc != 0 || e->token_gen == gen || !e->token.len) {
+    if (!e->token_err[0]) snprintf(e->token_err, sizeof e->token_err, "token provider returned no token");
+    e->token_failed = 1;
+    return -1;
+  }
+  return 0;
+}
+
+int dg_engine_set_token(dg_engine *e, const char *tok, size_t len, double expires_in_s) {
+  if (len == 0) return -1;
+  for (size_t i = 0; i < len; i++)
+    if ((unsigned char)tok[i] < 0x21 || (unsigned char)tok[i] > 0x7e) return -1;
+  dg_buf_wipe(&e->token);
+  dg_buf_init(&e->token, &e->alloc, 0);
+  if (dg_buf_append(&e->token, tok, len) != 0) return -1;
+  if (!(expires_in_s > 0)) expires_in_s = 3600;
+  if (expires_in_s > 1e7) expires_in_s = 1e7;
+  e->token_lifetime_ms = (int64_t)(expires_in_s * 1000);
+  e->token_expiry_ms = now_ms(e) + e->token_lifetime_ms;
+  e->token_gen++;
+  return 0;
+}
+
+static void start_queued(dg_engine *e) {
+  dg_transfer *t;
+  while ((t = e->queued.head) && (int)e->running.n < dg_aimd_limit(&e->aimd)) {
+    list_remove(&e->queued, t);
+    t->state = T_NEW;
+    const char *tok = NULL;
+    if (t->auth) {
+      if (ensure_token(e, t) != 0) {
+        t->attempts++;                 /* the attempt failed before the wire */
+        finish_error(t, "auth", e->token_err, 0);
+        continue;
+      }
+      tok = e->token.data;
+      t->token_gen = e->token_gen;
+      t->used_auth = 1;
+    }
+    if (attempt_prepare(t, &e->c, tok, now_ms(e)) != 0) continue;
+    CURLMcode mc = curl_multi_add_handle(e->multi, t->easy);
+    if (mc != CURLM_OK) {
+      finish_error(t, "transport", curl_multi_strerror(mc), 0);
+      continue;
+    }
+    t->state = T_RUNNING;
+    list_push(&e->running, t);
+  }
+}
+
+static void promote_due(dg_engine *e, int64_t now) {
+  dg_transfer *t = e->waiting.head, *next;
+  for (; t; t = next) {
+    next = t->next;
+    if (t->due_ms <= now) {
+      list_remove(&e->waiting, t);
+      t->state = T_QUEUED;
+      list_push_front(&e->queued, t);   /* retries go first */
+    }
+  }
+}
+
+static void drain(dg_engine *e) {
+  CURLMsg *msg;
+  int left;
+  while ((msg = curl_multi_info_read(e->multi, &left))) {
+    if (msg->msg != CURLMSG_DONE) continue;
+    CURL *easy = msg->easy_handle;
+    CURLcode rc = msg->data.result;     /* copy before the handle is removed */
+    char *priv = NULL;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
+    curl_multi_remove_handle(e->multi, easy);
+    dg_transfer *t = (dg_transfer *)(void *)priv;
+    if (!t || t->state != T_RUNNING) continue;
+    list_remove(&e->running, t);
+    t->state = T_NEW;
+    int64_t now = now_ms(e);
+    dg_random_fn rnd = e->o.random ? e->o.random : dg_random_splitmix;
+    void *rud = e->o.random ? e->o.random_ud : &e->rng;
+    int64_t d = attempt_done(t, rc, now, rnd, rud, &e->aimd, e->token_gen);
+    if (d >= 0) {
+      e->retries++;
+      transfer_release_attempt(t);
+      t->due_ms = now + d;
+      t->state = T_WAITING;
+      list_push(&e->waiting, t);
+    }
+  }
+}
+
+static void report_progress(dg_engine *e) {
+  if (!e->o.progress) return;
+  dg_transfer *t = e->running.head, *next;
+  for (; t; t = next) {
+    next = t->next;
+    if (!t->progress || memcmp(t->prog, t->prog_seen, sizeof t->prog) == 0) continue;
+    memcpy(t->prog_seen, t->prog, sizeof t->prog);
+    char err[DG_ERRLEN];
+    err[0] = '\0';
+    if (e->o.progress(e->o.hook_ud, e, t->id, t->prog[0], t->prog[1], t->prog[2], t->prog[3],
+                      err, sizeof err) != 0) {
+      curl_multi_remove_handle(e->multi, t->easy);
+      list_remove(&e->running, t);
+      t->state = T_NEW;
+      finish_error(t, "callback", err[0] ? err : "progress callback failed", 0);
+    }
+  }
+}
+
+int dg_engine_step(dg_engine *e, int timeout_ms) {
+  int64_t now = now_ms(e);
+  int64_t until = now + (timeout_ms > 0 ? timeout_ms : 0);
+  e->token_failed = 0;
+  for (;;) {
+    int still = 0;
+    promote_due(e, now);
+    start_queued(e);
+    if (e->running.n) {
+      curl_multi_perform(e->multi, &still);
+      drain(e);
+      report_progress(e);
+    }
+    now = now_ms(e);
+    promote_due(e, now);
+    start_queued(e);
+    if (e->done.n) break;
+    if (!e->queued.n && !e->running.n && !e->waiting.n) break;
+    if (now >= until) break;
+    int64_t wait = until - now;
+    for (dg_transfer *t = e->waiting.head; t; t = t->next)
+      if (t->due_ms - now < wait) wait = t->due_ms - now;
+    if (wait < 0) wait = 0;
+    if (e->running.n) curl_multi_poll(e->multi, NULL, 0, (int)wait, NULL);
+    else if (wait > 0) {
+      struct timespec ts = { (time_t)(wait / 1000), (long)(wait % 1000) * 1000000L };
+      nanosleep(&ts, NULL);
+    }
+    now = now_ms(e);
+  }
+  return (int)e->done.n;
+}
+
+static dg_transfer *find(dg_engine *e, int64_t id) {
+  tlist *ls[] = { &e->running, &e->queued, &e->waiting, &e->done };
+  for (size_t i = 0; i < sizeof ls / sizeof ls[0]; i++)
+    for (dg_transfer *t = ls[i]->head; t; t = t->next)
+      if (t->id == id) return t;
+  return NULL;
+}
+
+int dg_engine_cancel(dg_engine *e, int64_t id) {
+  dg_transfer *t = find(e, id);
+  if (!t || t->state == T_DONE) return 0;
+  if (t->state == T_RUNNING) curl_multi_remove_handle(e->multi, t->easy);
+  list_remove(list_of(e, t), t);
+  t->state = T_NEW;
+  finish_error(t, "cancelled", "cancelled", 0);
+  return 1;
+}
+
+size_t dg_engine_pending(const dg_engine *e) {
+  return e->queued.n + e->waiting.n + e->running.n + e->done.n;
+}
+
+void dg_engine_stats_get(const dg_engine *e, dg_engine_stats *s) {
+  s->in_flight = (int)e->running.n;
+  s->cap = dg_aimd_limit(&e->aimd);
+  s->queued = (int)e->queued.n;
+  s->waiting = (int)e->waiting.n;
+  s->completed = e->completed;
+  s->retries = e->retries;
+  s->bytes_sent = e->bytes_sent;
+  s->bytes_received = e->bytes_received;
+}
+
+dg_transfer *dg_engine_done_first(dg_engine *e) { return e->done.head; }
+
+dg_transfer *dg_engine_done_find(dg_engine *e, int64_t id) {
+  for (dg_transfer *t = e->done.head; t; t = t->next)
+    if (t->id == id) return t;
+  return NULL;
+}
+
+void dg_engine_done_release(dg_engine *e, dg_transfer *t) {
+  list_remove(&e->done, t);
+  dg_transfer_free(t);
+}
+
+int64_t dg_transfer_id(const dg_transfer *t) { return t->id; }
+const dg_result *dg_transfer_result(const dg_transfer *t) { return &t->res; }
+
+/* ---- one-shot ---- */
+
+dg_transfer *dg_fetch(const dg_allocator *a, const dg_engine_opts *o, const dg_request *r,
+                      char *err, size_t errlen) {
+  dg_engine_opts def;
+  if (!o) { dg_engine_opts_default(&def); o = &def; }
+  if (r->auth > 0) { snprintf(err, errlen, "request: fetch does not take auth = true"); return NULL; }
+  dg_transfer *t = transfer_new(a, r, err, errlen);
+  if (!t) return NULL;
+  t->auth = 0;
+  t->progress = 0;
+  cfg c;
+  cfg_init(&c, o->user_agent, o->ca_file, o->proxy, o->connect_timeout_ms, o->idle_timeout_s);
+  dg_clock_fn clk = o->clock ? o->clock : dg_clock_monotonic_ms;
+  void *cud = o->clock ? o->clock_ud : NULL;
+  uint64_t seed = (uint64_t)dg_clock_monotonic_ms(NULL) ^ (uint64_t)(uintptr_t)t;
+  dg_random_fn rnd = o->random ? o->random : dg_random_splitmix;
+  void *rud = o->random ? o->random_ud : &seed;
+  t->start_ms = clk(cud);
+  for (;;) {
+    if (attempt_prepare(t, &c, NULL, clk(cud)) != 0) break;
+    CURLcode rc = curl_easy_perform(t->easy);
+    int64_t d = attempt_done(t, rc, clk(cud), rnd, rud, NULL, 0);
+    if (d < 0) break;
+    transfer_release_attempt(t);
+    if (d > 0) {
+      struct timespec ts = { (time_t)(d / 1000), (long)(d % 1000) * 1000000L };
+      while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+    }
+  }
+  return t;
+}

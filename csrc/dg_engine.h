@@ -1,0 +1,141 @@
+/*
+ * dg_engine.h - the HTTP engine: many transfers on one libcurl multi handle.
+ *
+ * Threading: single-threaded; call everything on the thread that created
+ * the engine. Nothing here calls exit/abort or raises; failures are return
+ * values. No lua.h: the binding (ldg_engine.c) supplies the hooks below.
+ *
+ * Lifecycle of a transfer: dg_engine_submit() copies the request (except
+ * the bytes of data parts, which are BORROWED and must stay valid until the
+ * transfer is released) and queues it. dg_engine_step() starts queued
+ * transfers up to the AIMD cap, moves bytes, retries (exponential backoff
+ * with full jitter, Retry-After) and puts finished transfers on the done
+ * queue; it never hands results out by callback. The caller reads them with
+ * dg_engine_done_first()/dg_engine_done_find() and dg_transfer_result(),
+ * then dg_engine_done_release() frees the transfer. Transfers still owned at
+ * dg_engine_free() are cancelled and freed (easies removed from the multi,
+ * cleaned up, then the multi).
+ *
+ * Hooks run only inside dg_engine_step(), never inside a libcurl callback:
+ * - token(ud, e, force): fetch an access token; on success it must call
+ *   dg_engine_set_token() and return 0, else write a message to err and
+ *   return -1. Called when a transfer needing auth starts and the cached
+ *   token is missing or within min(60 s, lifetime/4) of expiry, or after a
+ *   401 (force = 1, once per transfer). At most one call per step round:
+ *   a failure fails every transfer that needed the token in that round.
+ * - progress(ud, e, id, ...): after bytes moved for a transfer submitted
+ *   with progress = 1; return -1 with a message in err to abort that
+ *   transfer (error kind "callback").
+ * The hooks must not call back into the engine.
+ */
+#ifndef DG_ENGINE_H
+#define DG_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "dg_alloc.h"
+#include "dg_body.h"
+#include "dg_retry.h"
+
+typedef struct dg_engine dg_engine;
+typedef struct dg_transfer dg_transfer;
+
+#define DG_ERRLEN 1024
+
+typedef struct dg_engine_opts {
+  int concurrency;               /* >= 1, default 16 */
+  const char *user_agent;        /* NULL: "dicomgcs/<ver> libcurl/<ver>" */
+  const char *ca_file;           /* NULL: $CURL_CA_BUNDLE, $SSL_CERT_FILE, else libcurl's */
+  const char *proxy;             /* NULL: libcurl's environment handling */
+  long connect_timeout_ms;       /* default 10000 */
+  long idle_timeout_s;           /* no byte either way for this long aborts; default 60 */
+  dg_clock_fn clock; void *clock_ud;      /* NULL: monotonic */
+  dg_random_fn random; void *random_ud;   /* NULL: internal splitmix64 */
+  int (*token)(void *ud, dg_engine *e, int force, char *err, size_t errlen);
+  int (*progress)(void *ud, dg_engine *e, int64_t id, int64_t sent, int64_t send_total,
+                  int64_t received, int64_t receive_total, char *err, size_t errlen);
+  void *hook_ud;
+} dg_engine_opts;
+
+/* Defaults for every field. */
+void dg_engine_opts_default(dg_engine_opts *o);
+
+typedef struct dg_request {
+  const char *method;            /* NULL: GET, or POST when there is a body */
+  const char *url;
+  const char *const *headers;    /* "Name: value" */
+  size_t n_headers;
+  int has_body;                  /* body = concatenation of parts (maybe zero parts) */
+  const dg_part_spec *parts;
+  size_t n_parts;
+  const char *output_file;       /* 2xx body streamed to output_file.part, renamed on success */
+  dg_retry_policy retry;
+  long connect_timeout_ms;       /* < 0: engine's */
+  long idle_timeout_s;           /* < 0: engine's; 0: none */
+  long total_timeout_ms;         /* <= 0: none */
+  int auth;                      /* < 0: when a token hook is set */
+  int progress;                  /* call the progress hook */
+} dg_request;
+
+void dg_request_default(dg_request *r);
+
+typedef struct dg_result {
+  int ok;                        /* 1: an HTTP response (any status); 0: an error */
+  long status;
+  const char *headers;           /* "name\0value\0" pairs, lower-case names */
+  size_t headers_len;
+  const char *body; size_t body_len;
+  int has_body;                  /* 0 when the body went to output_file */
+  int body_truncated;            /* non-2xx body longer than the 1 MiB cap */
+  int attempts;
+  int64_t bytes_sent, bytes_received;   /* of the last attempt */
+  const char *kind;              /* error: transport|timeout|cancelled|auth|io|callback */
+  const char *message;
+  int curl_code;                 /* 0 when not from libcurl */
+  const char *url;               /* the URL without credentials */
+} dg_result;
+
+typedef struct dg_engine_stats {
+  int in_flight, cap, queued, waiting;
+  int64_t completed, retries, bytes_sent, bytes_received;
+} dg_engine_stats;
+
+/* NULL on failure with a message in err. a is copied; *a's ud must outlive the engine. */
+dg_engine *dg_engine_new(const dg_allocator *a, const dg_engine_opts *o, char *err, size_t errlen);
+void dg_engine_free(dg_engine *e);
+/* The id the next successful dg_engine_submit will return. */
+int64_t dg_engine_next_id(const dg_engine *e);
+/* Queue a transfer: its id (> 0), or -1 with a message in err (bad request, out of memory). */
+int64_t dg_engine_submit(dg_engine *e, const dg_request *r, char *err, size_t errlen);
+/* Work for up to timeout_ms (returns sooner once something is done or nothing is left).
+ * Returns the number of transfers on the done queue. */
+int dg_engine_step(dg_engine *e, int timeout_ms);
+/* 1 if the transfer was cancelled (it then is on the done queue), 0 if unknown or finished. */
+int dg_engine_cancel(dg_engine *e, int64_t id);
+/* Transfers submitted and not yet released (queued, running, waiting, done). */
+size_t dg_engine_pending(const dg_engine *e);
+void dg_engine_stats_get(const dg_engine *e, dg_engine_stats *s);
+/* Replace the cached token (the old one is wiped). expires_in_s <= 0: 3600.
+ * 0, or -1 if the token is empty or holds characters not allowed in a header. */
+int dg_engine_set_token(dg_engine *e, const char *token, size_t len, double expires_in_s);
+int dg_engine_has_token_hook(const dg_engine *e);
+
+dg_transfer *dg_engine_done_first(dg_engine *e);
+dg_transfer *dg_engine_done_find(dg_engine *e, int64_t id);
+void dg_engine_done_release(dg_engine *e, dg_transfer *t);
+int64_t dg_transfer_id(const dg_transfer *t);
+const dg_result *dg_transfer_result(const dg_transfer *t);
+
+/* One blocking request on its own easy handle (no multi, no token, no progress hook),
+ * with the same retries. Returns a finished transfer (free with dg_transfer_free),
+ * or NULL with a message in err for a bad request or out of memory. o may be NULL. */
+dg_transfer *dg_fetch(const dg_allocator *a, const dg_engine_opts *o, const dg_request *r,
+                      char *err, size_t errlen);
+void dg_transfer_free(dg_transfer *t);
+
+/* "dicomgcs/<DG_VERSION> libcurl/<version>" into out. */
+void dg_engine_default_user_agent(char *out, size_t outlen);
+/* Copy url to out without "user:password@". */
+void dg_url_strip_credentials(const char *url, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,31 @@
+/*
+ * ldg.h - the Lua binding of the dicomgcs C core.
+ *
+ * Only files named ldg_*.c include lua.h. Each binding file adds its
+ * functions to the module table that luaopen_dicomgcs_core (ldg_core.c)
+ * leaves on the top of the stack; none of them may leave anything else
+ * on the stack.
+ */
+#ifndef LDG_H
+#define LDG_H
+
+#include <lua.h>
+
+#if defined(__GNUC__)
+#define LDG_API __attribute__((visibility("default")))
+#else
+#define LDG_API
+#endif
+
+/* engine(opts), fetch(req): the HTTP engine (ldg_engine.c) */
+void ldg_register_engine(lua_State *L);
+/* dicom_header(path|string), multipart_parser(boundary): parsers (ldg_parse.c) */
+void ldg_register_parsers(lua_State *L);
+/* mkdir_p, stat, listdir (ldg_fs.c) */
+void ldg_register_fs(lua_State *L);
+/* jwt_sign_rs256(...), secure token helpers (ldg_auth.c) */
+void ldg_register_auth(lua_State *L);
+
+LDG_API int luaopen_dicomgcs_core(lua_State *L);
+
+#endif

@@ -1,0 +1,646 @@
+/*
+ * ldg_engine.c - Lua binding of the HTTP engine (dg_engine.h):
+ * core.engine(opts) -> dicomgcs.Engine, core.fetch(req).
+ *
+ * The engine userdata keeps its Lua values in user values (no registry refs):
+ *   UV_PROVIDER  the token_provider function (or nil)
+ *   UV_LIVE      table id -> anchor; an anchor holds the request's on_progress
+ *                and every string whose bytes the C engine borrows (body,
+ *                body_parts data) until the transfer is delivered.
+ * Hooks (token provider, progress) run only inside dg_engine_step, outside
+ * libcurl callbacks, each under lua_pcall through a trampoline that pushes
+ * nothing but a C function, the engine and a light userdata before the call.
+ * While the step runs, in_step is set and every engine method raises.
+ */
+#include <lua.h>
+#include <lauxlib.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ldg.h"
+#include "dg_engine.h"
+
+#define LDG_ENGINE "dicomgcs.Engine"
+#define LDG_FETCH_HOLD "dicomgcs.FetchResult"
+
+enum { UV_PROVIDER = 1, UV_LIVE, UV_COUNT = UV_LIVE };
+
+typedef struct ldg_engine {
+  dg_engine *e;        /* NULL: closed */
+  lua_State *L;        /* the calling thread, valid only while in_step */
+  int in_step;
+} ldg_engine;
+
+typedef struct fetch_hold { dg_transfer *t; } fetch_hold;
+
+/* ---------------------------------------------------------------- helpers */
+
+static void copy_msg(char *dst, size_t n, const char *src) {
+  snprintf(dst, n, "%s", src ? src : "");
+}
+
+static int tostring_protected(lua_State *L) {
+  luaL_tolstring(L, 1, NULL);
+  return 1;
+}
+
+/* Copy a printable form of the value at idx into buf without raising. */
+static void error_to_buf(lua_State *L, int idx, char *buf, size_t n) {
+  idx = lua_absindex(L, idx);
+  if (lua_type(L, idx) == LUA_TSTRING) { copy_msg(buf, n, lua_tostring(L, idx)); return; }
+  int top = lua_gettop(L);
+  lua_pushcfunction(L, tostring_protected);
+  lua_pushvalue(L, idx);
+  if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING)
+    copy_msg(buf, n, lua_tostring(L, -1));
+  else
+    copy_msg(buf, n, "(error value without a message)");
+  lua_settop(L, top);
+}
+
+static double opt_number(lua_State *L, int idx, const char *where, const char *field, double min) {
+  if (!lua_isnumber(L, idx) || lua_type(L, idx) != LUA_TNUMBER)
+    luaL_error(L, "%s: field '%s' must be a number", where, field);
+  double v = lua_tonumber(L, idx);
+  if (!(v >= min) || v != v || v > 1e12) luaL_error(L, "%s: field '%s' must be >= %g", where, field, min);
+  return v;
+}
+
+static const char *opt_string(lua_State *L, int idx, const char *where, const char *field) {
+  if (lua_type(L, idx) != LUA_TSTRING) luaL_error(L, "%s: field '%s' must be a string", where, field);
+  return lua_tostring(L, idx);
+}
+
+static void check_table(lua_State *L, int idx, const char *where, const char *field) {
+  if (lua_type(L, idx) != LUA_TTABLE) luaL_error(L, "%s: field '%s' must be a table", where, field);
+}
+
+/* Key at -2 during lua_next: its name, raising for a non-string key. */
+static const char *key_name(lua_State *L, const char *where) {
+  if (lua_type(L, -2) != LUA_TSTRING)
+    luaL_error(L, "%s: unexpected key of type %s", where, luaL_typename(L, -2));
+  return lua_tostring(L, -2);
+}
+
+/* ---------------------------------------------------------------- requests */
+
+typedef struct req_scratch {
+  dg_request r;
+  const char **headers;
+  dg_part_spec *parts;
+  int has_progress;
+} req_scratch;
+
+static void anchor_string(lua_State *L, int anchor, int value_idx) {
+  if (anchor == 0) return;
+  value_idx = lua_absindex(L, value_idx);
+  lua_pushvalue(L, value_idx);
+  lua_rawseti(L, anchor, (lua_Integer)lua_rawlen(L, anchor) + 1);
+}
+
+static void parse_retry(lua_State *L, int idx, dg_retry_policy *p) {
+  const char *w = "request.retry";
+  check_table(L, idx, "request", "retry");
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    const char *k = key_name(L, w);
+    if (strcmp(k, "max_attempts") == 0) {
+      if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 || lua_tointeger(L, -1) > 1000)
+        luaL_error(L, "%s: field 'max_attempts' must be an integer in 1..1000", w);
+      p->max_attempts = (int)lua_tointeger(L, -1);
+    } else if (strcmp(k, "base_delay_ms") == 0) p->base_delay_ms = (int64_t)opt_number(L, -1, w, k, 0);
+    else if (strcmp(k, "max_delay_ms") == 0) p->max_delay_ms = (int64_t)opt_number(L, -1, w, k, 0);
+    else if (strcmp(k, "deadline_ms") == 0) p->deadline_ms = (int64_t)opt_number(L, -1, w, k, 0);
+    else luaL_error(L, "%s: unknown field '%s'", w, k);
+    lua_pop(L, 1);
+  }
+}
+
+static void parse_timeout(lua_State *L, int idx, dg_request *r) {
+  const char *w = "request.timeout";
+  check_table(L, idx, "request", "timeout");
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    const char *k = key_name(L, w);
+    double v = opt_number(L, -1, w, k, 0);
+    if (strcmp(k, "connect") == 0) r->connect_timeout_ms = (long)(v * 1000);
+    else if (strcmp(k, "idle") == 0) r->idle_timeout_s = (long)ceil(v);
+    else if (strcmp(k, "total") == 0) r->total_timeout_ms = (long)(v * 1000);
+    else luaL_error(L, "%s: unknown field '%s'", w, k);
+    lua_pop(L, 1);
+  }
+}
+
+/* Check the request table at idx and fill s. Strings stay owned by the Lua
+ * tables (copied by dg_engine_submit, except body bytes, which are pushed
+ * into the anchor table at `anchor` when anchor != 0). Scratch arrays are
+ * userdata left on the stack. Raises on misuse, naming the field. */
+static void parse_request(lua_State *L, int idx, req_scratch *s, int anchor) {
+  const char *w = "request";
+  int nbodies = 0;
+  idx = lua_absindex(L, idx);
+  luaL_checktype(L, idx, LUA_TTABLE);
+  int ins = lua_gettop(L) + 1;           /* scratch userdata go here, below the iteration */
+  dg_request_default(&s->r);
+  s->headers = NULL;
+  s->parts = NULL;
+  s->has_progress = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    const char *k = key_name(L, w);
+    int v = lua_gettop(L);
+    if (strcmp(k, "url") == 0) s->r.url = opt_string(L, v, w, k);
+    else if (strcmp(k, "method") == 0) s->r.method = opt_string(L, v, w, k);
+    else if (strcmp(k, "output_file") == 0) s->r.output_file = opt_string(L, v, w, k);
+    else if (strcmp(k, "headers") == 0) {
+      check_table(L, v, w, k);
+      size_t n = lua_rawlen(L, v);
+      lua_pushnil(L);
+      while (lua_next(L, v)) {
+        if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) < 1 || (size_t)lua_tointeger(L, -2) > n ||
+            lua_type(L, -1) != LUA_TSTRING)
+          luaL_error(L, "request: field 'headers' must be a list of \"Name: value\" strings");
+        lua_pop(L, 1);
+      }
+      s->headers = lua_newuserdatauv(L, (n ? n : 1) * sizeof *s->headers, 0);
+      lua_insert(L, ins);
+      v++;
+      for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, v, (lua_Integer)i + 1);
+        s->headers[i] = lua_tostring(L, -1);  /* referenced by the headers table */
+        lua_pop(L, 1);
+      }
+      s->r.headers = s->headers;
+      s->r.n_headers = n;
+    } else if (strcmp(k, "body") == 0) {
+      size_t len;
+      const char *p = opt_string(L, v, w, k);
+      p = lua_tolstring(L, v, &len);
+      s->parts = lua_newuserdatauv(L, sizeof *s->parts, 0);
+      lua_insert(L, ins);
+      v++;
+      s->parts[0].data = p; s->parts[0].len = len; s->parts[0].path = NULL;
+      anchor_string(L, anchor, v);
+      s->r.parts = s->parts; s->r.n_parts = 1; s->r.has_body = 1;
+      nbodies++;
+    } else if (strcmp(k, "body_file") == 0) {
+      const char *p = opt_string(L, v, w, k);
+      s->parts = lua_newuserdatauv(L, sizeof *s->parts, 0);
+      lua_insert(L, ins);
+      v++;
+      s->parts[0].data = NULL; s->parts[0].len = 0; s->parts[0].path = p;
+      s->r.parts = s->parts; s->r.n_parts = 1; s->r.has_body = 1;
+      nbodies++;
+    } else if (strcmp(k, "body_parts") == 0) {
+      check_table(L, v, w, k);
+      size_t n = lua_rawlen(L, v);
+      s->parts = lua_newuserdatauv(L, (n ? n : 1) * sizeof *s->parts, 0);
+      lua_insert(L, ins);
+      v++;
+      for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, v, (lua_Integer)i + 1);
+        int pi = lua_gettop(L);
+        if (lua_type(L, pi) != LUA_TTABLE)
+          luaL_error(L, "request: body_parts[%d] must be a table {data=} or {file=}", (int)i + 1);
+        lua_pushliteral(L, "data");
+        lua_rawget(L, pi);
+        lua_pushliteral(L, "file");
+        lua_rawget(L, pi);
+        int has_d = lua_type(L, -2) == LUA_TSTRING, has_f = lua_type(L, -1) == LUA_TSTRING;
+        if (has_d == has_f || (!has_d && !lua_isnil(L, -2)) || (!has_f && !lua_isnil(L, -1)))
+          luaL_error(L, "request: body_parts[%d] needs exactly one of data (string) or file (path)",
+                     (int)i + 1);
+        lua_pushnil(L);
+        while (lua_next(L, pi)) {
+          if (lua_type(L, -2) != LUA_TSTRING || (strcmp(lua_tostring(L, -2), "data") != 0 &&
+                                                  strcmp(lua_tostring(L, -2), "file") != 0))
+            luaL_error(L, "request: body_parts[%d]: unknown field '%s'", (int)i + 1,
+                       lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : luaL_typename(L, -2));
+          lua_pop(L, 1);
+        }
+        if (has_d) {
+          s->parts[i].data = lua_tolstring(L, -2, &s->parts[i].len);
+          s->parts[i].path = NULL;
+          anchor_string(L, anchor, -2);
+        } else {
+          s->parts[i].data = NULL;
+          s->parts[i].len = 0;
+          s->parts[i].path = lua_tostring(L, -1);
+        }
+        lua_pop(L, 3);                   /* strings stay referenced by the part tables */
+      }
+      s->r.parts = s->parts; s->r.n_parts = n; s->r.has_body = 1;
+      nbodies++;
+    } else if (strcmp(k, "retry") == 0) {
+      if (!lua_isnil(L, v)) parse_retry(L, v, &s->r.retry);
+    } else if (strcmp(k, "timeout") == 0) {
+      parse_timeout(L, v, &s->r);
+    } else if (strcmp(k, "auth") == 0) {
+      if (lua_type(L, v) != LUA_TBOOLEAN) luaL_error(L, "request: field 'auth' must be a boolean");
+      s->r.auth = lua_toboolean(L, v);
+    } else if (strcmp(k, "on_progress") == 0) {
+      if (lua_type(L, v) != LUA_TFUNCTION) luaL_error(L, "request: field 'on_progress' must be a function");
+      s->has_progress = 1;
+      s->r.progress = 1;
+      if (anchor) {
+        lua_pushvalue(L, v);
+        lua_setfield(L, anchor, "on_progress");
+      }
+    } else {
+      luaL_error(L, "request: unknown field '%s'", k);
+    }
+    lua_settop(L, v - 1);
+  }
+  if (!s->r.url) luaL_error(L, "request: field 'url' is required (a string)");
+  if (nbodies > 1) luaL_error(L, "request: give at most one of 'body', 'body_file', 'body_parts'");
+}
+
+/* ---------------------------------------------------------------- results */
+
+static void set_int(lua_State *L, const char *k, lua_Integer v) {
+  lua_pushinteger(L, v);
+  lua_setfield(L, -2, k);
+}
+
+/* Push res, err (one of them nil). */
+static void push_result(lua_State *L, const dg_result *r) {
+  if (r->ok) {
+    lua_createtable(L, 0, 7);
+    set_int(L, "status", r->status);
+    lua_createtable(L, 0, 8);
+    const char *p = r->headers, *end = r->headers + r->headers_len;
+    while (p < end) {
+      const char *name = p;
+      const char *val = name + strlen(name) + 1;
+      if (val >= end) break;
+      p = val + strlen(val) + 1;
+      lua_getfield(L, -1, name);
+      if (lua_type(L, -1) == LUA_TSTRING) {
+        lua_pushliteral(L, ", ");
+        lua_pushstring(L, val);
+        lua_concat(L, 3);
+      } else {
+        lua_pop(L, 1);
+        lua_pushstring(L, val);
+      }
+      lua_setfield(L, -2, name);
+    }
+    lua_setfield(L, -2, "headers");
+    if (r->has_body) {
+      lua_pushlstring(L, r->body, r->body_len);
+      lua_setfield(L, -2, "body");
+      if (r->body_truncated) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "body_truncated");
+      }
+    }
+    set_int(L, "attempts", r->attempts);
+    set_int(L, "bytes_sent", r->bytes_sent);
+    set_int(L, "bytes_received", r->bytes_received);
+    lua_pushnil(L);
+  } else {
+    lua_pushnil(L);
+    lua_createtable(L, 0, 6);
+    lua_pushstring(L, r->kind);
+    lua_setfield(L, -2, "kind");
+    lua_pushstring(L, r->message);
+    lua_setfield(L, -2, "message");
+    if (r->curl_code) set_int(L, "curl_code", r->curl_code);
+    set_int(L, "attempts", r->attempts);
+    lua_pushstring(L, r->url ? r->url : "");
+    lua_setfield(L, -2, "url");
+    if (r->status > 0) set_int(L, "status", r->status);
+  }
+}
+
+/* ---------------------------------------------------------------- hooks */
+
+struct token_call { dg_engine *e; int force; char *err; size_t errlen; };
+
+static int token_protected(lua_State *L) {
+  struct token_call *c = lua_touserdata(L, 2);
+  lua_getiuservalue(L, 1, UV_PROVIDER);
+  lua_pushboolean(L, c->force);
+  lua_call(L, 1, 2);
+  if (lua_type(L, -2) == LUA_TSTRING) {
+    size_t len;
+    const char *tok = lua_tolstring(L, -2, &len);
+    double exp = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0;
+    if (dg_engine_set_token(c->e, tok, len, exp) != 0)
+      copy_msg(c->err, c->errlen, "token_provider returned an unusable token "
+               "(empty, or characters not allowed in a header)");
+    return 0;
+  }
+  if (lua_isnil(L, -1)) copy_msg(c->err, c->errlen, "token_provider returned no token");
+  else copy_msg(c->err, c->errlen, luaL_tolstring(L, -1, NULL));
+  return 0;
+}
+
+static int token_hook(void *ud, dg_engine *e, int force, char *err, size_t errlen) {
+  ldg_engine *u = ud;
+  lua_State *L = u->L;
+  struct token_call c = { e, force, err, errlen };
+  err[0] = '\0';
+  if (!L || !lua_checkstack(L, 8)) { copy_msg(err, errlen, "token_provider: Lua stack overflow"); return -1; }
+  int top = lua_gettop(L);
+  lua_pushcfunction(L, token_protected);
+  lua_pushvalue(L, 1);                      /* the engine: index 1 of every method */
+  lua_pushlightuserdata(L, &c);
+  int st = lua_pcall(L, 2, 0, 0);
+  if (st != LUA_OK) {
+    char m[DG_ERRLEN - 32];
+    error_to_buf(L, -1, m, sizeof m);
+    snprintf(err, errlen, "token_provider: %s", m);
+  }
+  lua_settop(L, top);
+  return err[0] ? -1 : 0;
+}
+
+struct progress_call { lua_Integer id; int64_t v[4]; };
+
+static int progress_protected(lua_State *L) {
+  struct progress_call *c = lua_touserdata(L, 2);
+  lua_getiuservalue(L, 1, UV_LIVE);
+  if (lua_type(L, -1) != LUA_TTABLE) return 0;
+  if (lua_rawgeti(L, -1, c->id) != LUA_TTABLE) return 0;
+  lua_pushliteral(L, "on_progress");
+  if (lua_rawget(L, -2) != LUA_TFUNCTION) return 0;
+  for (int i = 0; i < 4; i++) lua_pushinteger(L, (lua_Integer)c->v[i]);
+  lua_call(L, 4, 0);
+  return 0;
+}
+
+static int progress_hook(void *ud, dg_engine *e, int64_t id, int64_t s, int64_t st, int64_t r,
+                         int64_t rt, char *err, size_t errlen) {
+  ldg_engine *u = ud;
+  lua_State *L = u->L;
+  struct progress_call c = { (lua_Integer)id, { s, st, r, rt } };
+  (void)e;
+  if (!L || !lua_checkstack(L, 10)) { copy_msg(err, errlen, "on_progress: Lua stack overflow"); return -1; }
+  int top = lua_gettop(L);
+  lua_pushcfunction(L, progress_protected);
+  lua_pushvalue(L, 1);
+  lua_pushlightuserdata(L, &c);
+  int rc = 0;
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+    char m[DG_ERRLEN - 32];
+    error_to_buf(L, -1, m, sizeof m);
+    snprintf(err, errlen, "on_progress: %s", m);
+    rc = -1;
+  }
+  lua_settop(L, top);
+  return rc;
+}
+
+/* ---------------------------------------------------------------- engine */
+
+static ldg_engine *check_engine(lua_State *L) {
+  ldg_engine *u = luaL_checkudata(L, 1, LDG_ENGINE);
+  if (u->in_step)
+    luaL_error(L, "dicomgcs engine: re-entered from a callback (on_progress or token_provider); "
+               "the engine cannot be used until the callback returns");
+  if (!u->e) luaL_error(L, "dicomgcs engine: the engine is closed");
+  return u;
+}
+
+static int run_step(lua_State *L, ldg_engine *u, int timeout_ms) {
+  u->L = L;
+  u->in_step = 1;
+  int n = dg_engine_step(u->e, timeout_ms);
+  u->in_step = 0;
+  u->L = NULL;
+  return n;
+}
+
+/* Engine at 1, request at 2: returns the id (anchor registered in UV_LIVE). */
+static lua_Integer submit(lua_State *L, ldg_engine *u) {
+  req_scratch s;
+  char err[DG_ERRLEN];
+  lua_settop(L, 2);
+  int base = 2;
+  lua_getiuservalue(L, 1, UV_LIVE);          /* base+1 */
+  lua_newtable(L);                           /* base+2: anchor */
+  parse_request(L, 2, &s, base + 2);
+  int64_t id = dg_engine_next_id(u->e);
+  lua_pushvalue(L, base + 2);
+  lua_rawseti(L, base + 1, (lua_Integer)id); /* may raise: nothing in C yet */
+  int64_t got = dg_engine_submit(u->e, &s.r, err, sizeof err);
+  if (got < 0) {
+    lua_pushnil(L);
+    lua_rawseti(L, base + 1, (lua_Integer)id);
+    luaL_error(L, "%s", err);
+  }
+  lua_settop(L, base);
+  return (lua_Integer)got;
+}
+
+/* Push {id=, res=|err=} / res, err for a done transfer, then release it. */
+static void deliver_forget(lua_State *L, ldg_engine *u, dg_transfer *t) {
+  lua_getiuservalue(L, 1, UV_LIVE);
+  lua_pushnil(L);
+  lua_rawseti(L, -2, (lua_Integer)dg_transfer_id(t));
+  lua_pop(L, 1);
+  dg_engine_done_release(u->e, t);
+}
+
+static int eng_submit(lua_State *L) {
+  ldg_engine *u = check_engine(L);
+  lua_pushinteger(L, submit(L, u));
+  return 1;
+}
+
+static int eng_request(lua_State *L) {
+  ldg_engine *u = check_engine(L);
+  lua_Integer id = submit(L, u);
+  dg_transfer *t;
+  while (!(t = dg_engine_done_find(u->e, id))) run_step(L, u, 1000);
+  push_result(L, dg_transfer_result(t));
+  deliver_forget(L, u, t);
+  return 2;
+}
+
+static int eng_step(lua_State *L) {
+  ldg_engine *u = check_engine(L);
+  lua_Integer ms = luaL_optinteger(L, 2, 1000);
+  if (ms < 0) ms = 0;
+  if (ms > 3600000) ms = 3600000;
+  lua_settop(L, 1);
+  lua_newtable(L);                            /* 2: the list */
+  run_step(L, u, dg_engine_done_first(u->e) ? 0 : (int)ms);
+  lua_Integer i = 0;
+  dg_transfer *t;
+  while ((t = dg_engine_done_first(u->e))) {
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, (lua_Integer)dg_transfer_id(t));
+    lua_setfield(L, -2, "id");
+    push_result(L, dg_transfer_result(t));
+    lua_setfield(L, -3, "err");
+    lua_setfield(L, -2, "res");
+    lua_rawseti(L, 2, ++i);
+    deliver_forget(L, u, t);                  /* only after its table is complete */
+  }
+  return 1;
+}
+
+static int eng_pending(lua_State *L) {
+  ldg_engine *u = check_engine(L);
+  lua_pushinteger(L, (lua_Integer)dg_engine_pending(u->e));
+  return 1;
+}
+
+static int eng_cancel(lua_State *L) {
+  ldg_engine *u = check_engine(L);
+  lua_Integer id = luaL_checkinteger(L, 2);
+  lua_pushboolean(L, dg_engine_cancel(u->e, (int64_t)id));
+  return 1;
+}
+
+static int eng_stats(lua_State *L) {
+  ldg_engine *u = check_engine(L);
+  dg_engine_stats s;
+  dg_engine_stats_get(u->e, &s);
+  lua_createtable(L, 0, 8);
+  set_int(L, "in_flight", s.in_flight);
+  set_int(L, "cap", s.cap);
+  set_int(L, "queued", s.queued);
+  set_int(L, "waiting", s.waiting);
+  set_int(L, "completed", s.completed);
+  set_int(L, "retries", s.retries);
+  set_int(L, "bytes_sent", s.bytes_sent);
+  set_int(L, "bytes_received", s.bytes_received);
+  return 1;
+}
+
+static void engine_release(lua_State *L, ldg_engine *u) {
+  if (u->e) {
+    dg_engine_free(u->e);
+    u->e = NULL;
+  }
+  lua_pushnil(L);
+  lua_setiuservalue(L, 1, UV_LIVE);
+  lua_pushnil(L);
+  lua_setiuservalue(L, 1, UV_PROVIDER);
+}
+
+static int eng_close(lua_State *L) {
+  ldg_engine *u = luaL_checkudata(L, 1, LDG_ENGINE);
+  if (u->in_step) luaL_error(L, "dicomgcs engine: cannot close the engine from its own callback");
+  engine_release(L, u);
+  return 0;
+}
+
+static int eng_gc(lua_State *L) {            /* __gc and __close: idempotent */
+  ldg_engine *u = luaL_checkudata(L, 1, LDG_ENGINE);
+  if (!u->in_step) engine_release(L, u);
+  return 0;
+}
+
+static int eng_tostring(lua_State *L) {
+  ldg_engine *u = luaL_checkudata(L, 1, LDG_ENGINE);
+  if (u->e) lua_pushfstring(L, "dicomgcs.Engine (%p)", (void *)u);
+  else lua_pushliteral(L, "dicomgcs.Engine (closed)");
+  return 1;
+}
+
+static int l_engine(lua_State *L) {
+  const char *w = "engine";
+  dg_engine_opts o;
+  dg_engine_opts_default(&o);
+  if (lua_isnoneornil(L, 1)) { lua_settop(L, 0); lua_newtable(L); }
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  int has_provider = 0;
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    const char *k = key_name(L, w);
+    if (strcmp(k, "concurrency") == 0) {
+      if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 || lua_tointeger(L, -1) > 10000)
+        luaL_error(L, "engine: field 'concurrency' must be an integer in 1..10000");
+      o.concurrency = (int)lua_tointeger(L, -1);
+    } else if (strcmp(k, "user_agent") == 0) o.user_agent = opt_string(L, -1, w, k);
+    else if (strcmp(k, "ca_file") == 0) o.ca_file = opt_string(L, -1, w, k);
+    else if (strcmp(k, "proxy") == 0) o.proxy = opt_string(L, -1, w, k);
+    else if (strcmp(k, "connect_timeout") == 0) o.connect_timeout_ms = (long)(opt_number(L, -1, w, k, 0) * 1000);
+    else if (strcmp(k, "idle_timeout") == 0) o.idle_timeout_s = (long)ceil(opt_number(L, -1, w, k, 0));
+    else if (strcmp(k, "token_provider") == 0) {
+      if (lua_type(L, -1) != LUA_TFUNCTION) luaL_error(L, "engine: field 'token_provider' must be a function");
+      has_provider = 1;
+    } else luaL_error(L, "engine: unknown field '%s'", k);
+    lua_pop(L, 1);
+  }
+  ldg_engine *u = lua_newuserdatauv(L, sizeof *u, UV_COUNT);   /* 2 */
+  u->e = NULL;                                                  /* closed until built */
+  u->L = NULL;
+  u->in_step = 0;
+  luaL_setmetatable(L, LDG_ENGINE);
+  lua_getfield(L, 1, "token_provider");
+  lua_setiuservalue(L, 2, UV_PROVIDER);
+  lua_newtable(L);
+  lua_setiuservalue(L, 2, UV_LIVE);
+  o.progress = progress_hook;
+  o.token = has_provider ? token_hook : NULL;
+  o.hook_ud = u;
+  dg_allocator a;
+  a.realloc = lua_getallocf(L, &a.ud);
+  char err[DG_ERRLEN];
+  u->e = dg_engine_new(&a, &o, err, sizeof err);       /* copies the strings of o */
+  if (!u->e) luaL_error(L, "engine: %s", err);
+  return 1;
+}
+
+/* ---------------------------------------------------------------- fetch */
+
+static int hold_gc(lua_State *L) {
+  fetch_hold *h = luaL_checkudata(L, 1, LDG_FETCH_HOLD);
+  if (h->t) { dg_transfer_free(h->t); h->t = NULL; }
+  return 0;
+}
+
+static int l_fetch(lua_State *L) {
+  req_scratch s;
+  char err[DG_ERRLEN];
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  fetch_hold *h = lua_newuserdatauv(L, sizeof *h, 0);   /* 2: frees the transfer if we raise */
+  h->t = NULL;
+  luaL_setmetatable(L, LDG_FETCH_HOLD);
+  parse_request(L, 1, &s, 0);
+  if (s.has_progress) luaL_error(L, "request: field 'on_progress' is not supported by fetch");
+  dg_allocator a;
+  a.realloc = lua_getallocf(L, &a.ud);
+  h->t = dg_fetch(&a, NULL, &s.r, err, sizeof err);
+  if (!h->t) luaL_error(L, "%s", err);
+  push_result(L, dg_transfer_result(h->t));
+  dg_transfer_free(h->t);
+  h->t = NULL;
+  return 2;
+}
+
+void ldg_register_engine(lua_State *L) {
+  static const luaL_Reg methods[] = {
+    { "submit", eng_submit }, { "request", eng_request }, { "step", eng_step },
+    { "pending", eng_pending }, { "cancel", eng_cancel }, { "stats", eng_stats },
+    { "close", eng_close }, { NULL, NULL }
+  };
+  if (luaL_newmetatable(L, LDG_ENGINE)) {
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, eng_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, eng_gc);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, eng_tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1);
+  if (luaL_newmetatable(L, LDG_FETCH_HOLD)) {
+    lua_pushcfunction(L, hold_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_engine);
+  lua_setfield(L, -2, "engine");
+  lua_pushcfunction(L, l_fetch);
+  lua_setfield(L, -2, "fetch");
+}

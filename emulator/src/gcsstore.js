@@ -1,0 +1,167 @@
+'use strict';
+// Cloud Storage data, kept on disk under DIR/gcs:
+//   DIR/gcs/<bucket>/bucket.json
+//   DIR/gcs/<bucket>/o/<sha256(object name)>.bin   the bytes
+//   DIR/gcs/<bucket>/o/<sha256(object name)>.json  the metadata (holds the real name)
+// Bucket names are checked against Google's rules (only [a-z0-9._-]) before touching the disk,
+// and object names never reach a path: only their hash does, so no name can escape DIR.
+const fs = require('fs');
+const path = require('path');
+const crypto = require('crypto');
+const crc32c = require('./crc32c');
+const { validBucketName } = require('./wildcard');
+
+let genCounter = 0;
+function newGeneration() {
+  // microseconds since the epoch, made strictly increasing
+  const g = Date.now() * 1000 + (genCounter++ % 1000);
+  return String(g);
+}
+
+class Sink {
+  // Streams bytes to a temp file while computing size, CRC32C and MD5.
+  constructor(tmpDir) {
+    this.tmpPath = path.join(tmpDir, 'up-' + crypto.randomBytes(12).toString('hex'));
+    this.ws = fs.createWriteStream(this.tmpPath);
+    this.size = 0; this.crc = 0; this.md5 = crypto.createHash('md5');
+    this.error = null;
+    this.ws.on('error', (e) => { this.error = e; });
+  }
+  async write(buf) {
+    if (!buf.length) return;
+    if (this.error) throw this.error;
+    this.size += buf.length;
+    this.crc = crc32c.update(this.crc, buf);
+    this.md5.update(buf);
+    if (!this.ws.write(buf)) await new Promise((r) => this.ws.once('drain', r));
+  }
+  async close() {
+    await new Promise((resolve, reject) => this.ws.end((e) => (e ? reject(e) : resolve())));
+    if (this.error) throw this.error;
+    return { size: this.size, crc32c: crc32c.toBase64(this.crc), md5Hash: this.md5.copy().digest('base64') };
+  }
+  abort() { try { this.ws.destroy(); } catch (_) { /* */ } fs.rm(this.tmpPath, { force: true }, () => {}); }
+}
+
+class GcsStore {
+  constructor(dir) {
+    this.root = path.join(dir, 'gcs');
+    this.tmp = path.join(dir, 'tmp');
+    fs.mkdirSync(this.root, { recursive: true });
+    fs.mkdirSync(this.tmp, { recursive: true });
+    this.buckets = new Map(); // name -> {meta, objects: Map(name -> meta)}
+    this.load();
+  }
+
+  load() {
+    for (const b of fs.readdirSync(this.root)) {
+      if (!validBucketName(b)) continue;
+      try {
+        const meta = JSON.parse(fs.readFileSync(path.join(this.root, b, 'bucket.json'), 'utf8'));
+        const objects = new Map();
+        const od = path.join(this.root, b, 'o');
+        for (const f of fs.existsSync(od) ? fs.readdirSync(od) : []) {
+          if (!f.endsWith('.json')) continue;
+          try { const m = JSON.parse(fs.readFileSync(path.join(od, f), 'utf8')); objects.set(m.name, m); } catch (_) { /* skip */ }
+        }
+        this.buckets.set(b, { meta, objects, sorted: null });
+      } catch (_) { /* not a bucket dir */ }
+    }
+  }
+
+  reset() {
+    this.buckets.clear();
+    fs.rmSync(this.root, { recursive: true, force: true });
+    fs.mkdirSync(this.root, { recursive: true });
+  }
+
+  bucketDir(b) { if (!validBucketName(b)) throw new Error('bad bucket name'); return path.join(this.root, b); }
+  key(name) { return crypto.createHash('sha256').update(name, 'utf8').digest('hex'); }
+  dataPath(b, name) { return path.join(this.bucketDir(b), 'o', this.key(name) + '.bin'); }
+  metaPath(b, name) { return path.join(this.bucketDir(b), 'o', this.key(name) + '.json'); }
+
+  getBucket(b) { return this.buckets.get(b) || null; }
+
+  createBucket(name, meta) {
+    const dir = this.bucketDir(name);
+    fs.mkdirSync(path.join(dir, 'o'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'bucket.json'), JSON.stringify(meta));
+    const entry = { meta, objects: new Map(), sorted: null };
+    this.buckets.set(name, entry);
+    return entry;
+  }
+
+  deleteBucket(name) {
+    fs.rmSync(this.bucketDir(name), { recursive: true, force: true });
+    this.buckets.delete(name);
+  }
+
+  /** Sorted object names of a bucket (cached until the next change). */
+  names(b) {
+    const e = this.buckets.get(b);
+    if (!e) return [];
+    if (!e.sorted) e.sorted = [...e.objects.keys()].sort(compareNames);
+    return e.sorted;
+  }
+
+  getObject(b, name) { const e = this.buckets.get(b); return (e && e.objects.get(name)) || null; }
+
+  newSink() { return new Sink(this.tmp); }
+
+  /** Move a finished sink's temp file into place as object (b, name). */
+  commit(b, name, tmpPath, sums, opts = {}) {
+    const e = this.buckets.get(b);
+    const now = new Date().toISOString();
+    const generation = newGeneration();
+    const prev = e.objects.get(name);
+    const meta = {
+      name, bucket: b, generation, metageneration: '1',
+      contentType: opts.contentType || 'application/octet-stream',
+      size: String(sums.size), crc32c: sums.crc32c, md5Hash: sums.md5Hash,
+      timeCreated: now, updated: now, timeStorageClassUpdated: now, storageClass: 'STANDARD',
+    };
+    for (const k of ['metadata', 'cacheControl', 'contentDisposition', 'contentEncoding', 'contentLanguage', 'customTime']) {
+      if (opts[k] !== undefined && opts[k] !== null) meta[k] = opts[k];
+    }
+    fs.renameSync(tmpPath, this.dataPath(b, name));
+    fs.writeFileSync(this.metaPath(b, name), JSON.stringify(meta));
+    e.objects.set(name, meta);
+    if (!prev) e.sorted = null;
+    return meta;
+  }
+
+  deleteObject(b, name) {
+    const e = this.buckets.get(b);
+    fs.rmSync(this.dataPath(b, name), { force: true });
+    fs.rmSync(this.metaPath(b, name), { force: true });
+    e.objects.delete(name);
+    e.sorted = null;
+  }
+
+  /** Copy a local file into an object (used by export). */
+  async putFile(b, name, srcPath, contentType) {
+    const sink = this.newSink();
+    try {
+      for await (const chunk of fs.createReadStream(srcPath, { highWaterMark: 1 << 20 })) await sink.write(chunk);
+      const sums = await sink.close();
+      return this.commit(b, name, sink.tmpPath, sums, { contentType });
+    } catch (e) { sink.abort(); throw e; }
+  }
+
+  async putBuffer(b, name, buf, contentType) {
+    const sink = this.newSink();
+    try {
+      await sink.write(buf);
+      const sums = await sink.close();
+      return this.commit(b, name, sink.tmpPath, sums, { contentType });
+    } catch (e) { sink.abort(); throw e; }
+  }
+}
+
+// GCS orders names by their UTF-8 bytes.
+function compareNames(a, b) {
+  if (a === b) return 0;
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+module.exports = { GcsStore, Sink, compareNames };

@@ -1,0 +1,445 @@
+'use strict';
+// Cloud Healthcare API v1 / v1beta1: datasets, dicomStores, dicomStores.import/export (LROs)
+// and dataset operations. Resource names follow D-hc; ids and counters follow proto3 JSON.
+const fs = require('fs');
+const { ApiError, invalid, notFound, alreadyExists, badRequestDetail, sendJson, RPC_CODE } = require('./errors');
+const { readJson } = require('./body');
+const { validate, pick } = require('./validate');
+const { parseGsUri, validatePattern, literalPrefix, matcher } = require('./wildcard');
+const { pageSizeOf, offsetOf } = require('./operations');
+const { inspectFile } = require('./dicom');
+const transcode = require('./transcode');
+const { sleep } = require('./ids');
+
+const DATASET_ID_RE = /^[\p{L}\p{N}_\-.]{1,256}$/u;
+const LABEL_KEY_RE = /^[\p{Ll}\p{Lo}][\p{Ll}\p{Lo}\p{N}_-]{0,62}$/u;
+const LABEL_VAL_RE = /^[\p{Ll}\p{Lo}\p{N}_-]{0,63}$/u;
+
+const S = {
+  dataset: { name: 'string', timeZone: 'string' },
+  dicomStore: {
+    name: 'string', labels: 'map<string>',
+    notificationConfig: { message: 'google.cloud.healthcare.v1.NotificationConfig', fields: { pubsubTopic: 'string', sendForBulkImport: 'bool' } },
+    streamConfigs: ['repeated', { fields: { bigqueryDestination: { fields: { tableUri: 'string', force: 'bool', writeDisposition: 'string' } } } }],
+  },
+  importReq: {
+    gcsSource: { message: 'google.cloud.healthcare.v1.dicom.GcsSource', fields: { uri: 'string' } },
+    blobStorageSettings: { message: 'google.cloud.healthcare.v1.BlobStorageSettings', fields: { blobStorageClass: 'string' } },
+  },
+  exportReq: (v) => Object.assign({
+    gcsDestination: { message: 'google.cloud.healthcare.v1.dicom.GcsDestination', fields: { uriPrefix: 'string', mimeType: 'string' } },
+    bigqueryDestination: { message: 'google.cloud.healthcare.v1.dicom.BigQueryDestination', fields: { tableUri: 'string', force: 'bool', writeDisposition: 'string' } },
+  }, v === 'v1beta1' ? { filterConfig: { message: 'google.cloud.healthcare.v1beta1.dicom.DicomFilterConfig', fields: { resourcePathsGcsUri: 'string' } } } : {}),
+};
+
+const TYPE = (v, t) => `type.googleapis.com/google.cloud.healthcare.${v}.${t}`;
+const BLOB_CLASSES = ['BLOB_STORAGE_CLASS_UNSPECIFIED', 'STANDARD', 'NEARLINE', 'COLDLINE', 'ARCHIVE'];
+
+class Healthcare {
+  constructor(ctx) {
+    this.ctx = ctx;
+    this.datasets = new Map(); // name -> {name, timeZone}
+    this.stores = new Map(); // name -> {name, labels, notificationConfig, instances: Map}
+  }
+  reset() { this.datasets.clear(); this.stores.clear(); }
+
+  toState() {
+    return {
+      datasets: [...this.datasets.values()],
+      stores: [...this.stores.values()].map((s) => Object.assign({}, s, { instances: [...s.instances.values()] })),
+    };
+  }
+  fromState(st) {
+    for (const d of st.datasets || []) this.datasets.set(d.name, d);
+    for (const s of st.stores || []) this.stores.set(s.name, Object.assign({}, s, { instances: new Map((s.instances || []).map((i) => [i.sopUid, i])) }));
+  }
+
+  storeJson(s) {
+    const o = { name: s.name };
+    if (s.labels && Object.keys(s.labels).length) o.labels = s.labels;
+    if (s.notificationConfig) o.notificationConfig = s.notificationConfig;
+    if (s.streamConfigs) o.streamConfigs = s.streamConfigs;
+    return o;
+  }
+  datasetJson(d) { const o = { name: d.name }; if (d.timeZone) o.timeZone = d.timeZone; return o; }
+
+  needDataset(name) {
+    const d = this.datasets.get(name);
+    if (!d) throw notFound(`Dataset not found: ${name}`);
+    return d;
+  }
+  needStore(name) {
+    const s = this.stores.get(name);
+    if (!s) throw notFound(`DICOM store not found: ${name}`);
+    return s;
+  }
+}
+
+function checkLabels(labels) {
+  if (!labels) return;
+  const keys = Object.keys(labels);
+  if (keys.length > 64) throw invalid('A DICOM store can have at most 64 labels.');
+  for (const k of keys) {
+    if (!LABEL_KEY_RE.test(k)) throw invalid(`Invalid label key "${k}": keys must start with a lowercase letter and hold at most 63 lowercase letters, digits, underscores or dashes.`);
+    if (!LABEL_VAL_RE.test(labels[k])) throw invalid(`Invalid label value "${labels[k]}" for key "${k}": at most 63 lowercase letters, digits, underscores or dashes.`);
+  }
+}
+
+function missingField(field, what) {
+  return invalid(`${what || field} is required.`, [badRequestDetail([{ field, description: `${what || field} is required.` }])]);
+}
+
+function listPage(items, q, def = 100) {
+  const size = pageSizeOf(q.get('pageSize'), def, 1000);
+  const start = offsetOf(q.get('pageToken'));
+  const page = items.slice(start, start + size);
+  const next = start + size < items.length ? Buffer.from(String(start + size)).toString('base64url') : null;
+  return { page, next };
+}
+
+// Label filter for dicomStores.list: labels.k="v", labels.k:* joined by AND.
+function storeFilter(f) {
+  if (!f) return () => true;
+  const preds = f.split(/\s+AND\s+/).map((t) => {
+    let m = /^\s*labels\.([\w-]+)\s*=\s*"?([^"]*)"?\s*$/.exec(t);
+    if (m) return (s) => s.labels && s.labels[m[1]] === m[2];
+    m = /^\s*labels\.([\w-]+)\s*:\s*\*\s*$/.exec(t);
+    if (m) return (s) => s.labels && m[1] in s.labels;
+    throw invalid(`Invalid filter: ${f}`);
+  });
+  return (s) => preds.every((p) => p(s));
+}
+
+function logsUrlFor(req, ctx) {
+  // Where the per-file failures of an operation can be read: GET on this URL answers like
+  // POST /v2/entries:list with the filter below (see README "Operation logsUrl").
+  return (opName) => {
+    const project = opName.split('/')[1];
+    const filter = `resource.type="healthcare_dicom_store" AND operation.id="${opName}"`;
+    return `http://${req.headers.host}/_emulator/logs?resourceName=${encodeURIComponent('projects/' + project)}&filter=${encodeURIComponent(filter)}`;
+  };
+}
+
+function logFailure(ctx, op, storeName, kind, payload) {
+  const [, project, , location, , dataset, , store] = storeName.split('/');
+  ctx.logs.add({
+    logName: `projects/${project}/logs/healthcare.googleapis.com%2F${kind}_dicom`,
+    resource: { type: 'healthcare_dicom_store', labels: { project_id: project, location, dataset_id: dataset, dicom_store_id: store } },
+    timestamp: new Date().toISOString(),
+    severity: 'ERROR',
+    operation: { id: op.name, producer: `healthcare.googleapis.com/${kind === 'import' ? 'ImportDicomData' : 'ExportDicomData'}` },
+    jsonPayload: Object.assign({ '@type': `type.googleapis.com/google.cloud.healthcare.logging.${kind === 'import' ? 'Import' : 'Export'}DicomLogEntry` }, payload),
+  });
+}
+
+// ---- import ----
+async function runImport(ctx, op, storeName, bucket, pattern) {
+  const hc = ctx.hc; const ops = ctx.ops;
+  const delay = ctx.opts.opDelayMs;
+  const uriOf = (n) => `gs://${bucket}/${n}`;
+  await sleep(delay);
+  if (!ctx.gcs.getBucket(bucket)) {
+    ops.finish(op, { error: { code: RPC_CODE.NOT_FOUND, message: `Cloud Storage bucket not found: gs://${bucket}` } });
+    return;
+  }
+  const match = matcher(pattern); const prefix = literalPrefix(pattern);
+  const names = ctx.gcs.names(bucket).filter((n) => n.startsWith(prefix) && match(n));
+  if (!names.length) {
+    ops.finish(op, { error: { code: RPC_CODE.NOT_FOUND, message: `No files found matching gs://${bucket}/${pattern}` } });
+    return;
+  }
+  op.counter.pending = names.length; ctx.persist();
+  const samples = [];
+  for (const name of names) {
+    if (op.cancelRequested) break;
+    await sleep(delay);
+    if (op.cancelRequested) break;
+    const store = hc.stores.get(storeName);
+    if (!store) { ops.finish(op, { error: { code: RPC_CODE.NOT_FOUND, message: `DICOM store ${storeName} was deleted during the import.` } }); return; }
+    const obj = ctx.gcs.getObject(bucket, name);
+    try {
+      if (!obj) throw Object.assign(new Error(`object ${uriOf(name)} disappeared during the import`), { code: RPC_CODE.NOT_FOUND });
+      const info = inspectFile(ctx.gcs.dataPath(bucket, name));
+      ctx.instances.add(store, info, ctx.gcs.dataPath(bucket, name));
+      op.counter.success++;
+    } catch (e) {
+      op.counter.failure++;
+      const error = { code: typeof e.code === 'number' ? e.code : RPC_CODE.INVALID_ARGUMENT, message: e.message };
+      if (samples.length < 10) samples.push({ resource: uriOf(name), error });
+      logFailure(ctx, op, storeName, 'import', { source: uriOf(name), error });
+    }
+    op.counter.pending--;
+    ctx.persist();
+  }
+  finishTransfer(ctx, op, names.length, samples, 'Import', op.version);
+}
+
+function finishTransfer(ctx, op, total, samples, kind, version) {
+  if (op.cancelRequested) {
+    ctx.ops.finish(op, { error: { code: RPC_CODE.CANCELLED, message: 'Operation was cancelled.' } });
+  } else if (op.counter.failure) {
+    ctx.ops.finish(op, { error: {
+      code: RPC_CODE.INVALID_ARGUMENT,
+      message: `${kind} failed for ${op.counter.failure} of ${total} ${kind === 'Import' ? 'files' : 'instances'}; the errors are logged to Cloud Logging (see metadata.logsUrl).`,
+      details: [{ '@type': TYPE(version, `dicom.${kind}DicomDataErrorDetails`), sampleErrors: samples }],
+    } });
+  } else {
+    ctx.ops.finish(op, { response: { '@type': TYPE(version, `dicom.${kind}DicomDataResponse`) } });
+  }
+}
+
+// ---- export ----
+async function runExport(ctx, op, storeName, bucket, dir, plan, filterUri) {
+  const ops = ctx.ops; const delay = ctx.opts.opDelayMs;
+  await sleep(delay);
+  if (!ctx.gcs.getBucket(bucket)) {
+    ops.finish(op, { error: { code: RPC_CODE.NOT_FOUND, message: `Cloud Storage bucket not found: gs://${bucket}` } });
+    return;
+  }
+  const store = ctx.hc.stores.get(storeName);
+  if (!store) { ops.finish(op, { error: { code: RPC_CODE.NOT_FOUND, message: `DICOM store not found: ${storeName}` } }); return; }
+  let list = [...store.instances.values()].sort((a, b) => (a.studyUid + '/' + a.seriesUid + '/' + a.sopUid < b.studyUid + '/' + b.seriesUid + '/' + b.sopUid ? -1 : 1));
+  if (filterUri) {
+    const f = parseGsUri(filterUri);
+    const obj = !f.error && ctx.gcs.getObject(f.bucket, f.object);
+    if (!obj) { ops.finish(op, { error: { code: RPC_CODE.NOT_FOUND, message: `Filter file not found: ${filterUri}` } }); return; }
+    const paths = fs.readFileSync(ctx.gcs.dataPath(f.bucket, f.object), 'utf8').split(/\r?\n/).map((s) => s.trim()).filter(Boolean);
+    list = list.filter((i) => paths.some((p) => {
+      const m = /^\/studies\/([^/]+)(?:\/series\/([^/]+)(?:\/instances\/([^/]+))?)?\/?$/.exec(p);
+      return m && m[1] === i.studyUid && (!m[2] || m[2] === i.seriesUid) && (!m[3] || m[3] === i.sopUid);
+    }));
+  }
+  op.counter.pending = list.length; ctx.persist();
+  const samples = [];
+  for (const inst of list) {
+    if (op.cancelRequested) break;
+    await sleep(delay);
+    if (op.cancelRequested) break;
+    const resourceName = `${storeName}/dicomWeb/studies/${inst.studyUid}/series/${inst.seriesUid}/instances/${inst.sopUid}`;
+    let outs = [];
+    try {
+      if (!ctx.gcs.getBucket(bucket)) throw Object.assign(new Error(`Cloud Storage bucket not found: gs://${bucket}`), { code: RPC_CODE.NOT_FOUND });
+      outs = await plan.produce(inst, ctx.gcs.tmp);
+      for (const o of outs) {
+        await ctx.gcs.putFile(bucket, `${dir}${inst.studyUid}/${inst.seriesUid}/${inst.sopUid}${o.suffix}`, o.path, o.contentType);
+      }
+      op.counter.success++;
+    } catch (e) {
+      op.counter.failure++;
+      const error = { code: typeof e.code === 'number' ? e.code : RPC_CODE.INTERNAL, message: e.message };
+      if (samples.length < 10) samples.push({ resource: resourceName, error });
+      logFailure(ctx, op, storeName, 'export', { resourceName, error });
+    } finally {
+      for (const o of outs) if (o.temp) fs.rm(o.path, { force: true }, () => {});
+    }
+    op.counter.pending--;
+    ctx.persist();
+  }
+  finishTransfer(ctx, op, list.length, samples, 'Export', op.version);
+}
+
+function background(ctx, op, p) {
+  p.catch((e) => { ctx.ops.finish(op, { error: { code: RPC_CODE.INTERNAL, message: 'Internal error: ' + e.message } }); });
+}
+
+// ---- router ----
+const SEG = '([^/:]+)';
+const ROUTES = [
+  ['datasets', new RegExp(`^projects/${SEG}/locations/${SEG}/datasets$`)],
+  ['dataset', new RegExp(`^projects/${SEG}/locations/${SEG}/datasets/${SEG}$`)],
+  ['stores', new RegExp(`^projects/${SEG}/locations/${SEG}/datasets/${SEG}/dicomStores$`)],
+  ['store', new RegExp(`^projects/${SEG}/locations/${SEG}/datasets/${SEG}/dicomStores/${SEG}$`)],
+  ['storeVerb', new RegExp(`^projects/${SEG}/locations/${SEG}/datasets/${SEG}/dicomStores/${SEG}:(\\w+)$`)],
+  ['dicomWeb', new RegExp(`^projects/${SEG}/locations/${SEG}/datasets/${SEG}/dicomStores/${SEG}/dicomWeb(/.*)?$`)],
+  ['operations', new RegExp(`^projects/${SEG}/locations/${SEG}/datasets/${SEG}/operations$`)],
+  ['operation', new RegExp(`^projects/${SEG}/locations/${SEG}/datasets/${SEG}/operations/${SEG}$`)],
+  ['operationVerb', new RegExp(`^projects/${SEG}/locations/${SEG}/datasets/${SEG}/operations/${SEG}:(\\w+)$`)],
+];
+
+function methodNotAllowed() { return new ApiError('NOT_FOUND', 'Method not found.', undefined, 404); }
+
+async function handle(req, res, url, ctx) {
+  const m = /^\/(v1|v1beta1)\/(.*)$/.exec(url.pathname);
+  if (!m) return false;
+  const version = m[1];
+  let rest;
+  try { rest = m[2].split('/').map(decodeURIComponent).join('/'); } catch (_) { throw invalid('Invalid resource name encoding.'); }
+  let route = null; let g = null;
+  for (const [k, re] of ROUTES) { const x = re.exec(rest); if (x) { route = k; g = x; break; } }
+  if (!route) return false;
+  const hc = ctx.hc; const q = url.searchParams; const method = req.method;
+  const parent = `projects/${g[1]}/locations/${g[2]}`;
+  const dsName = g[3] !== undefined ? `${parent}/datasets/${g[3]}` : null;
+
+  switch (route) {
+    case 'datasets': {
+      if (method === 'POST') {
+        const body = await readJson(req);
+        validate(S.dataset, body);
+        const id = q.get('datasetId');
+        if (!id) throw missingField('dataset_id', 'datasetId');
+        if (!DATASET_ID_RE.test(id)) throw invalid(`Invalid dataset ID "${id}": it must match [\\p{L}\\p{N}_\\-\\.]{1,256}.`);
+        const name = `${parent}/datasets/${id}`;
+        if (hc.datasets.has(name)) throw alreadyExists(`Dataset ${name} already exists.`);
+        const tz = pick(body, 'timeZone');
+        const d = { name }; if (tz) d.timeZone = tz;
+        hc.datasets.set(name, d);
+        const op = ctx.ops.create(name, `google.cloud.healthcare.${version}.dataset.DatasetService.CreateDataset`, { version });
+        sendJson(res, 200, ctx.ops.json(op));
+        setTimeout(() => { ctx.ops.finish(op, { response: Object.assign({ '@type': TYPE(version, 'dataset.Dataset') }, hc.datasetJson(d)) }); }, ctx.opts.opDelayMs);
+        ctx.persist();
+        return true;
+      }
+      if (method === 'GET') {
+        const all = [...hc.datasets.values()].filter((d) => d.name.startsWith(parent + '/'));
+        const { page, next } = listPage(all, q);
+        const out = {};
+        if (page.length) out.datasets = page.map((d) => hc.datasetJson(d));
+        if (next) out.nextPageToken = next;
+        sendJson(res, 200, out); return true;
+      }
+      throw methodNotAllowed();
+    }
+    case 'dataset': {
+      const d = hc.needDataset(dsName);
+      if (method === 'GET') { sendJson(res, 200, hc.datasetJson(d)); return true; }
+      if (method === 'DELETE') {
+        for (const [n, s] of hc.stores) if (n.startsWith(dsName + '/')) { ctx.instances.removeStore(s); hc.stores.delete(n); }
+        hc.datasets.delete(dsName);
+        ctx.ops.deleteDataset(dsName);
+        ctx.persist();
+        sendJson(res, 200, {}); return true;
+      }
+      if (method === 'PATCH') {
+        const body = await readJson(req); validate(S.dataset, body);
+        const mask = q.get('updateMask');
+        if (!mask) throw missingField('update_mask', 'updateMask');
+        for (const f of mask.split(',')) {
+          if (f === 'timeZone' || f === 'time_zone') { const tz = pick(body, 'timeZone'); if (tz) d.timeZone = tz; else delete d.timeZone; }
+          else throw invalid(`Invalid update mask path: "${f}".`);
+        }
+        ctx.persist();
+        sendJson(res, 200, hc.datasetJson(d)); return true;
+      }
+      throw methodNotAllowed();
+    }
+    case 'stores': {
+      hc.needDataset(dsName);
+      if (method === 'POST') {
+        const body = await readJson(req); validate(S.dicomStore, body);
+        const id = q.get('dicomStoreId');
+        if (!id) throw missingField('dicom_store_id', 'dicomStoreId');
+        if (id.length > 256 || !DATASET_ID_RE.test(id)) throw invalid(`Invalid DICOM store ID "${id}": it must match [\\p{L}\\p{N}_\\-\\.]{1,256}.`);
+        const name = `${dsName}/dicomStores/${id}`;
+        if (hc.stores.has(name)) throw alreadyExists(`DICOM store ${name} already exists.`);
+        checkLabels(body.labels);
+        const s = { name, labels: body.labels || {}, instances: new Map() };
+        const nc = pick(body, 'notificationConfig'); if (nc) s.notificationConfig = nc;
+        const sc = pick(body, 'streamConfigs'); if (sc) s.streamConfigs = sc;
+        hc.stores.set(name, s);
+        ctx.persist();
+        sendJson(res, 200, hc.storeJson(s)); return true;
+      }
+      if (method === 'GET') {
+        const pred = storeFilter(q.get('filter'));
+        const all = [...hc.stores.values()].filter((s) => s.name.startsWith(dsName + '/') && pred(s));
+        const { page, next } = listPage(all, q);
+        const out = {};
+        if (page.length) out.dicomStores = page.map((s) => hc.storeJson(s));
+        if (next) out.nextPageToken = next;
+        sendJson(res, 200, out); return true;
+      }
+      throw methodNotAllowed();
+    }
+    case 'store': {
+      const name = `${dsName}/dicomStores/${g[4]}`;
+      const s = hc.needStore(name);
+      if (method === 'GET') { sendJson(res, 200, hc.storeJson(s)); return true; }
+      if (method === 'DELETE') { ctx.instances.removeStore(s); hc.stores.delete(name); ctx.persist(); sendJson(res, 200, {}); return true; }
+      if (method === 'PATCH') {
+        const body = await readJson(req); validate(S.dicomStore, body);
+        const mask = q.get('updateMask');
+        if (!mask) throw missingField('update_mask', 'updateMask');
+        for (const f of mask.split(',')) {
+          if (f === 'labels') { checkLabels(body.labels); s.labels = body.labels || {}; }
+          else if (f === 'notificationConfig' || f === 'notification_config') { const nc = pick(body, 'notificationConfig'); if (nc) s.notificationConfig = nc; else delete s.notificationConfig; }
+          else throw invalid(`Invalid update mask path: "${f}".`);
+        }
+        ctx.persist();
+        sendJson(res, 200, hc.storeJson(s)); return true;
+      }
+      throw methodNotAllowed();
+    }
+    case 'storeVerb': {
+      const name = `${dsName}/dicomStores/${g[4]}`;
+      const verb = g[5];
+      if (method !== 'POST' || (verb !== 'import' && verb !== 'export')) throw methodNotAllowed();
+      const body = await readJson(req);
+      hc.needStore(name);
+      if (verb === 'import') {
+        validate(S.importReq, body);
+        const src = pick(body, 'gcsSource');
+        if (!src) throw missingField('gcs_source', 'gcsSource');
+        const uri = pick(src, 'uri');
+        if (!uri) throw missingField('gcs_source.uri', 'gcsSource.uri');
+        const bss = pick(body, 'blobStorageSettings');
+        const cls = bss && pick(bss, 'blobStorageClass');
+        if (cls && !BLOB_CLASSES.includes(cls)) throw invalid(`Invalid value at 'blob_storage_settings.blob_storage_class' (type.googleapis.com/google.cloud.healthcare.${version}.BlobStorageClass), "${cls}"`, [badRequestDetail([{ field: 'blob_storage_settings.blob_storage_class', description: `Invalid value at 'blob_storage_settings.blob_storage_class' (type.googleapis.com/google.cloud.healthcare.${version}.BlobStorageClass), "${cls}"` }])]);
+        const p = parseGsUri(uri);
+        if (p.error) throw invalid(`Invalid gcsSource.uri "${uri}": ${p.error}; expected gs://{bucket_id}/{object_id}.`);
+        const why = validatePattern(p.object);
+        if (why) throw invalid(`Invalid gcsSource.uri "${uri}": ${why}.`);
+        const op = ctx.ops.create(dsName, `google.cloud.healthcare.${version}.dicom.DicomService.ImportDicomData`, { version, counter: true, logsUrl: logsUrlFor(req, ctx) });
+        sendJson(res, 200, ctx.ops.json(op));
+        background(ctx, op, runImport(ctx, op, name, p.bucket, p.object));
+        return true;
+      }
+      validate(S.exportReq(version), body);
+      const dst = pick(body, 'gcsDestination'); const bq = pick(body, 'bigqueryDestination');
+      if (dst && bq) throw invalid('Only one of gcsDestination and bigqueryDestination may be set.');
+      if (bq) throw new ApiError('UNIMPLEMENTED', 'Export to BigQuery is not implemented by the emulator.');
+      if (!dst) throw missingField('destination', 'gcsDestination or bigqueryDestination');
+      const prefix = pick(dst, 'uriPrefix');
+      if (!prefix) throw missingField('gcs_destination.uri_prefix', 'gcsDestination.uriPrefix');
+      const pm = /^gs:\/\/([^/]+)(?:\/(.*))?$/.exec(prefix);
+      if (!pm || !parseGsUri(`gs://${pm[1]}/x`).bucket) throw invalid(`Invalid gcsDestination.uriPrefix "${prefix}": expected gs://{bucket_id}[/{path}].`);
+      if (/[*?]/.test(pm[2] || '')) throw invalid(`Invalid gcsDestination.uriPrefix "${prefix}": wildcards are not allowed.`);
+      let dir = pm[2] || '';
+      if (dir && !dir.endsWith('/')) dir += '/';
+      const plan = transcode.plan(pick(dst, 'mimeType'));
+      const fc = pick(body, 'filterConfig');
+      const filterUri = fc && pick(fc, 'resourcePathsGcsUri');
+      if (filterUri && parseGsUri(filterUri).error) throw invalid(`Invalid filterConfig.resourcePathsGcsUri "${filterUri}".`);
+      const op = ctx.ops.create(dsName, `google.cloud.healthcare.${version}.dicom.DicomService.ExportDicomData`, { version, counter: true, logsUrl: logsUrlFor(req, ctx) });
+      sendJson(res, 200, ctx.ops.json(op));
+      background(ctx, op, runExport(ctx, op, name, pm[1], dir, plan, filterUri));
+      return true;
+    }
+    case 'dicomWeb':
+      hc.needStore(`${dsName}/dicomStores/${g[4]}`);
+      throw new ApiError('UNIMPLEMENTED', 'DICOMweb is not implemented by the emulator yet.');
+    case 'operations': {
+      hc.needDataset(dsName);
+      if (method !== 'GET') throw methodNotAllowed();
+      sendJson(res, 200, ctx.ops.list(dsName, { filter: q.get('filter'), pageSize: q.get('pageSize'), pageToken: q.get('pageToken') }));
+      return true;
+    }
+    case 'operation': {
+      if (method !== 'GET') throw methodNotAllowed();
+      hc.needDataset(dsName);
+      const op = ctx.ops.get(`${dsName}/operations/${g[4]}`);
+      if (!op) throw notFound(`Operation ${dsName}/operations/${g[4]} not found.`);
+      sendJson(res, 200, ctx.ops.json(op)); return true;
+    }
+    case 'operationVerb': {
+      if (method !== 'POST' || g[5] !== 'cancel') throw methodNotAllowed();
+      const body = await readJson(req); validate({}, body);
+      hc.needDataset(dsName);
+      ctx.ops.cancel(`${dsName}/operations/${g[4]}`);
+      sendJson(res, 200, {}); return true;
+    }
+    default: return false;
+  }
+}
+
+module.exports = { Healthcare, handle, DATASET_ID_RE };

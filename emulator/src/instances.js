@@ -1,0 +1,34 @@
+'use strict';
+// DICOM instance storage shared by import, export (and later DICOMweb): per store, one entry per
+// SOP Instance UID; bytes in DIR/hc/instances/<sha256(store name + SOP UID)>.dcm.
+const fs = require('fs');
+const path = require('path');
+const crypto = require('crypto');
+
+class Instances {
+  constructor(dir) {
+    this.dir = path.join(dir, 'hc', 'instances');
+    fs.mkdirSync(this.dir, { recursive: true });
+  }
+  fileFor(storeName, sopUid) {
+    return path.join(this.dir, crypto.createHash('sha256').update(storeName + '\0' + sopUid).digest('hex') + '.dcm');
+  }
+  /** Add a parsed instance from srcPath to store (a store record with .instances Map). Returns 'added'|'duplicate'. */
+  add(store, info, srcPath) {
+    if (store.instances.has(info.sopUid)) return 'duplicate'; // never overwrite (Healthcare import rule)
+    const file = this.fileFor(store.name, info.sopUid);
+    fs.copyFileSync(srcPath, file);
+    store.instances.set(info.sopUid, {
+      studyUid: info.studyUid, seriesUid: info.seriesUid, sopUid: info.sopUid, sopClassUid: info.sopClassUid,
+      transferSyntax: info.transferSyntax, numberOfFrames: info.numberOfFrames, size: info.size, file,
+    });
+    return 'added';
+  }
+  removeStore(store) {
+    for (const i of store.instances.values()) fs.rmSync(i.file, { force: true });
+    store.instances.clear();
+  }
+  reset() { fs.rmSync(this.dir, { recursive: true, force: true }); fs.mkdirSync(this.dir, { recursive: true }); }
+}
+
+module.exports = { Instances };

@@ -1,0 +1,66 @@
+#!/usr/bin/env node
+'use strict';
+// dicomgcs emulator entry point. Usually started through emulator/start.
+//   node src/main.js --data DIR [--port N] [--host 127.0.0.1] [--op-delay-ms N] [--faults JSON]
+//                    [--strict-auth] [--service-account FILE]... [--token-lifetime S] [--port-file F] [--pid-file F]
+const fs = require('fs');
+const path = require('path');
+
+const USAGE = 'usage: main.js --data DIR [--port N] [--host H] [--op-delay-ms N] [--faults JSON] [--strict-auth] [--service-account FILE]... [--token-lifetime S] [--port-file FILE] [--pid-file FILE]';
+
+function parseArgs(argv) {
+  const o = { port: 0, host: '127.0.0.1', opDelayMs: 20, serviceAccounts: [], strictAuth: false };
+  const need = (i, a) => { if (i + 1 >= argv.length) throw new Error(`${a} needs a value`); return argv[i + 1]; };
+  const int = (v, a) => { if (!/^\d+$/.test(v)) throw new Error(`${a} needs a non-negative integer, got "${v}"`); return parseInt(v, 10); };
+  for (let i = 0; i < argv.length; i++) {
+    let a = argv[i]; let inline = null;
+    const eq = a.indexOf('=');
+    if (a.startsWith('--') && eq > 0) { inline = a.slice(eq + 1); a = a.slice(0, eq); argv = argv.slice(0, i + 1).concat([inline], argv.slice(i + 1)); }
+    switch (a) {
+      case '--data': o.dataDir = need(i, a); i++; break;
+      case '--port': o.port = int(need(i, a), a); i++; break;
+      case '--host': o.host = need(i, a); i++; break;
+      case '--op-delay-ms': o.opDelayMs = int(need(i, a), a); i++; break;
+      case '--faults': try { o.faults = JSON.parse(need(i, a)); } catch (e) { throw new Error(`--faults: ${e.message}`); } i++; break;
+      case '--strict-auth': o.strictAuth = true; break;
+      case '--service-account': o.serviceAccounts.push(need(i, a)); i++; break;
+      case '--token-lifetime': o.tokenLifetime = int(need(i, a), a); i++; break;
+      case '--port-file': o.portFile = need(i, a); i++; break;
+      case '--pid-file': o.pidFile = need(i, a); i++; break;
+      case '-h': case '--help': process.stdout.write(USAGE + '\n'); process.exit(0); break;
+      default: throw new Error(`unknown option: ${a}`);
+    }
+  }
+  if (!o.dataDir) throw new Error('--data DIR is required');
+  return o;
+}
+
+function main() {
+  let opts;
+  try { opts = parseArgs(process.argv.slice(2)); } catch (e) {
+    process.stderr.write(`dicomgcs emulator: ${e.message}\n${USAGE}\n`); process.exit(2);
+  }
+  try { require.resolve('dicom-parser'); } catch (_) {
+    process.stderr.write('dicomgcs emulator: node_modules is missing; run: make emulator-deps (or npm ci --prefix emulator)\n');
+    process.exit(3);
+  }
+  const { createEmulator } = require('./server');
+  let ctx;
+  try { ctx = createEmulator(opts); } catch (e) { process.stderr.write(`dicomgcs emulator: ${e.message}\n`); process.exit(2); }
+  ctx.server.on('error', (e) => { process.stderr.write(`dicomgcs emulator: ${e.message}\n`); process.exit(1); });
+  ctx.server.listen(opts.port, opts.host, () => {
+    const port = ctx.server.address().port;
+    if (opts.pidFile) fs.writeFileSync(opts.pidFile, String(process.pid) + '\n');
+    if (opts.portFile) fs.writeFileSync(opts.portFile, String(port) + '\n');
+    process.stdout.write(`dicomgcs emulator ${ctx.version} listening on ${opts.host}:${port}, data in ${path.resolve(opts.dataDir)}\n`);
+  });
+  const stop = () => {
+    try { ctx.flush(); } catch (_) { /* */ }
+    try { if (opts.pidFile && fs.readFileSync(opts.pidFile, 'utf8').trim() === String(process.pid)) fs.rmSync(opts.pidFile); } catch (_) { /* */ }
+    ctx.server.close(); process.exit(0);
+  };
+  process.on('SIGTERM', stop); process.on('SIGINT', stop);
+}
+
+if (require.main === module) main();
+module.exports = { parseArgs };

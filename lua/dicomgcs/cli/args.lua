@@ -1,0 +1,55 @@
+--- Command-line parsing in gcloud's manner: positional words, then `--flag=value`,
+-- `--flag value`, boolean `--flag`/`--no-flag`, repeatable flags, short `-r`.
+-- @module dicomgcs.cli.args
+local args = {}
+
+--- Parse `argv` against a flag spec { name = { type="string"|"boolean"|"list", short="r" } }.
+-- Returns { words = {...}, flags = {...} } or nil, message.
+function args.parse(argv, spec)
+  local words, flags = {}, {}
+  local short = {}
+  for name, s in pairs(spec) do if s.short then short[s.short] = name end end
+  local i = 1
+  while i <= #argv do
+    local a = argv[i]
+    if a == "--" then
+      for j = i + 1, #argv do words[#words + 1] = argv[j] end
+      break
+    elseif a:sub(1, 2) == "--" then
+      local name, value = a:match("^%-%-([%w%-]+)=(.*)$")
+      name = name or a:sub(3)
+      local negated = false
+      if not spec[name] and name:sub(1, 3) == "no-" and spec[name:sub(4)] and spec[name:sub(4)].type == "boolean" then
+        name, negated = name:sub(4), true
+      end
+      local s = spec[name]
+      if not s then return nil, ("unknown flag --%s"):format(name) end
+      if s.type == "boolean" then
+        if value then return nil, ("--%s takes no value"):format(name) end
+        flags[name] = not negated
+      else
+        if not value then
+          i = i + 1
+          value = argv[i]
+          if value == nil then return nil, ("--%s needs a value"):format(name) end
+        end
+        if s.type == "list" then
+          flags[name] = flags[name] or {}
+          table.insert(flags[name], value)
+        else
+          flags[name] = value
+        end
+      end
+    elseif a:match("^%-%a$") then
+      local name = short[a:sub(2)]
+      if not name then return nil, ("unknown flag %s"):format(a) end
+      flags[name] = true
+    else
+      words[#words + 1] = a
+    end
+    i = i + 1
+  end
+  return { words = words, flags = flags }
+end
+
+return args

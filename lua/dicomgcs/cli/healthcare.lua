@@ -1,0 +1,142 @@
+--- Commands for datasets, DICOM stores, import/export and operations.
+-- @module dicomgcs.cli.healthcare
+
+local function fail(err) error(err, 0) end
+local function must(v, err) if v == nil then fail(err) end return v end
+
+local async_flag = { type = "boolean", help = "return the operation name at once instead of waiting" }
+local timeout_flag = { type = "string", metavar = "SECONDS", help = "stop waiting after this long (the operation goes on)" }
+
+-- Wait for an operation with a progress line; print it; map the outcome to an exit code.
+local function wait_and_report(ctx, op)
+  local progress = ctx.progress()
+  local done, err = op:wait{ on_progress = progress.report, timeout = tonumber(ctx.flags.timeout),
+                             interval = tonumber(os.getenv("DICOMGCS_POLL_INTERVAL") or "") }
+  progress.finish()
+  local final = done or (err and err.operation)
+  if final then ctx.print(final.raw) end
+  if done then return 0 end
+  io.stderr:write("ERROR: ", tostring(err), "\n")
+  if err.kind == "operation" and final.counter.success > 0 then return 3 end
+  return 1
+end
+
+local function start_operation(ctx, op)
+  if ctx.flags.async then
+    if ctx.flags.format then ctx.print(op.raw) else ctx.out:write(op.name, "\n") end
+    return 0
+  end
+  return wait_and_report(ctx, op)
+end
+
+local dataset_columns = {
+  { title = "ID", get = function(d) return d.name:match("([^/]+)$") end },
+  { title = "LOCATION", get = function(d) return d.name:match("locations/([^/]+)") end },
+  { title = "TIMEZONE", get = function(d) return d.timeZone end },
+}
+
+local store_columns = {
+  { title = "ID", get = function(s) return s.name:match("([^/]+)$") end },
+  { title = "DATASET", get = function(s) return s.name:match("datasets/([^/]+)") end },
+}
+
+local op_columns = {
+  { title = "ID", get = function(o) return o:id() end },
+  { title = "METHOD", get = function(o) return (o.method or ""):match("([^.]+)$") end },
+  { title = "DONE", get = function(o) return tostring(o.done) end },
+  { title = "SUCCESS", get = function(o) return o.counter.success end },
+  { title = "FAILURE", get = function(o) return o.counter.failure end },
+}
+
+return {
+  { path = { "datasets", "create" }, usage = "datasets create DATASET --location=L",
+    summary = "create a dataset", min_args = 1, max_args = 1,
+    help = "Create a Healthcare dataset and wait until it exists.",
+    flags = { ["time-zone"] = { type = "string", help = "default time zone, e.g. UTC" } },
+    run = function(ctx)
+      ctx.print(must(ctx.client():create_dataset{ dataset = ctx.words[1], time_zone = ctx.flags["time-zone"] }))
+    end },
+  { path = { "datasets", "describe" }, usage = "datasets describe DATASET --location=L",
+    summary = "show a dataset", min_args = 1, max_args = 1, help = "Show a dataset.",
+    run = function(ctx) ctx.print(must(ctx.client():get_dataset{ dataset = ctx.words[1] })) end },
+  { path = { "datasets", "list" }, usage = "datasets list --location=L", summary = "list datasets",
+    max_args = 0, help = "List the datasets of a location.",
+    run = function(ctx) ctx.print(must(ctx.client():list_datasets()), dataset_columns) end },
+  { path = { "datasets", "delete" }, usage = "datasets delete DATASET --location=L",
+    summary = "delete a dataset and all it holds", min_args = 1, max_args = 1,
+    help = "Delete a dataset, with every store and instance in it.",
+    run = function(ctx)
+      must(ctx.client():delete_dataset{ dataset = ctx.words[1] })
+      io.stderr:write("Deleted dataset [", ctx.words[1], "].\n")
+    end },
+
+  { path = { "dicom-stores", "create" }, usage = "dicom-stores create STORE --dataset=D --location=L",
+    summary = "create a DICOM store", min_args = 1, max_args = 1, help = "Create a DICOM store.",
+    run = function(ctx) ctx.print(must(ctx.client():create_dicom_store{ dicom_store = ctx.words[1] })) end },
+  { path = { "dicom-stores", "describe" }, usage = "dicom-stores describe STORE --dataset=D --location=L",
+    summary = "show a DICOM store", min_args = 1, max_args = 1, help = "Show a DICOM store.",
+    run = function(ctx) ctx.print(must(ctx.client():get_dicom_store{ dicom_store = ctx.words[1] })) end },
+  { path = { "dicom-stores", "list" }, usage = "dicom-stores list --dataset=D --location=L",
+    summary = "list DICOM stores", max_args = 0, help = "List the DICOM stores of a dataset.",
+    run = function(ctx) ctx.print(must(ctx.client():list_dicom_stores()), store_columns) end },
+  { path = { "dicom-stores", "delete" }, usage = "dicom-stores delete STORE --dataset=D --location=L",
+    summary = "delete a DICOM store", min_args = 1, max_args = 1, help = "Delete a DICOM store and its instances.",
+    run = function(ctx)
+      must(ctx.client():delete_dicom_store{ dicom_store = ctx.words[1] })
+      io.stderr:write("Deleted dicomStore [", ctx.words[1], "].\n")
+    end },
+  { path = { "dicom-stores", "import", "gcs" },
+    usage = "dicom-stores import gcs STORE --gcs-uri=gs://B/P --dataset=D --location=L",
+    summary = "import DICOM files from Cloud Storage", min_args = 1, max_args = 1,
+    help = "Import the objects a gs:// wildcard selects ('*', '?', and '**' at the end) and wait,\n" ..
+      "showing the counters, unless --async.",
+    flags = { ["gcs-uri"] = { type = "string", metavar = "URI", help = "gs://BUCKET/PATTERN to import" },
+              async = async_flag, timeout = timeout_flag },
+    run = function(ctx)
+      if not ctx.flags["gcs-uri"] then fail("--gcs-uri is required, e.g. --gcs-uri='gs://BUCKET/DIR/**.dcm'") end
+      return start_operation(ctx, must(ctx.client():import{ dicom_store = ctx.words[1], uri = ctx.flags["gcs-uri"] }))
+    end },
+  { path = { "dicom-stores", "export", "gcs" },
+    usage = "dicom-stores export gcs STORE --gcs-uri-prefix=gs://B/DIR/ --dataset=D --location=L",
+    summary = "export a DICOM store to Cloud Storage", min_args = 1, max_args = 1,
+    help = "Export every instance of the store under the prefix and wait, unless --async.",
+    flags = { ["gcs-uri-prefix"] = { type = "string", metavar = "URI", help = "gs://BUCKET/DIR/ to write to" },
+              ["mime-type"] = { type = "string", help = "application/dicom (default), application/octet-stream, image/jpeg, image/png" },
+              ["transfer-syntax"] = { type = "string", metavar = "UID", help = "transfer syntax UID, or * for as stored" },
+              async = async_flag, timeout = timeout_flag },
+    run = function(ctx)
+      if not ctx.flags["gcs-uri-prefix"] then fail("--gcs-uri-prefix is required, e.g. --gcs-uri-prefix=gs://BUCKET/export/") end
+      return start_operation(ctx, must(ctx.client():export{ dicom_store = ctx.words[1],
+        uri_prefix = ctx.flags["gcs-uri-prefix"], mime_type = ctx.flags["mime-type"],
+        transfer_syntax = ctx.flags["transfer-syntax"] }))
+    end },
+
+  { path = { "operations", "describe" }, usage = "operations describe OPERATION --dataset=D --location=L",
+    summary = "show an operation", min_args = 1, max_args = 1,
+    help = "Show a long-running operation (full name, or id with --dataset).",
+    run = function(ctx)
+      local op = must(ctx.client():operation(ctx.words[1]))
+      ctx.print(must(op:get()).raw)
+    end },
+  { path = { "operations", "wait" }, usage = "operations wait OPERATION --dataset=D --location=L",
+    summary = "wait for an operation", min_args = 1, max_args = 1,
+    help = "Wait until an operation is done, showing its counters.", flags = { timeout = timeout_flag },
+    run = function(ctx) return wait_and_report(ctx, must(ctx.client():operation(ctx.words[1]))) end },
+  { path = { "operations", "list" }, usage = "operations list --dataset=D --location=L",
+    summary = "list operations", max_args = 0, help = "List a dataset's operations.",
+    flags = { filter = { type = "string", help = "the API's list filter" } },
+    run = function(ctx)
+      local ops = must(ctx.client():list_operations{ filter = ctx.flags.filter })
+      if ctx.flags.format == "table" then return ctx.print(ops, op_columns) end
+      local raw = {}
+      for i, o in ipairs(ops) do raw[i] = o.raw end
+      ctx.print(require("dicomgcs.json").array(raw))
+    end },
+  { path = { "operations", "cancel" }, usage = "operations cancel OPERATION --dataset=D --location=L",
+    summary = "cancel an operation", min_args = 1, max_args = 1,
+    help = "Ask the server to cancel an operation, then show it.",
+    run = function(ctx)
+      local op = must(ctx.client():operation(ctx.words[1]))
+      ctx.print(must(op:cancel()).raw)
+    end },
+}

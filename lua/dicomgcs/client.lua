@@ -1,0 +1,299 @@
+--- The client: datasets, DICOM stores, import, export and operations of the Healthcare API.
+-- @module dicomgcs.client
+local endpoints = require "dicomgcs.endpoints"
+local errors = require "dicomgcs.errors"
+local gcs = require "dicomgcs.gcs"
+local http = require "dicomgcs.http"
+local names = require "dicomgcs.names"
+local operation = require "dicomgcs.operation"
+local wildcard = require "dicomgcs.wildcard"
+
+local client = {}
+
+local Client = { __name = "dicomgcs.Client" }
+Client.__index = Client
+
+local known_options = {
+  project = true, location = true, dataset = true, dicom_store = true,
+  endpoint = true, storage_endpoint = true, logging_endpoint = true, emulator = true,
+  token = true, credentials = true, scopes = true, quota_project = true,
+  concurrency = true, ca_file = true, proxy = true, connect_timeout = true, idle_timeout = true,
+  retry = true,
+}
+
+local function check_options(opts, known, where)
+  if type(opts) ~= "table" then error(where .. ": expected a table of options", 3) end
+  for k in pairs(opts) do
+    if not known[k] then error(("%s: unknown option '%s'"):format(where, tostring(k)), 3) end
+  end
+end
+
+-- A token provider for the engine: a fixed token, or Application Default Credentials.
+local function token_provider_for(opts, eps)
+  if opts.token then
+    local token = opts.token
+    return function() return token, 365 * 24 * 3600 end, nil
+  end
+  local auth = require "dicomgcs.auth"
+  -- an explicit emulator= option must steer the token calls too, as the variable does
+  local function getenv(k)
+    if k == "DICOMGCS_EMULATOR_HOST" and eps.emulator then return eps.emulator end
+    return os.getenv(k)
+  end
+  local provider, err = auth.default{
+    credentials = opts.credentials, scopes = opts.scopes, quota_project = opts.quota_project,
+    getenv = getenv,
+  }
+  if not provider then return nil, err end
+  return provider:token_provider(), provider
+end
+
+--- Make a client. Options: `project`, `location`, `dataset`, `dicom_store` (defaults for the
+-- calls below), `endpoint` (Healthcare base, default https://healthcare.googleapis.com/v1),
+-- `emulator` ("HOST:PORT", default $DICOMGCS_EMULATOR_HOST), `token` (a fixed access token) or
+-- `credentials` (see dicomgcs.auth), `quota_project`, and transport options `concurrency`,
+-- `ca_file`, `proxy`, `connect_timeout`, `idle_timeout`, `retry`.
+-- Returns the client or nil, Error; raises on unknown options.
+function client.new(opts)
+  opts = opts or {}
+  check_options(opts, known_options, "dicomgcs.client")
+  local self = setmetatable({}, Client)
+  for _, k in ipairs{ "project", "location", "dataset", "dicom_store" } do
+    if opts[k] ~= nil then
+      local v, err = names[k](opts[k])
+      if not v then return nil, err end
+      self[k] = v
+    end
+  end
+  if not self.project then
+    local env = os.getenv("GOOGLE_CLOUD_PROJECT") or os.getenv("CLOUDSDK_CORE_PROJECT")
+    if env and env ~= "" then self.project = env end
+  end
+  local eps, eerr = endpoints.resolve(opts)
+  if not eps then return nil, eerr end
+  self.endpoints = eps
+  local provider, auth_or_err = token_provider_for(opts, eps)
+  if not provider then return nil, auth_or_err end
+  self.auth = auth_or_err
+  local quota_project = opts.quota_project or (self.auth and self.auth.quota_project and self.auth:quota_project())
+  self.transport = http.new{
+    token_provider = provider, quota_project = quota_project,
+    concurrency = opts.concurrency, ca_file = opts.ca_file, proxy = opts.proxy,
+    connect_timeout = opts.connect_timeout, idle_timeout = opts.idle_timeout, retry = opts.retry,
+  }
+  self.storage = gcs.new(self.transport, eps.storage, self.project)
+  return self
+end
+
+function Client:__tostring()
+  return ("dicomgcs.Client (%s)"):format(self.endpoints.emulator and ("emulator " .. self.endpoints.emulator)
+    or self.endpoints.healthcare)
+end
+
+-- Resolve project/location/dataset/store from call options, falling back to the client's.
+local function pick(self, o, key)
+  local v = o[key]
+  if v == nil then v = self[key] end
+  return names[key](v)
+end
+
+--- `projects/P/locations/L`, from `o` or the client defaults. Returns the name or nil, Error.
+function Client:location_name(o)
+  o = o or {}
+  local p, err = pick(self, o, "project"); if not p then return nil, err end
+  local l; l, err = pick(self, o, "location"); if not l then return nil, err end
+  return ("projects/%s/locations/%s"):format(p, l)
+end
+
+--- `projects/P/locations/L/datasets/D`. Returns the name or nil, Error.
+function Client:dataset_name(o)
+  o = o or {}
+  local loc, err = self:location_name(o); if not loc then return nil, err end
+  local d; d, err = pick(self, o, "dataset"); if not d then return nil, err end
+  return loc .. "/datasets/" .. d
+end
+
+--- `.../datasets/D/dicomStores/S`. Returns the name or nil, Error.
+function Client:dicom_store_name(o)
+  o = o or {}
+  local ds, err = self:dataset_name(o); if not ds then return nil, err end
+  local s; s, err = pick(self, o, "dicom_store"); if not s then return nil, err end
+  return ds .. "/dicomStores/" .. s
+end
+
+local function api(self, method, name, body, what)
+  return self.transport:json(method, self.endpoints.healthcare .. "/" .. name, body, what)
+end
+
+--- Create a dataset and wait for it. `o.dataset`, `o.time_zone`. Returns the Dataset or nil, Error.
+function Client:create_dataset(o)
+  o = o or {}
+  local loc, err = self:location_name(o); if not loc then return nil, err end
+  local d; d, err = pick(self, o, "dataset"); if not d then return nil, err end
+  local body = { timeZone = o.time_zone }
+  local doc; doc, err = api(self, "POST", loc .. "/datasets" .. http.query{ datasetId = d }, body,
+    "create dataset " .. loc .. "/datasets/" .. d)
+  if not doc then return nil, err end
+  local op = operation.new(self.transport, self.endpoints.healthcare, doc)
+  local done; done, err = op:wait{ interval = 0.2, max_interval = 2 }
+  if not done then return nil, err end
+  local ds = {}
+  for k, v in pairs(done.response or {}) do if k ~= "@type" then ds[k] = v end end
+  if not ds.name then return self:get_dataset(o) end
+  return ds
+end
+
+--- Get a dataset. Returns the Dataset or nil, Error.
+function Client:get_dataset(o)
+  local name, err = self:dataset_name(o); if not name then return nil, err end
+  return api(self, "GET", name, nil, "get dataset " .. name)
+end
+
+--- Delete a dataset (and everything in it). Returns true or nil, Error.
+function Client:delete_dataset(o)
+  local name, err = self:dataset_name(o); if not name then return nil, err end
+  local ok; ok, err = api(self, "DELETE", name, nil, "delete dataset " .. name)
+  if not ok then return nil, err end
+  return true
+end
+
+-- Collect every page of a list call. Returns an array or nil, Error.
+local function list_all(self, url, field, what, page_size)
+  local out, token = {}, nil
+  repeat
+    local doc, err = self.transport:json("GET", url .. http.query{ pageSize = page_size, pageToken = token }, nil, what)
+    if not doc then return nil, err end
+    for _, item in ipairs(doc[field] or {}) do out[#out + 1] = item end
+    token = doc.nextPageToken
+  until token == nil or token == ""
+  return out
+end
+
+--- List the datasets of the location. Returns an array of Datasets or nil, Error.
+function Client:list_datasets(o)
+  local loc, err = self:location_name(o); if not loc then return nil, err end
+  return list_all(self, self.endpoints.healthcare .. "/" .. loc .. "/datasets", "datasets",
+    "list datasets in " .. loc, 1000)
+end
+
+--- Create a DICOM store. `o.dicom_store`, `o.labels`. Returns the DicomStore or nil, Error.
+function Client:create_dicom_store(o)
+  o = o or {}
+  local ds, err = self:dataset_name(o); if not ds then return nil, err end
+  local s; s, err = pick(self, o, "dicom_store"); if not s then return nil, err end
+  return api(self, "POST", ds .. "/dicomStores" .. http.query{ dicomStoreId = s }, { labels = o.labels },
+    "create DICOM store " .. ds .. "/dicomStores/" .. s)
+end
+
+--- Get a DICOM store. Returns the DicomStore or nil, Error.
+function Client:get_dicom_store(o)
+  local name, err = self:dicom_store_name(o); if not name then return nil, err end
+  return api(self, "GET", name, nil, "get DICOM store " .. name)
+end
+
+--- Delete a DICOM store. Returns true or nil, Error.
+function Client:delete_dicom_store(o)
+  local name, err = self:dicom_store_name(o); if not name then return nil, err end
+  local ok; ok, err = api(self, "DELETE", name, nil, "delete DICOM store " .. name)
+  if not ok then return nil, err end
+  return true
+end
+
+--- List the DICOM stores of the dataset. Returns an array or nil, Error.
+function Client:list_dicom_stores(o)
+  local ds, err = self:dataset_name(o); if not ds then return nil, err end
+  return list_all(self, self.endpoints.healthcare .. "/" .. ds .. "/dicomStores", "dicomStores",
+    "list DICOM stores in " .. ds, 1000)
+end
+
+local function maybe_wait(op, o)
+  if not o.wait then return op end
+  return op:wait{ timeout = o.timeout, on_progress = o.on_progress, interval = o.interval,
+                  max_interval = o.max_interval }
+end
+
+local import_options = { uri = true, dicom_store = true, dataset = true, project = true, location = true,
+  blob_storage_class = true, wait = true, timeout = true, on_progress = true, interval = true, max_interval = true }
+
+--- Import DICOM files from Cloud Storage. `o.uri` is a `gs://BUCKET/PATTERN` (wildcards `*`,
+-- `?`, and `**` at the end), checked before anything is sent. With `o.wait` the call waits
+-- (see Operation:wait for `timeout`, `on_progress`, `interval`). Returns an Operation or nil, Error.
+function Client:import(o)
+  check_options(o, import_options, "import")
+  local store, err = self:dicom_store_name(o); if not store then return nil, err end
+  local bucket, pattern = wildcard.parse_uri(o.uri)
+  if not bucket then return nil, pattern end
+  local ok; ok, err = wildcard.check(pattern)
+  if not ok then
+    err.message = o.uri .. ": " .. err.message
+    return nil, err
+  end
+  local body = { gcsSource = { uri = o.uri } }
+  if o.blob_storage_class then body.blobStorageSettings = { blobStorageClass = o.blob_storage_class } end
+  local doc; doc, err = api(self, "POST", store .. ":import", body, "import " .. o.uri .. " into " .. store)
+  if not doc then return nil, err end
+  return maybe_wait(operation.new(self.transport, self.endpoints.healthcare, doc), o)
+end
+
+local export_options = { uri_prefix = true, mime_type = true, transfer_syntax = true, dicom_store = true,
+  dataset = true, project = true, location = true, wait = true, timeout = true, on_progress = true,
+  interval = true, max_interval = true }
+
+--- Export the store to Cloud Storage under `o.uri_prefix` (`gs://BUCKET/DIR/`). `o.mime_type`
+-- (e.g. "application/dicom", "image/png"), `o.transfer_syntax` (UID or "*", added to the MIME
+-- type). Returns an Operation (waited when `o.wait`) or nil, Error.
+function Client:export(o)
+  check_options(o, export_options, "export")
+  local store, err = self:dicom_store_name(o); if not store then return nil, err end
+  local bucket, perr = wildcard.parse_uri(o.uri_prefix, { allow_empty_object = true })
+  if not bucket then return nil, perr end
+  if o.uri_prefix:find("[*?]") then
+    return nil, errors.input(("export prefix '%s' cannot hold wildcards"):format(o.uri_prefix))
+  end
+  local mime = o.mime_type
+  if o.transfer_syntax then
+    mime = (mime or "application/dicom") .. "; transfer-syntax=" .. o.transfer_syntax
+  end
+  local body = { gcsDestination = { uriPrefix = o.uri_prefix, mimeType = mime } }
+  local doc; doc, err = api(self, "POST", store .. ":export", body, "export " .. store .. " to " .. o.uri_prefix)
+  if not doc then return nil, err end
+  return maybe_wait(operation.new(self.transport, self.endpoints.healthcare, doc), o)
+end
+
+--- An Operation by full name (`projects/.../operations/ID`) or by id within the client's
+-- dataset. No request is made; call `op:get()` or `op:wait{}`. Returns it or nil, Error.
+function Client:operation(name, o)
+  if type(name) ~= "string" then return nil, errors.input("operation name must be a string") end
+  if not name:find("/", 1, true) then
+    local id, err = names.operation_id(name); if not id then return nil, err end
+    local ds; ds, err = self:dataset_name(o); if not ds then return nil, err end
+    name = ds .. "/operations/" .. id
+  elseif not name:match("^projects/[^/]+/locations/[^/]+/datasets/[^/]+/operations/[%w_-]+$") then
+    return nil, errors.input(("'%s' is not an operation name"):format(name),
+      "use projects/P/locations/L/datasets/D/operations/ID")
+  end
+  return operation.new(self.transport, self.endpoints.healthcare, name)
+end
+
+--- List the operations of the dataset (`o.filter`: the API's list filter). Returns an array of
+-- Operations or nil, Error.
+function Client:list_operations(o)
+  o = o or {}
+  local ds, err = self:dataset_name(o); if not ds then return nil, err end
+  local url = self.endpoints.healthcare .. "/" .. ds .. "/operations"
+  local out, token = {}, nil
+  repeat
+    local doc; doc, err = self.transport:json("GET", url .. http.query{ filter = o.filter, pageToken = token,
+      pageSize = o.page_size }, nil, "list operations in " .. ds)
+    if not doc then return nil, err end
+    for _, d in ipairs(doc.operations or {}) do
+      out[#out + 1] = operation.new(self.transport, self.endpoints.healthcare, d)
+    end
+    token = doc.nextPageToken
+  until token == nil or token == ""
+  return out
+end
+
+function Client:close() self.transport:close() end
+
+return client

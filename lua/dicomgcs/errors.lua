@@ -1,0 +1,97 @@
+--- Structured errors: every failure dicomgcs returns is a `dicomgcs.Error`.
+-- Fields: `kind` (transport|timeout|cancelled|http|auth|json|io|operation|input|callback),
+-- `message`, and where known `http_status`, `status` (Google's `error.status`, e.g. NOT_FOUND),
+-- `code` (numeric google.rpc code for operations), `details`, `url`, `attempts`, `retryable`,
+-- `hint` (what to do about it). `tostring(err)` gives one readable line.
+-- @module dicomgcs.errors
+local errors = {}
+
+local Error = { __name = "dicomgcs.Error" }
+Error.__index = Error
+
+function Error:__tostring()
+  local s = self.kind .. ": " .. self.message
+  if self.http_status then
+    s = s .. (" [HTTP %d%s]"):format(self.http_status, self.status and (" " .. self.status) or "")
+  elseif self.status then
+    s = s .. " [" .. self.status .. "]"
+  end
+  if self.hint then s = s .. " — " .. self.hint end
+  return s
+end
+
+errors.Error = Error
+
+--- Make an error object from a table of fields (`kind` and `message` are required).
+function errors.new(fields)
+  assert(type(fields.kind) == "string" and type(fields.message) == "string", "errors.new: kind and message")
+  return setmetatable(fields, Error)
+end
+
+function errors.is(v) return getmetatable(v) == Error end
+
+-- google.rpc.Code numbers, for operations and log entries.
+errors.rpc_status = {
+  [0] = "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+  "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
+  "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
+}
+
+local retryable_http = { [408] = true, [429] = true, [500] = true, [502] = true, [503] = true, [504] = true }
+
+local http_hints = {
+  [401] = "check the credentials: the token was missing, expired or rejected",
+  [403] = "the caller lacks permission on this resource; check IAM roles and that the API is enabled",
+  [404] = "check the project, location, dataset and store names (and that the resource exists)",
+  [409] = "the resource already exists or conflicts with its current state",
+  [429] = "quota exhausted; lower the concurrency or ask for more quota",
+}
+
+--- Turn an HTTP response with status >= 400 into an Error, reading Google's JSON error body
+-- (Healthcare/Logging: `error.status`; Cloud Storage: `error.errors[1].reason`).
+function errors.from_response(res, url, what)
+  local json = require "dicomgcs.json"
+  local body = res.body or ""
+  local e = { kind = "http", http_status = res.status, url = url, attempts = res.attempts,
+              retryable = retryable_http[res.status] or false }
+  local doc = body ~= "" and json.decode(body) or nil
+  local ge = type(doc) == "table" and type(doc.error) == "table" and doc.error or nil
+  if ge then
+    e.message = type(ge.message) == "string" and ge.message or ("HTTP " .. res.status)
+    e.status = type(ge.status) == "string" and ge.status or nil
+    e.details = ge.details
+    if not e.status and type(ge.errors) == "table" and type(ge.errors[1]) == "table" then
+      e.reason = ge.errors[1].reason
+      e.status = e.reason
+    end
+  else
+    local snippet = body:sub(1, 200):gsub("%s+", " ")
+    e.message = ("HTTP %d%s"):format(res.status, snippet ~= "" and (": " .. snippet) or "")
+  end
+  if what then e.message = what .. ": " .. e.message end
+  e.hint = http_hints[res.status]
+  return errors.new(e)
+end
+
+--- Wrap an engine error table ({kind, message, curl_code, attempts, url}) as an Error.
+function errors.from_transport(err, url, what)
+  if errors.is(err) then return err end
+  local e = {}
+  for k, v in pairs(err) do e[k] = v end
+  e.kind = e.kind or "transport"
+  e.message = (what and (what .. ": ") or "") .. tostring(e.message or "request failed")
+  e.url = e.url or url
+  e.retryable = e.kind == "transport" or e.kind == "timeout"
+  if e.kind == "transport" and e.curl_code == 7 then
+    e.hint = "nothing answers at " .. tostring(e.url):match("^%a+://[^/]+") ..
+      "; is the service (or the emulator: emulator/start) running?"
+  end
+  return errors.new(e)
+end
+
+--- An error for bad input from the caller: names the input and says what to do.
+function errors.input(message, hint)
+  return errors.new{ kind = "input", message = message, hint = hint }
+end
+
+return errors

@@ -1,0 +1,72 @@
+--- Local file-system paths: walking folders, and turning names that come from servers
+-- (object names, UIDs) into paths that can never leave the destination folder.
+-- @module dicomgcs.localpath
+local core = require "dicomgcs.core"
+local errors = require "dicomgcs.errors"
+
+local localpath = {}
+
+--- Join a destination folder and a server-supplied relative name safely.
+-- Rejects names that are empty, absolute, hold NUL or backslash-free `..`/`.` segments,
+-- or empty segments. Returns the joined path or nil, Error naming the offending name.
+function localpath.safe_join(dir, name)
+  local function refuse(why)
+    return nil, errors.new{ kind = "input", message = ("refusing to write '%s': %s"):format(
+      name:gsub("%z", "\\0"), why), hint = "the name came from the server; nothing was written for it" }
+  end
+  if type(name) ~= "string" or name == "" then return refuse("empty name") end
+  if name:find("%z") then return refuse("it contains a NUL byte") end
+  if name:sub(1, 1) == "/" then return refuse("it is an absolute path") end
+  for seg in (name .. "/"):gmatch("([^/]*)/") do
+    if seg == "" then return refuse("it has an empty path segment") end
+    if seg == "." or seg == ".." then return refuse("it has a '" .. seg .. "' segment") end
+  end
+  return (dir:gsub("/+$", "")) .. "/" .. name
+end
+
+--- The folder part of a path ("" for a bare name).
+function localpath.dirname(p) return p:match("^(.*)/[^/]*$") or "" end
+
+--- Make the parent folders of `path`. Returns true or nil, Error.
+function localpath.make_parent(path)
+  local d = localpath.dirname(path)
+  if d == "" then return true end
+  local ok, err = core.mkdir_p(d)
+  if not ok then return nil, errors.new{ kind = "io", message = "cannot create folder " .. err } end
+  return true
+end
+
+--- Every regular file under `root` (a file or a folder, walked recursively, links not
+-- followed), as a sorted list of { path=, rel=, size= }. Returns the list or nil, Error.
+function localpath.files(root)
+  local st, serr = core.stat(root)
+  if not st then return nil, errors.new{ kind = "io", message = "cannot read " .. serr } end
+  if st.type == "file" then
+    return { { path = root, rel = root:match("([^/]+)$"), size = st.size } }
+  end
+  if st.type ~= "directory" then
+    return nil, errors.new{ kind = "io", message = root .. " is neither a file nor a folder" }
+  end
+  local out = {}
+  local function walk(dir, rel)
+    local entries, err = core.listdir(dir)
+    if not entries then return nil, errors.new{ kind = "io", message = "cannot list " .. err } end
+    table.sort(entries, function(a, b) return a.name < b.name end)
+    for _, e in ipairs(entries) do
+      local p, r = dir .. "/" .. e.name, rel == "" and e.name or (rel .. "/" .. e.name)
+      if e.type == "directory" then
+        local ok, werr = walk(p, r)
+        if not ok then return nil, werr end
+      elseif e.type == "file" then
+        local fst = core.stat(p)
+        out[#out + 1] = { path = p, rel = r, size = fst and fst.size or 0 }
+      end
+    end
+    return true
+  end
+  local ok, err = walk((root:gsub("/+$", "")), "")
+  if not ok then return nil, err end
+  return out
+end
+
+return localpath

@@ -1,0 +1,106 @@
+local core = require "dicomgcs.core"
+local env = require "spec.support.env"
+
+local function write(path, text)
+  core.mkdir_p(path:match("^(.*)/"))
+  local f = assert(io.open(path, "wb")); f:write(text); f:close()
+end
+local function read(path)
+  local f = io.open(path, "rb"); if not f then return nil end
+  local s = f:read("a"); f:close(); return s
+end
+
+describe("Cloud Storage", function()
+  local c, bucket
+
+  setup(function()
+    c = env.client()
+    bucket = env.unique("bkt")
+    assert(c.storage:create_bucket(bucket))
+  end)
+
+  it("rejects an invalid bucket name before sending anything", function()
+    local ok, err = c.storage:create_bucket("UPPER")
+    assert.is_nil(ok)
+    assert.truthy(err.message:find("'UPPER'", 1, true))
+  end)
+
+  it("uploads a folder, keeping relative paths, and lists it with the import wildcard", function()
+    local dir = env.tmpdir("up")
+    write(dir .. "/a.dcm", "A"); write(dir .. "/sub/b.dcm", "BB"); write(dir .. "/sub/deeper/c.txt", "C")
+    local s = assert(c.storage:upload(dir, "gs://" .. bucket .. "/up/"))
+    assert.are.equal(3, s.ok); assert.are.equal(0, s.failed)
+    local names = {}
+    for _, o in ipairs(assert(c.storage:match("gs://" .. bucket .. "/up/**.dcm"))) do names[#names + 1] = o.name end
+    table.sort(names)
+    assert.are.same({ "up/a.dcm", "up/sub/b.dcm" }, names)
+    local top = assert(c.storage:match("gs://" .. bucket .. "/up/*.dcm"))
+    assert.are.equal(1, #top)
+    assert.are.equal("2", assert(c.storage:stat("gs://" .. bucket .. "/up/sub/b.dcm")).size)
+  end)
+
+  it("pages through a listing larger than one page", function()
+    for i = 1, 7 do assert(c.storage:write(("gs://%s/paged/%02d"):format(bucket, i), tostring(i))) end
+    local n = 0
+    for _ in c.storage:objects(bucket, { prefix = "paged/", page_size = 3 }) do n = n + 1 end
+    assert.are.equal(7, n)
+  end)
+
+  it("keeps names with spaces, plus signs and unicode intact", function()
+    local uri = "gs://" .. bucket .. "/odd/a b+c#d é.dcm"
+    assert(c.storage:write(uri, "odd"))
+    assert.are.equal("odd", assert(c.storage:read(uri)))
+    assert.are.equal("odd/a b+c#d é.dcm", assert(c.storage:stat(uri)).name)
+  end)
+
+  it("downloads a prefix into a folder, byte for byte", function()
+    local dir = env.tmpdir("down")
+    assert(c.storage:write("gs://" .. bucket .. "/dl/x/1.bin", "one"))
+    assert(c.storage:write("gs://" .. bucket .. "/dl/2.bin", string.rep("\0\1\2", 1000)))
+    local s = assert(c.storage:download("gs://" .. bucket .. "/dl/", dir))
+    assert.are.equal(2, s.ok)
+    assert.are.equal("one", read(dir .. "/x/1.bin"))
+    assert.are.equal(string.rep("\0\1\2", 1000), read(dir .. "/2.bin"))
+  end)
+
+  it("never writes outside the destination folder for hostile object names, and goes on", function()
+    local dir = env.tmpdir("hostile")
+    local dest = dir .. "/dest"
+    assert(c.storage:write("gs://" .. bucket .. "/evil/../../escaped.txt", "bad"))
+    assert(c.storage:write("gs://" .. bucket .. "/evil/ok.txt", "good"))
+    local s = assert(c.storage:download("gs://" .. bucket .. "/evil/", dest))
+    assert.are.equal(1, s.ok)
+    assert.are.equal(1, s.failed)
+    assert.are.equal(2, #s.results)
+    assert.is_nil(read(dir .. "/escaped.txt"))
+    assert.is_nil(read(dest .. "/../escaped.txt"))
+    assert.are.equal("good", read(dest .. "/ok.txt"))
+    for _, r in ipairs(s.results) do
+      if not r.ok then assert.truthy(tostring(r.err):find("'..' segment", 1, true)) end
+    end
+  end)
+
+  it("reports a bucket that does not exist", function()
+    local objs, err = c.storage:match("gs://no-such-bucket-" .. env.unique("x") .. "/**")
+    assert.is_nil(objs)
+    assert.are.equal(404, err.http_status)
+  end)
+
+  it("accounts for a local file that cannot be read and uploads the rest", function()
+    local dir = env.tmpdir("vanish")
+    write(dir .. "/a.bin", "a")
+    local s = assert(c.storage:upload(dir, "gs://" .. bucket .. "/vanish/"))
+    assert.are.equal(1, s.ok)
+    local missing, err = c.storage:upload(dir .. "/nope", "gs://" .. bucket .. "/vanish/")
+    assert.is_nil(missing)
+    assert.truthy(err.message:find("nope", 1, true))
+  end)
+
+  it("deletes an object", function()
+    local uri = "gs://" .. bucket .. "/del/x"
+    assert(c.storage:write(uri, "x"))
+    assert.is_true(assert(c.storage:delete(uri)))
+    local _, err = c.storage:stat(uri)
+    assert.are.equal(404, err.http_status)
+  end)
+end)
