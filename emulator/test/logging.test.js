@@ -9,13 +9,13 @@ let emu; let opName;
 
 test.before(async () => {
   emu = await startEmulator();
-  await makeBucket(emu, 'lb');
+  await makeBucket(emu, 'lbk');
   let r = await emu.request('POST', '/v1/projects/lp/locations/l/datasets?datasetId=ds', { body: {} });
   await waitOp(emu, r.json.name);
   await emu.request('POST', `/v1/${DS}/dicomStores?dicomStoreId=st`, { body: {} });
-  for (let i = 0; i < 7; i++) await upload(emu, 'lb', `bad/${i}.dcm`, `garbage ${i}`);
-  await upload(emu, 'lb', 'bad/good.dcm', makeDicom());
-  r = await emu.request('POST', `/v1/${ST}:import`, { body: { gcsSource: { uri: 'gs://lb/bad/*.dcm' } } });
+  for (let i = 0; i < 7; i++) await upload(emu, 'lbk', `bad/${i}.dcm`, `garbage ${i}`);
+  await upload(emu, 'lbk', 'bad/good.dcm', makeDicom());
+  r = await emu.request('POST', `/v1/${ST}:import`, { body: { gcsSource: { uri: 'gs://lbk/bad/*.dcm' } } });
   opName = r.json.name;
   await waitOp(emu, opName);
 });
@@ -32,7 +32,7 @@ test('entries:list: one ERROR entry per failed file, shape per api.md §4', asyn
   assert.strictEqual(e.resource.type, 'healthcare_dicom_store');
   assert.deepStrictEqual(e.resource.labels, { project_id: 'lp', location: 'l', dataset_id: 'ds', dicom_store_id: 'st' });
   assert.strictEqual(e.operation.id, opName);
-  assert.match(e.jsonPayload.source, /^gs:\/\/lb\/bad\/\d\.dcm$/);
+  assert.match(e.jsonPayload.source, /^gs:\/\/lbk\/bad\/\d\.dcm$/);
   assert.strictEqual(e.jsonPayload.error.code, 3);
   assert.ok(e.timestamp && e.insertId);
 });

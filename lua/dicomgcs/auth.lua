@@ -56,16 +56,19 @@ end
 -- @treturn integer seconds until it expires
 -- @return[2] nil
 -- @treturn[2] dicomgcs.Error kind "auth", naming the failing source, with a hint
-function Provider:token(force)
-  return self._cache:get(force and true or false)
+function Provider:token(force, rejected)
+  return self._cache:get(force and true or false, rejected)
 end
 
---- The function the engine calls: `function(force) -> token, expires_in | nil, message`.
--- The message is a string (the full Error is `provider:last_error()`).
+--- The function the engine calls: `function(force, rejected) -> token, expires_in | nil, message`.
+-- `expires_in` is the true remaining lifetime in seconds (>= 1); the provider applies its own
+-- refresh margin, so calling it before every request is cheap. `rejected` (optional) is the
+-- token a 401 refused. The message is a string (the full Error is `provider:last_error()`).
 function Provider:token_provider()
   if not self._fn then
-    self._fn = function(force)
-      local tok, exp = self._cache:get(force and true or false)
+    self._fn = function(force, rejected)
+      if type(rejected) ~= "string" then rejected = nil end
+      local tok, exp = self._cache:get(force and true or false, rejected)
       if not tok then return nil, tostring(exp) end
       return tok, exp
     end

@@ -294,6 +294,23 @@ function Client:list_operations(o)
   return out
 end
 
+--- Every known failed file of a finished import/export: logged errors plus the operation's
+-- samples. Returns { failures = { {uri=, code=, status=, message=} ... }, logged=, expected=,
+-- complete= } or nil, Error. For a streaming iterator over the logs use dicomgcs.failures.each.
+function Client:failures(op)
+  return require("dicomgcs.failures").collect(self, op)
+end
+
+--- A report of every object an import of `uri` matched, with its outcome (see dicomgcs.report).
+function Client:import_report(op, uri)
+  return require("dicomgcs.recovery").import_report(self, op, uri)
+end
+
+--- Re-import only the failed objects worth another try (see dicomgcs.recovery.retry_failed).
+function Client:retry_failed(op, opts)
+  return require("dicomgcs.recovery").retry_failed(self, op, opts)
+end
+
 function Client:close() self.transport:close() end
 
 return client

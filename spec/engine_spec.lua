@@ -1,0 +1,623 @@
+-- The C HTTP engine (dicomgcs.core engine/fetch) against spec/support/http_server.js.
+local core = require "dicomgcs.core"
+local cjson = require "cjson"
+
+local server = {}
+
+local function start_server()
+  local f = assert(io.popen("exec node spec/support/http_server.js", "r"))
+  local line = f:read("l") or ""
+  local port, pid = line:match("PORT (%d+) PID (%d+)")
+  assert(port, "http_server.js did not start: " .. line)
+  server = { f = f, port = tonumber(port), pid = tonumber(pid), base = "http://127.0.0.1:" .. port }
+end
+
+local function stop_server()
+  if server.pid then os.execute("kill " .. server.pid .. " 2>/dev/null") end
+  if server.f then server.f:close() end
+  server = {}
+end
+
+local seq = 0
+local function key()
+  seq = seq + 1
+  return ("k%d_%d"):format(os.time(), seq)
+end
+
+local function url(path) return server.base .. path end
+
+local function server_log(k)
+  local res = assert(core.fetch{ url = url("/_log?key=" .. k) })
+  return cjson.decode(res.body)
+end
+
+local function tmpname()
+  local p = os.tmpname()
+  os.remove(p)
+  return p
+end
+
+local function write_file(path, data)
+  local f = assert(io.open(path, "wb"))
+  f:write(data)
+  f:close()
+end
+
+local function sha256_file(path)
+  local p = assert(io.popen("sha256sum '" .. path .. "'"))
+  local out = p:read("a")
+  p:close()
+  return out:match("^(%x+)")
+end
+
+local function file_size(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local n = f:seek("end")
+  f:close()
+  return n
+end
+
+local function rss_kb()
+  for line in io.lines("/proc/self/status") do
+    local kb = line:match("^VmRSS:%s+(%d+)")
+    if kb then return tonumber(kb) end
+  end
+end
+
+local function drain(eng, limit_s)
+  local out = {}
+  local t0 = os.time()
+  while eng:pending() > 0 do
+    for _, d in ipairs(eng:step(200)) do out[d.id] = d end
+    assert(os.time() - t0 < (limit_s or 60), "drain timed out")
+  end
+  return out
+end
+
+local fast = { base_delay_ms = 10, max_delay_ms = 50 }
+
+describe("dicomgcs.core engine", function()
+  local eng
+
+  setup(start_server)
+  teardown(function()
+    if eng then eng:close() end
+    stop_server()
+  end)
+  before_each(function() eng = core.engine{ concurrency = 8, connect_timeout = 5, idle_timeout = 10 } end)
+  after_each(function() eng:close() end)
+
+  describe("requests", function()
+    it("GETs and POSTs with headers round trip", function()
+      local res, err = eng:request{ url = url("/echo?a=1"), headers = { "X-Test: one", "X-Other: two" } }
+      assert.is_nil(err)
+      assert.equal(200, res.status)
+      assert.equal(1, res.attempts)
+      local doc = cjson.decode(res.body)
+      assert.equal("GET", doc.method)
+      assert.equal("/echo?a=1", doc.url)
+      assert.equal("one", doc.headers["x-test"])
+      assert.equal("two", doc.headers["x-other"])
+      assert.matches("^dicomgcs/%d+%.%d+%.%d+ libcurl/", doc.headers["user-agent"])
+      assert.equal("application/json", res.headers["content-type"])
+      assert.equal("a, b", res.headers["x-multi"])       -- repeated headers joined
+
+      res = assert(eng:request{ method = "POST", url = url("/echo"), body = "hello\0world",
+                                headers = { "Content-Type: text/plain" } })
+      doc = cjson.decode(res.body)
+      assert.equal("POST", doc.method)
+      assert.equal(11, doc.length)
+      assert.equal("hello\0world", doc.body)
+      assert.equal("text/plain", doc.headers["content-type"])
+      assert.is_nil(doc.headers.expect)                    -- no Expect: 100-continue
+      assert.equal(11, res.bytes_sent)
+    end)
+
+    it("sends PUT, PATCH, DELETE and HEAD", function()
+      for _, m in ipairs{ "PUT", "PATCH", "DELETE" } do
+        local res = assert(eng:request{ method = m, url = url("/echo"), body = "x" })
+        local doc = cjson.decode(res.body)
+        assert.equal(m, doc.method)
+        assert.equal(1, doc.length)
+      end
+      local res = assert(eng:request{ method = "DELETE", url = url("/echo") })
+      assert.equal("DELETE", cjson.decode(res.body).method)
+      res = assert(eng:request{ method = "HEAD", url = url("/echo") })
+      assert.equal(200, res.status)
+      assert.equal("", res.body)
+    end)
+
+    it("POSTs an empty body without a form content type", function()
+      local res = assert(eng:request{ method = "POST", url = url("/echo") })
+      local doc = cjson.decode(res.body)
+      assert.equal(0, doc.length)
+      assert.is_nil(doc.headers["content-type"])
+    end)
+
+    it("uploads body_file streamed (length and hash checked by the server)", function()
+      local path = tmpname()
+      local chunk = {}
+      for i = 1, 4096 do chunk[i] = string.char((i * 7) % 256) end
+      chunk = table.concat(chunk)
+      local f = assert(io.open(path, "wb"))
+      for _ = 1, 1280 do f:write(chunk) end                -- 5 MiB
+      f:close()
+      local res = assert(eng:request{ method = "POST", url = url("/upload"), body_file = path,
+                                      headers = { "Content-Type: application/dicom" } })
+      local doc = cjson.decode(res.body)
+      assert.equal(5 * 1024 * 1024, doc.length)
+      assert.equal(sha256_file(path), doc.sha256)
+      assert.equal("application/dicom", doc.headers["content-type"])
+      assert.is_nil(doc.headers.expect)
+      os.remove(path)
+    end)
+
+    it("streams body_parts as an exact multipart/related body", function()
+      local p1, p2 = tmpname(), tmpname()
+      write_file(p1, "DICM\0\1\2 first file")
+      write_file(p2, "")
+      local parts = {
+        { data = "--BOUND\r\nContent-Type: application/dicom\r\n\r\n" }, { file = p1 },
+        { data = "\r\n--BOUND\r\nContent-Type: application/dicom\r\n\r\n" }, { file = p2 },
+        { data = "" }, { data = "\r\n--BOUND--\r\n" },
+      }
+      local expect = parts[1].data .. "DICM\0\1\2 first file" .. parts[3].data .. parts[6].data
+      local res = assert(eng:request{ method = "POST", url = url("/echo"), body_parts = parts,
+        headers = { 'Content-Type: multipart/related; type="application/dicom"; boundary=BOUND' } })
+      local doc = cjson.decode(res.body)
+      assert.equal(#expect, doc.length)
+      assert.equal(#expect, tonumber(doc.headers["content-length"]))
+      assert.equal(expect, doc.body)
+      os.remove(p1); os.remove(p2)
+    end)
+
+    it("fails with kind io naming a body file that is missing", function()
+      local missing = tmpname() .. "-gone.dcm"
+      local res, err = eng:request{ method = "POST", url = url("/echo"),
+                                    body_parts = { { data = "x" }, { file = missing } } }
+      assert.is_nil(res)
+      assert.equal("io", err.kind)
+      assert.matches(missing, err.message, 1, true)
+    end)
+
+    it("fails with kind io when a body file shrinks during the upload", function()
+      local path = tmpname()
+      write_file(path, string.rep("z", 4 * 1024 * 1024))
+      local id = eng:submit{ method = "POST", url = url("/echo"), body_file = path, retry = { max_attempts = 1 },
+        on_progress = function(sent)
+          if sent > 0 then
+            local f = io.open(path, "wb"); if f then f:close() end   -- truncate to 0
+          end
+        end }
+      local d = drain(eng)[id]
+      assert.is_nil(d.res)
+      assert.equal("io", d.err.kind)
+      assert.matches(path, d.err.message, 1, true)
+      os.remove(path)
+    end)
+
+    it("downloads a large body to output_file with flat memory", function()
+      local out = tmpname()
+      collectgarbage()
+      local before = rss_kb()
+      local n = 50 * 1000 * 1000
+      local res, err = eng:request{ url = url("/bytes?n=" .. n), output_file = out }
+      assert.is_nil(err)
+      assert.equal(200, res.status)
+      assert.is_nil(res.body)
+      assert.equal(n, res.bytes_received)
+      local after = rss_kb()
+      assert.is_true(after - before < 20 * 1024, ("RSS grew by %d kB"):format(after - before))
+      assert.equal(n, file_size(out))
+      assert.is_nil(file_size(out .. ".part"))
+      local f = assert(io.open(out, "rb"))
+      f:seek("set", 1000003)
+      local b = f:read(3)
+      f:close()
+      assert.equal(string.char(1000003 % 251, 1000004 % 251, 1000005 % 251), b)
+      os.remove(out)
+    end)
+
+    it("keeps non-2xx bodies in res.body and writes no output_file", function()
+      local out = tmpname()
+      local res = assert(eng:request{ url = url("/status?code=404&body=nothing"), output_file = out })
+      assert.equal(404, res.status)
+      assert.equal("nothing", res.body)
+      assert.is_nil(file_size(out))
+      assert.is_nil(file_size(out .. ".part"))
+    end)
+
+    it("removes the partial output_file on failure", function()
+      local out = tmpname()
+      local res, err = eng:request{ url = url("/reset"), output_file = out, retry = { max_attempts = 2,
+        base_delay_ms = 1 } }
+      assert.is_nil(res)
+      assert.equal("transport", err.kind)
+      assert.equal(2, err.attempts)
+      assert.is_nil(file_size(out))
+      assert.is_nil(file_size(out .. ".part"))
+    end)
+  end)
+
+  describe("concurrency", function()
+    it("runs many submits to completion, within the cap", function()
+      local e = core.engine{ concurrency = 4 }
+      local ids = {}
+      for i = 1, 40 do ids[i] = e:submit{ url = url("/delay?ms=30&i=" .. i) } end
+      assert.equal(40, e:pending())
+      local max_in_flight = 0
+      local done = {}
+      while e:pending() > 0 do
+        for _, d in ipairs(e:step(100)) do done[d.id] = d end
+        local s = e:stats()
+        if s.in_flight > max_in_flight then max_in_flight = s.in_flight end
+      end
+      for i = 1, 40 do
+        assert.equal(200, done[ids[i]].res.status)
+        assert.equal("late", done[ids[i]].res.body)
+      end
+      assert.is_true(max_in_flight <= 4)
+      local s = e:stats()
+      assert.equal(40, s.completed)
+      assert.equal(0, s.in_flight)
+      assert.equal(4, s.cap)
+      e:close()
+    end)
+
+    it("step returns an empty list when nothing is pending", function()
+      assert.same({}, eng:step(10))
+    end)
+
+    it("request() leaves other completions for step()", function()
+      local id = eng:submit{ url = url("/echo?bg=1") }
+      local res = assert(eng:request{ url = url("/delay?ms=100") })
+      assert.equal(200, res.status)
+      assert.equal(1, eng:pending())
+      local done = drain(eng)
+      assert.equal(200, done[id].res.status)
+    end)
+  end)
+
+  describe("retries", function()
+    for _, code in ipairs{ 408, 429, 500, 502, 503, 504 } do
+      it("retries " .. code .. " with the exact attempt count", function()
+        local k = key()
+        local res = assert(eng:request{ url = url(("/status?code=%d&n=2&key=%s"):format(code, k)), retry = fast })
+        assert.equal(200, res.status)
+        assert.equal(3, res.attempts)
+        assert.equal(3, #server_log(k))
+        k = key()
+        res = assert(eng:request{ url = url(("/status?code=%d&key=%s"):format(code, k)),
+                                  retry = { max_attempts = 4, base_delay_ms = 1, max_delay_ms = 5 } })
+        assert.equal(code, res.status)
+        assert.equal(4, res.attempts)
+        assert.equal(4, #server_log(k))
+      end)
+    end
+
+    for _, code in ipairs{ 400, 401, 403, 404, 409, 412 } do
+      it("returns " .. code .. " at once", function()
+        local k = key()
+        local res = assert(eng:request{ url = url(("/status?code=%d&key=%s"):format(code, k)), retry = fast })
+        assert.equal(code, res.status)
+        assert.equal(1, res.attempts)
+        assert.equal(1, #server_log(k))
+      end)
+    end
+
+    it("honours Retry-After in seconds", function()
+      local k = key()
+      local res = assert(eng:request{ url = url("/status?code=503&n=1&retry_after=1&key=" .. k), retry = fast })
+      assert.equal(200, res.status)
+      assert.equal(2, res.attempts)
+      local log = server_log(k)
+      assert.equal(2, #log)
+      local gap = log[2].t - log[1].t
+      assert.is_true(gap >= 950 and gap < 3000, "gap " .. gap)
+    end)
+
+    it("honours Retry-After as an HTTP date", function()
+      local k = key()
+      local when = os.date("!%a, %d %b %Y %H:%M:%S GMT", os.time() + 2)
+      local res = assert(eng:request{ url = url("/status?code=429&n=1&key=" .. k .. "&retry_after=" ..
+        when:gsub(" ", "%%20"):gsub(",", "%%2C")), retry = fast })
+      assert.equal(2, res.attempts)
+      local log = server_log(k)
+      local gap = log[2].t - log[1].t
+      assert.is_true(gap >= 900 and gap < 3500, "gap " .. gap)
+    end)
+
+    it("stops at the deadline", function()
+      local k = key()
+      local t0 = os.time()
+      local res = assert(eng:request{ url = url("/status?code=503&retry_after=1&key=" .. k),
+                                      retry = { max_attempts = 50, deadline_ms = 1500 } })
+      assert.equal(503, res.status)
+      assert.equal(2, res.attempts)
+      assert.is_true(os.time() - t0 <= 3)
+    end)
+
+    it("uses exponential backoff between attempts", function()
+      local k = key()
+      local res = assert(eng:request{ url = url("/status?code=500&key=" .. k),
+                                      retry = { max_attempts = 3, base_delay_ms = 200, max_delay_ms = 300 } })
+      assert.equal(3, res.attempts)
+      local log = server_log(k)
+      assert.is_true(log[3].t - log[1].t <= 200 + 300 + 400)
+    end)
+
+    it("survives a connection reset mid-body", function()
+      local k = key()
+      local res = assert(eng:request{ url = url("/reset?n=1&key=" .. k), retry = fast })
+      assert.equal(200, res.status)
+      assert.equal(2, res.attempts)
+      assert.equal(100000, #res.body)
+    end)
+
+    it("retries connection errors and reports the attempts", function()
+      local res, err = eng:request{ url = "http://127.0.0.1:1/x?q=1", retry = { max_attempts = 3, base_delay_ms = 1 } }
+      assert.is_nil(res)
+      assert.equal("transport", err.kind)
+      assert.equal(3, err.attempts)
+      assert.equal(7, err.curl_code)
+      assert.equal("http://127.0.0.1:1/x?q=1", err.url)
+    end)
+
+    it("strips credentials from error URLs and keeps the query", function()
+      local _, err = eng:request{ url = "http://user:hunter2@127.0.0.1:1/p?x=1", retry = { max_attempts = 1 } }
+      assert.equal("http://127.0.0.1:1/p?x=1", err.url)
+      assert.is_nil(err.message:find("hunter2", 1, true))
+    end)
+
+    it("halves the cap on 429/503 and raises it on success (AIMD)", function()
+      local e = core.engine{ concurrency = 8 }
+      local k = key()
+      e:request{ url = url("/status?code=429&n=3&key=" .. k), retry = fast }
+      local s = e:stats()
+      assert.is_true(s.cap <= 2, "cap " .. s.cap)
+      assert.equal(3, s.retries)
+      for _ = 1, 60 do e:request{ url = url("/echo") } end
+      assert.equal(8, e:stats().cap)
+      e:close()
+    end)
+  end)
+
+  describe("timeouts and cancellation", function()
+    it("aborts a stalled transfer with kind timeout", function()
+      local t0 = os.time()
+      local res, err = eng:request{ url = url("/stall"), timeout = { idle = 1 }, retry = { max_attempts = 1 } }
+      assert.is_nil(res)
+      assert.equal("timeout", err.kind)
+      assert.equal(28, err.curl_code)
+      assert.equal(1, err.attempts)
+      assert.is_true(os.time() - t0 <= 4)
+    end)
+
+    it("does not time out a slow transfer that keeps moving", function()
+      local res = assert(eng:request{ url = url("/slow?n=2000&chunk=100&interval=100"), timeout = { idle = 1 } })
+      assert.equal(2000, #res.body)
+    end)
+
+    it("applies an optional total timeout", function()
+      local res, err = eng:request{ url = url("/slow?n=2000&chunk=100&interval=100"),
+                                    timeout = { total = 0.5 }, retry = { max_attempts = 3 } }
+      assert.is_nil(res)
+      assert.equal("timeout", err.kind)
+      assert.equal(1, err.attempts)
+    end)
+
+    it("cancels running and queued transfers", function()
+      local e = core.engine{ concurrency = 1 }
+      local a = e:submit{ url = url("/delay?ms=5000") }
+      local b = e:submit{ url = url("/delay?ms=5000") }
+      e:step(50)
+      assert.is_true(e:cancel(a))
+      assert.is_true(e:cancel(b))
+      assert.is_false(e:cancel(a))
+      assert.is_false(e:cancel(12345))
+      local done = drain(e, 3)
+      assert.equal("cancelled", done[a].err.kind)
+      assert.equal("cancelled", done[b].err.kind)
+      assert.equal(0, e:pending())
+      e:close()
+    end)
+  end)
+
+  describe("callbacks", function()
+    it("reports progress", function()
+      local calls, last = 0, nil
+      local res = assert(eng:request{ url = url("/bytes?n=300000"), on_progress = function(s, st, r, rt)
+        calls = calls + 1
+        last = { s, st, r, rt }
+      end })
+      assert.equal(300000, #res.body)
+      assert.is_true(calls >= 1)
+      assert.equal(300000, last[4])
+    end)
+
+    it("aborts only the transfer whose progress callback raises", function()
+      local ids = {}
+      for i = 1, 4 do ids[i] = eng:submit{ url = url("/slow?n=1000&chunk=100&interval=20&i=" .. i) } end
+      local bad = eng:submit{ url = url("/slow?n=1000&chunk=100&interval=20"),
+                              on_progress = function() error("boom in progress") end }
+      local done = drain(eng)
+      assert.equal("callback", done[bad].err.kind)
+      assert.matches("boom in progress", done[bad].err.message, 1, true)
+      for i = 1, 4 do assert.equal(1000, #done[ids[i]].res.body) end
+      local res = assert(eng:request{ url = url("/echo") })   -- the engine still works
+      assert.equal(200, res.status)
+    end)
+
+    it("raises a clear error when a callback re-enters the engine", function()
+      local seen
+      local res, err = eng:request{ url = url("/bytes?n=1000"), on_progress = function()
+        local ok, e = pcall(eng.pending, eng)
+        seen = seen or e
+        assert(ok)                       -- fails: the transfer is aborted with this message
+      end }
+      assert.is_nil(res)
+      assert.equal("callback", err.kind)
+      assert.matches("re%-entered", seen)
+      assert.matches("re%-entered", err.message)
+    end)
+
+    it("handles error objects that are not strings", function()
+      local _, err = eng:request{ url = url("/bytes?n=1000"), on_progress = function()
+        error(setmetatable({}, { __tostring = function() return "custom error object" end }))
+      end }
+      assert.equal("callback", err.kind)
+      assert.matches("custom error object", err.message, 1, true)
+    end)
+  end)
+
+  describe("token_provider", function()
+    it("is called once for many concurrent transfers", function()
+      local calls = 0
+      local e = core.engine{ concurrency = 8, token_provider = function(force)
+        calls = calls + 1
+        return "tok-" .. calls, 3600
+      end }
+      local k = key()
+      for i = 1, 20 do e:submit{ url = url("/auth?key=" .. k .. "&i=" .. i) } end
+      local done = drain(e)
+      assert.equal(1, calls)
+      for _, d in pairs(done) do assert.equal('{"auth":"Bearer tok-1"}', d.res.body) end
+      for _, entry in ipairs(server_log(k)) do assert.equal("Bearer tok-1", entry.auth) end
+      -- auth = false sends none
+      local res = assert(e:request{ url = url("/auth"), auth = false })
+      assert.equal('{"auth":""}', res.body)
+      e:close()
+    end)
+
+    it("refreshes a token near its expiry", function()
+      local calls = 0
+      local e = core.engine{ token_provider = function()
+        calls = calls + 1
+        return "t" .. calls, 1                      -- margin = lifetime / 4
+      end }
+      assert(e:request{ url = url("/auth") })
+      assert(e:request{ url = url("/auth") })
+      assert.equal(1, calls)
+      local t0 = os.clock()
+      local s = os.time() repeat until os.time() - s >= 2     -- wait out the token
+      local res = assert(e:request{ url = url("/auth") })
+      assert.equal('{"auth":"Bearer t2"}', res.body)
+      assert.equal(2, calls)
+      e:close()
+      assert(t0)
+    end)
+
+    it("forces a refresh once on 401 and retries once", function()
+      local forced = {}
+      local e = core.engine{ token_provider = function(force)
+        forced[#forced + 1] = force
+        return force and "new-token" or "old-token", 3600
+      end }
+      local k = key()
+      local res = assert(e:request{ url = url("/auth?reject=old-token&key=" .. k) })
+      assert.equal(200, res.status)
+      assert.equal(2, res.attempts)
+      assert.same({ false, true }, forced)
+      local log = server_log(k)
+      assert.equal("Bearer old-token", log[1].auth)
+      assert.equal("Bearer new-token", log[2].auth)
+      -- a token the server keeps rejecting: one forced refresh, one retry, then the 401
+      res = assert(e:request{ url = url("/auth?reject=new-token") })
+      assert.equal(401, res.status)
+      assert.equal(2, res.attempts)
+      assert.same({ false, true, true }, forced)
+      e:close()
+    end)
+
+    it("turns provider errors into kind auth, without leaking the token", function()
+      local mode = "fail"
+      local e = core.engine{ token_provider = function()
+        if mode == "fail" then return nil, "no credentials found" end
+        if mode == "raise" then error("provider exploded") end
+        return "secret-token-value", 3600
+      end }
+      local res, err = e:request{ url = url("/auth") }
+      assert.is_nil(res)
+      assert.equal("auth", err.kind)
+      assert.matches("no credentials found", err.message, 1, true)
+      mode = "raise"
+      res, err = e:request{ url = url("/auth") }
+      assert.equal("auth", err.kind)
+      assert.matches("provider exploded", err.message, 1, true)
+      mode = "ok"
+      res, err = e:request{ url = "http://127.0.0.1:1/x", retry = { max_attempts = 1 } }
+      assert.equal("transport", err.kind)
+      for _, v in pairs(err) do assert.is_nil(tostring(v):find("secret-token", 1, true)) end
+      e:close()
+    end)
+
+    it("may call core.fetch, and may not re-enter the engine", function()
+      local e
+      e = core.engine{ token_provider = function()
+        local r = assert(core.fetch{ url = url("/echo?from=provider") })
+        assert(r.status == 200)
+        if e.reenter then return e:request{ url = url("/echo") } end
+        return "fetched", 3600
+      end }
+      local res = assert(e:request{ url = url("/auth") })
+      assert.equal('{"auth":"Bearer fetched"}', res.body)
+      e:close()
+      local e2
+      e2 = core.engine{ token_provider = function() return e2:request{ url = url("/echo") } end }
+      local _, err = e2:request{ url = url("/auth") }
+      assert.equal("auth", err.kind)
+      assert.matches("re%-entered", err.message)
+      e2:close()
+    end)
+  end)
+
+  describe("fetch", function()
+    it("makes one blocking request with the same shapes", function()
+      local k = key()
+      local res = assert(core.fetch{ url = url("/status?code=500&n=1&key=" .. k), retry = fast })
+      assert.equal(200, res.status)
+      assert.equal(2, res.attempts)
+      local _, err = core.fetch{ url = "http://127.0.0.1:1/", retry = { max_attempts = 1 } }
+      assert.equal("transport", err.kind)
+      assert.equal(1, err.attempts)
+      res = assert(core.fetch{ method = "POST", url = url("/echo"), body = "abc" })
+      assert.equal(3, cjson.decode(res.body).length)
+    end)
+  end)
+
+  describe("misuse", function()
+    it("raises naming the field", function()
+      assert.has_error(function() eng:request{ url = url("/"), bogus = 1 } end, "request: unknown field 'bogus'")
+      assert.has_error(function() eng:submit{} end, "request: field 'url' is required (a string)")
+      assert.has_error(function() eng:submit{ url = 5 } end, "request: field 'url' must be a string")
+      assert.has_error(function() eng:submit{ url = "x", headers = "a" } end, "request: field 'headers' must be a table")
+      assert.has_error(function() eng:submit{ url = "x", retry = { tries = 2 } } end,
+        "request.retry: unknown field 'tries'")
+      assert.has_error(function() eng:submit{ url = "x", timeout = { idle = "1" } } end,
+        "request.timeout: field 'idle' must be a number")
+      assert.has_error(function() eng:submit{ url = "x", body = "a", body_file = "b" } end)
+      assert.has_error(function() eng:submit{ url = "x", body_parts = { { data = "a", file = "b" } } } end)
+      assert.has_error(function() eng:submit{ url = "x", auth = true } end)
+      assert.has_error(function() eng:submit{ url = "x", headers = { "Bad\r\nInjected: 1" } } end)
+      assert.has_error(function() core.engine{ concurrency = 0 } end)
+      assert.has_error(function() core.engine{ colour = "red" } end, "engine: unknown field 'colour'")
+      assert.has_error(function() core.fetch{ url = "x", on_progress = print } end)
+      assert.equal(0, eng:pending())
+    end)
+
+    it("closes idempotently and refuses use after close", function()
+      local e = core.engine{}
+      e:submit{ url = url("/delay?ms=2000") }
+      e:step(20)
+      e:close()
+      e:close()
+      assert.equal("dicomgcs.Engine (closed)", tostring(e))
+      assert.has_error(function() e:pending() end, "dicomgcs engine: the engine is closed")
+      do local e3 <close> = core.engine{}; e3:submit{ url = url("/echo") } end
+      local e4 = core.engine{}; e4:submit{ url = url("/delay?ms=2000") }; e4:step(10)
+      e4 = nil
+      collectgarbage(); collectgarbage()
+    end)
+  end)
+end)
