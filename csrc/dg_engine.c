@@ -63,6 +63,7 @@ struct dg_transfer {
   int token_gen, used_auth, auth_retried, force_token;
   /* progress */
   int64_t prog[4], prog_seen[4];
+  int64_t idle_ms, last_active_ms;
   dg_result res;
 };
 
@@ -150,8 +151,11 @@ static int64_t now_ms(const dg_engine *e) {
 
 static void cfg_init(cfg *c, const char *ua, const char *ca, const char *proxy, long connect_ms,
                      long idle_s) {
-  if (ua) snprintf(c->ua, sizeof c->ua, "%s", ua);
-  else dg_engine_default_user_agent(c->ua, sizeof c->ua);
+  if (ua && strstr(ua, "libcurl/")) snprintf(c->ua, sizeof c->ua, "%s", ua);
+  else if (ua) {                       /* "<caller's product> libcurl/<version>" */
+    const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+    snprintf(c->ua, sizeof c->ua, "%s libcurl/%s", ua, v && v->version ? v->version : "?");
+  } else dg_engine_default_user_agent(c->ua, sizeof c->ua);
   c->ca_file = ca;
   if (!c->ca_file || !*c->ca_file) {
     /* libcurl itself reads neither; the curl tool and most clients honour them */
@@ -391,10 +395,20 @@ static int on_seek(void *ud, curl_off_t off, int origin) {
   return CURL_SEEKFUNC_OK;
 }
 
+/* Progress numbers for the hook, and the idle timeout: libcurl's LOW_SPEED check
+ * averages over several seconds, so "no byte for idle_s" is enforced here. */
 static int on_xfer(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                    curl_off_t ulnow) {
   dg_transfer *t = ud;
+  int64_t now = dg_clock_monotonic_ms(NULL);
+  if (ulnow != t->prog[0] || dlnow != t->prog[2] || t->last_active_ms == 0) t->last_active_ms = now;
   t->prog[0] = ulnow; t->prog[1] = ultotal; t->prog[2] = dlnow; t->prog[3] = dltotal;
+  if (t->idle_ms > 0 && now - t->last_active_ms >= t->idle_ms) {
+    char m[128];
+    snprintf(m, sizeof m, "no data moved for %lld s (idle timeout)", (long long)(t->idle_ms / 1000));
+    set_fail(t, "timeout", m);
+    return 1;
+  }
   return 0;
 }
 
@@ -493,7 +507,7 @@ static int attempt_prepare(dg_transfer *t, const cfg *c, const char *token, int6
   }
   if (!(n = curl_slist_append(l, "Expect:"))) goto oom;
   l = n;
-  if (t->has_body && !t->has_ctype && strcmp(t->method, "POST") == 0) {
+  if (!t->has_ctype && strcmp(t->method, "POST") == 0) {
     if (!(n = curl_slist_append(l, "Content-Type:"))) goto oom;   /* no form-urlencoded default */
     l = n;
   }
@@ -535,7 +549,9 @@ static int attempt_prepare(dg_transfer *t, const cfg *c, const char *token, int6
   long connect_ms = t->connect_ms >= 0 ? t->connect_ms : c->connect_ms;
   long idle_s = t->idle_s >= 0 ? t->idle_s : c->idle_s;
   if (connect_ms > 0) curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
-  if (idle_s > 0) {
+  t->idle_ms = idle_s > 0 ? (int64_t)idle_s * 1000 : 0;
+  t->last_active_ms = 0;
+  if (idle_s > 0) {                    /* also wakes libcurl up every second while idle */
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, idle_s);
   }
@@ -569,11 +585,9 @@ static int attempt_prepare(dg_transfer *t, const cfg *c, const char *token, int6
   } else if (strcmp(m, "GET") != 0) {
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, m);
   }
-  if (t->progress) {
-    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_xfer);
-    curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)t);
-  }
+  curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_xfer);
+  curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)t);
   return 0;
 oom:
   slist_wipe_free(l);
@@ -586,16 +600,22 @@ oom:
 static int64_t attempt_done(dg_transfer *t, CURLcode rc, int64_t now, dg_random_fn rnd,
                             void *rud, dg_aimd *aimd, int token_gen) {
   int budget_used = t->attempts - (t->auth_retried ? 1 : 0);
-  if (t->fail_kind) {                 /* our callback refused: io */
-    finish_error(t, t->fail_kind, t->msg, (int)rc);
+  int idle = t->fail_kind && strcmp(t->fail_kind, "timeout") == 0;
+  if (t->fail_kind && !idle) {        /* our callback refused: io, callback */
+    finish_error(t, t->fail_kind, t->msg, 0);
     return -1;
+  }
+  if (idle) {                         /* our idle check: a stall, like libcurl's timeout */
+    rc = CURLE_OPERATION_TIMEDOUT;
+    t->fail_kind = NULL;
   }
   if (rc != CURLE_OK) {
     const char *kind = rc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "transport";
-    if (t->errbuf[0]) snprintf(t->msg, sizeof t->msg, "%s: %s", curl_easy_strerror(rc), t->errbuf);
+    if (idle) {}
+    else if (t->errbuf[0]) snprintf(t->msg, sizeof t->msg, "%s: %s", curl_easy_strerror(rc), t->errbuf);
     else snprintf(t->msg, sizeof t->msg, "%s", curl_easy_strerror(rc));
     int cls = dg_retry_classify_curl((int)rc);
-    if (rc == CURLE_OPERATION_TIMEDOUT && t->total_ms > 0 && now - t->attempt_ms >= t->total_ms - 5)
+    if (rc == CURLE_OPERATION_TIMEDOUT && !idle && t->total_ms > 0 && now - t->attempt_ms >= t->total_ms - 5)
       cls = DG_RETRY_NO;              /* the caller's total limit, not a stall */
     if (cls != DG_RETRY_NO) {
       int64_t d = dg_retry_next_delay(&t->retry, budget_used, -1, t->start_ms, now, rnd, rud);
@@ -797,6 +817,27 @@ static void promote_due(dg_engine *e, int64_t now) {
   }
 }
 
+static int call_progress(dg_engine *e, dg_transfer *t) {
+  if (!e->o.progress || !t->progress || memcmp(t->prog, t->prog_seen, sizeof t->prog) == 0) return 0;
+  memcpy(t->prog_seen, t->prog, sizeof t->prog);
+  char err[DG_ERRLEN];
+  err[0] = '\0';
+  if (e->o.progress(e->o.hook_ud, e, t->id, t->prog[0], t->prog[1], t->prog[2], t->prog[3],
+                    err, sizeof err) == 0) return 0;
+  set_fail(t, "callback", err[0] ? err : "progress callback failed");
+  return -1;
+}
+
+/* The last numbers of a finished attempt (libcurl may not have reported them). */
+static void final_progress(dg_transfer *t) {
+  curl_off_t v;
+  if (!t->progress || !t->easy) return;
+  if (curl_easy_getinfo(t->easy, CURLINFO_SIZE_UPLOAD_T, &v) == CURLE_OK && v > t->prog[0]) t->prog[0] = v;
+  if (curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_UPLOAD_T, &v) == CURLE_OK && v > 0) t->prog[1] = v;
+  if (curl_easy_getinfo(t->easy, CURLINFO_SIZE_DOWNLOAD_T, &v) == CURLE_OK && v > t->prog[2]) t->prog[2] = v;
+  if (curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &v) == CURLE_OK && v > 0) t->prog[3] = v;
+}
+
 static void drain(dg_engine *e) {
   CURLMsg *msg;
   int left;
@@ -811,6 +852,10 @@ static void drain(dg_engine *e) {
     if (!t || t->state != T_RUNNING) continue;
     list_remove(&e->running, t);
     t->state = T_NEW;
+    if (rc == CURLE_OK && !t->fail_kind) {
+      final_progress(t);
+      call_progress(e, t);             /* an error here fails the transfer (kind callback) */
+    }
     int64_t now = now_ms(e);
     dg_random_fn rnd = e->o.random ? e->o.random : dg_random_splitmix;
     void *rud = e->o.random ? e->o.random_ud : &e->rng;
@@ -830,16 +875,11 @@ static void report_progress(dg_engine *e) {
   dg_transfer *t = e->running.head, *next;
   for (; t; t = next) {
     next = t->next;
-    if (!t->progress || memcmp(t->prog, t->prog_seen, sizeof t->prog) == 0) continue;
-    memcpy(t->prog_seen, t->prog, sizeof t->prog);
-    char err[DG_ERRLEN];
-    err[0] = '\0';
-    if (e->o.progress(e->o.hook_ud, e, t->id, t->prog[0], t->prog[1], t->prog[2], t->prog[3],
-                      err, sizeof err) != 0) {
+    if (call_progress(e, t) != 0) {
       curl_multi_remove_handle(e->multi, t->easy);
       list_remove(&e->running, t);
       t->state = T_NEW;
-      finish_error(t, "callback", err[0] ? err : "progress callback failed", 0);
+      finish_error(t, t->fail_kind, t->msg, 0);
     }
   }
 }

@@ -44,7 +44,8 @@ typedef struct dg_transfer dg_transfer;
 
 typedef struct dg_engine_opts {
   int concurrency;               /* >= 1, default 16 */
-  const char *user_agent;        /* NULL: "dicomgcs/<ver> libcurl/<ver>" */
+  const char *user_agent;        /* NULL: "dicomgcs/<ver> libcurl/<ver>"; else " libcurl/<ver>"
+                                    is appended unless it already names libcurl */
   const char *ca_file;           /* NULL: $CURL_CA_BUNDLE, $SSL_CERT_FILE, else libcurl's */
   const char *proxy;             /* NULL: libcurl's environment handling */
   long connect_timeout_ms;       /* default 10000 */

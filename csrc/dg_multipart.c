@@ -97,6 +97,7 @@ dg_mp_status dg_mp_init(dg_mp *p, const char *boundary, size_t blen, char *hdrbu
   p->hdrcap = hdrcap;
   p->state = ST_PREAMBLE;
   p->held = 2; /* as if a CRLF preceded the stream: "--boundary" may open it */
+  p->virt = 2;
   p->error = DG_MP_OK;
   p->content_length = -1;
   return DG_MP_OK;
@@ -272,19 +273,24 @@ dg_mp_status dg_mp_next(dg_mp *p, const unsigned char *buf, size_t len, size_t *
             p->held = k + j;
             if (p->held < p->dlen) break; /* chunk used up, still undecided */
             p->held = 0;
+            p->virt = 0;
             goto delimiter;
           }
-          /* mismatch: the held bytes were data (delim[1..] holds no CR, so none restarts a match) */
+          /* mismatch: the held bytes were data (delim[1..] holds no CR, so none restarts a
+           * match), except a virtual leading CRLF, which was never in the stream as data */
           p->held = 0;
-          if (body) {
-            p->body_len += k;
+          if (body && k > p->virt) {
+            size_t v = p->virt;
+            p->virt = 0;
+            p->body_len += k - v;
             ev->type = DG_MP_EV_DATA;
             ev->part = p->part;
-            ev->data = p->delim;
-            ev->len = k;
+            ev->data = p->delim + v;
+            ev->len = k - v;
             *used = i;
             return DG_MP_OK;
           }
+          p->virt = 0;
           continue;
         }
         start = pos = i;
@@ -371,6 +377,7 @@ dg_mp_status dg_mp_next(dg_mp *p, const unsigned char *buf, size_t len, size_t *
         p->offset++;
         p->state = ST_HEADERS;
         p->hdrlen = 0;
+        p->line_start = 0;
         p->nheaders = 0;
         p->part++;
         break;
@@ -388,12 +395,32 @@ dg_mp_status dg_mp_next(dg_mp *p, const unsigned char *buf, size_t len, size_t *
         p->hdrlen = n;
         i++;
         p->offset++;
-        if (c == '\n' && (n == 2 || (n >= 4 && p->hdr[n - 3] == '\n'))) {
+        if (c == '\n' && n - p->line_start > 2) { /* a header line ended: check its shape now */
+          size_t k = p->line_start;
+          const char *h = p->hdr;
+          unsigned long long at = p->offset - (n - k);
+          if (h[k] == ' ' || h[k] == '\t') {
+            if (k == 0)
+              return set_error(p, DG_MP_EMALFORMED, at, "part %zu: header continuation line without a header",
+                               p->part);
+          } else {
+            while (k < n - 2 && is_tchar((unsigned char)h[k])) k++;
+            if (k == n - 2 || h[k] != ':' || k == p->line_start)
+              return set_error(p, DG_MP_EMALFORMED, p->offset - (n - k),
+                               "part %zu: header line without ':' after a valid name", p->part);
+          }
+          p->line_start = n;
+          break;
+        }
+        if (c == '\n') {
           dg_mp_status st = parse_headers(p, p->offset - n);
           if (st != DG_MP_OK) return st;
+          /* RFC 2046: body-part := headers [CRLF *OCTET], delimiter := CRLF "--" boundary, so
+           * the CRLF ending the header block may also open the delimiter of an empty body */
           p->state = ST_BODY;
           p->body_len = 0;
-          p->held = 0;
+          p->held = 2;
+          p->virt = 2;
           ev->type = DG_MP_EV_BEGIN;
           ev->part = p->part;
           ev->headers = p->headers;

@@ -31,7 +31,9 @@
  *   ...at end of input: dg_mp_finish(p) != DG_MP_OK means truncated.
  *
  * Framing rules (strict): the first delimiter is "--boundary" at offset 0 or
- * "CRLF--boundary" after a preamble (discarded); after each delimiter only
+ * "CRLF--boundary" after a preamble (discarded); the CRLF that ends a header
+ * block also serves as the CRLF of the next delimiter, so "--b CRLF A: 1 CRLF
+ * CRLF --b" is a part with an empty body (RFC 2046 body-part grammar); after each delimiter only
  * transport padding (SP / HT) then CRLF, or "--" for the close delimiter;
  * part headers are CRLF-terminated lines "Name: value" (obsolete folding
  * accepted and unfolded), bare CR or LF rejected, at most hdrcap bytes and
@@ -100,9 +102,10 @@ typedef struct {
   size_t dlen;
   int state;
   size_t held;          /* bytes of delim matched at the end of earlier chunks */
+  size_t virt;          /* of which leading bytes are a virtual CRLF (not stream data) */
   unsigned long long offset;  /* absolute stream offset of the next byte */
   char *hdr;
-  size_t hdrcap, hdrlen;
+  size_t hdrcap, hdrlen, line_start;
   dg_mp_header headers[DG_MP_MAX_HEADERS];
   size_t nheaders;
   size_t part;

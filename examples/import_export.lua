@@ -1,4 +1,5 @@
 -- import → wait → export → download, end to end.
+-- example: runs in make test
 --
 --   eval "$(emulator/start)"            # or point it at Google: see README "Real Google Cloud"
 --   lua5.4 examples/import_export.lua [WORKDIR]

@@ -423,7 +423,11 @@ describe("dicomgcs.auth", function()
         while eng:pending() > 0 do
           for _, d in ipairs(eng:step(100)) do
             done = done + 1
-            if d.res and d.res.status == 200 then ok = ok + 1 end
+            if d.res and d.res.status == 200 then ok = ok + 1
+            elseif os.getenv("AUTH_SPEC_DEBUG") then
+              io.stderr:write(("job failure at %ds: %s\n"):format(os.time() - t0,
+                d.res and (d.res.status .. " " .. tostring(d.res.body):sub(1, 120)) or tostring(d.err and d.err.message)))
+            end
           end
         end
         H.sleep(0.2)
@@ -452,7 +456,7 @@ describe("dicomgcs.auth", function()
         local p, err = provider(opts)
         show(err)
         if p then
-          show(p, p:describe(), p:quota_project(), p:headers())
+          show(tostring(p), p:describe(), p:quota_project(), p:headers(), p:source(), p:kind(), p:email())
           local tok, e2 = p:token()
           if tok then secrets[#secrets + 1] = tok end
           show(e2, p:last_error())
@@ -501,7 +505,9 @@ describe("dicomgcs.auth", function()
       local all = table.concat(shown, "\n")
       assert.is_true(#shown > 50)
       for _, s in ipairs(secrets) do
-        assert.is_nil(all:find(s, 1, true), "a secret was shown: " .. s:sub(1, 6) .. "…")
+        local at = all:find(s, 1, true)
+        if at and os.getenv("AUTH_SPEC_DEBUG") then io.stderr:write("LEAK CONTEXT: ", all:sub(at - 300, at - 1):gsub(s, "<S>"), "\n") end
+        assert.is_nil(at, "a secret was shown: " .. s:sub(1, 6) .. "…")
       end
       assert.is_nil(all:find("BEGIN", 1, true))
       assert.is_nil(all:find("ya29.", 1, true))

@@ -180,43 +180,48 @@ local function file_exists(path)
   return false
 end
 
+local function tag(source, cred, err)
+  if not cred then return nil, err end
+  return cred, source
+end
+
 -- The credential and the short source name, or nil, Error.
 local function find(ctx, opts)
   local c = opts.credentials
   if c ~= nil then
     if type(c) == "table" then
       if type(c.access_token) == "string" then
-        return static.new(ctx, "the credentials option", c.access_token), "option"
+        return tag("option", static.new(ctx, "the credentials option", c.access_token))
       end
-      return files.from_info(ctx, c, "the credentials option (table)", make_cache), "option"
+      return tag("option", files.from_info(ctx, c, "the credentials option (table)", make_cache))
     elseif type(c) == "string" then
       if looks_like_path(c) then
-        return files.load(ctx, c, "credential file " .. c .. " (credentials option)", make_cache), "option"
+        return tag("option", files.load(ctx, c, "credential file " .. c .. " (credentials option)", make_cache))
       end
-      return static.new(ctx, "the credentials option", c), "option"
+      return tag("option", static.new(ctx, "the credentials option", c))
     end
     error("auth.default: credentials must be an access token, a file path or a credential table", 3)
   end
   for _, name in ipairs(auth.TOKEN_ENV) do
     local v = ctx.getenv(name)
-    if v then return static.new(ctx, name, v), "env:" .. name end
+    if v then return tag("env:" .. name, static.new(ctx, name, v)) end
   end
   for _, name in ipairs(auth.TOKEN_FILE_ENV) do
     local v = ctx.getenv(name)
-    if v then return static.new(ctx, name, nil, v), "env:" .. name end
+    if v then return tag("env:" .. name, static.new(ctx, name, nil, v)) end
   end
   local gac = ctx.getenv("GOOGLE_APPLICATION_CREDENTIALS")
   if gac then
-    return files.load(ctx, gac, "GOOGLE_APPLICATION_CREDENTIALS=" .. gac, make_cache), "GOOGLE_APPLICATION_CREDENTIALS"
+    return tag("GOOGLE_APPLICATION_CREDENTIALS", files.load(ctx, gac, "GOOGLE_APPLICATION_CREDENTIALS=" .. gac, make_cache))
   end
   local wk = well_known_file(ctx)
   if wk and file_exists(wk) then
-    return files.load(ctx, wk, "gcloud ADC file " .. wk, make_cache), "gcloud"
+    return tag("gcloud", files.load(ctx, wk, "gcloud ADC file " .. wk, make_cache))
   end
   local why
   if opts.metadata ~= false then
     local ok, reason = metadata.probe(ctx)
-    if ok then return metadata.new(ctx), "metadata" end
+    if ok then return tag("metadata", metadata.new(ctx)) end
     why = reason
   else
     why = "the metadata server was disabled (metadata = false)"

@@ -12,5 +12,10 @@ dicomgcs.client = require("dicomgcs.client").new
 dicomgcs.errors = require "dicomgcs.errors"
 dicomgcs.wildcard = require "dicomgcs.wildcard"
 dicomgcs.json = require "dicomgcs.json"
+dicomgcs.queue = require("dicomgcs.queue").new
+dicomgcs.plan = require "dicomgcs.plan"
+dicomgcs.manifest = require "dicomgcs.manifest"
+dicomgcs.report = require "dicomgcs.report"
+dicomgcs.failures = require "dicomgcs.failures"
 
 return dicomgcs

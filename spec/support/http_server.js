@@ -72,8 +72,8 @@ const server = http.createServer((req, res) => {
   const u = new URL(req.url, 'http://x');
   const q = (k, d) => (u.searchParams.has(k) ? u.searchParams.get(k) : d);
   const key = q('key', null);
-  record(key, req);
   const path = u.pathname;
+  if (path !== '/_log') record(key, req);
 
   if (path === '/_log') {
     res.writeHead(200, { 'content-type': 'application/json' });

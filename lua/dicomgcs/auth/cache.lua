@@ -17,22 +17,16 @@ end
 
 local function remaining(t, now) return math.max(1, math.floor(t.expires_at - now)) end
 
---- The current token, refreshing when needed. `force` (after a 401) refreshes, unless
--- another caller already did: when `rejected` (the token the server refused) is given, only
--- if the cached token is that one; without it, only if the cached token is over 1 s old.
+--- The current token, refreshing when needed. `force` (after a 401) always refreshes, unless
+-- `rejected` (the token the server refused) is given and is no longer the cached one (another
+-- caller refreshed already). The engine does its own de-duplication by token generation.
 -- Returns token, expires_in_seconds or nil, Error.
 function Cache:get(force, rejected)
   local ctx, t = self.ctx, self.tok
   local now = ctx.mono()
   if t and now < t.expires_at then
     if not force and now < t.refresh_at then return t.token, remaining(t, now) end
-    if force then
-      if rejected ~= nil then
-        if rejected ~= t.token then return t.token, remaining(t, now) end
-      elseif now - t.fetched_at < 1.0 then
-        return t.token, remaining(t, now)
-      end
-    end
+    if force and rejected ~= nil and rejected ~= t.token then return t.token, remaining(t, now) end
   end
   if self.busy then
     -- Re-entered from inside the refresh (cannot happen through the engine, which calls

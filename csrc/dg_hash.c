@@ -1,0 +1,223 @@
+/*
+ * dg_hash.c - CRC32C (SSE4.2 or slicing-by-8) and MD5 (OpenSSL EVP) for
+ * Cloud Storage checksums; file hashing and joining of ranged-download parts.
+ */
+#include "dg_hash.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <openssl/evp.h>
+
+#define POLY 0x82F63B78u   /* Castagnoli, reflected */
+
+static uint32_t T[8][256];
+static int tables_ready = 0;
+
+static void make_tables(void) {
+  for (uint32_t i = 0; i < 256; i++) {
+    uint32_t c = i;
+    for (int k = 0; k < 8; k++) c = (c >> 1) ^ (POLY & (0u - (c & 1u)));
+    T[0][i] = c;
+  }
+  for (uint32_t i = 0; i < 256; i++)
+    for (int s = 1; s < 8; s++) T[s][i] = (T[s - 1][i] >> 8) ^ T[0][T[s - 1][i] & 0xFF];
+  tables_ready = 1;
+}
+
+static uint32_t crc_sw(uint32_t c, const unsigned char *p, size_t n) {
+  if (!tables_ready) make_tables();
+  while (n && ((uintptr_t)p & 7)) { c = (c >> 8) ^ T[0][(c ^ *p++) & 0xFF]; n--; }
+  while (n >= 8) {
+    uint32_t lo, hi;
+    memcpy(&lo, p, 4); memcpy(&hi, p + 4, 4);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    lo = __builtin_bswap32(lo); hi = __builtin_bswap32(hi);
+#endif
+    lo ^= c;
+    c = T[7][lo & 0xFF] ^ T[6][(lo >> 8) & 0xFF] ^ T[5][(lo >> 16) & 0xFF] ^ T[4][lo >> 24] ^
+        T[3][hi & 0xFF] ^ T[2][(hi >> 8) & 0xFF] ^ T[1][(hi >> 16) & 0xFF] ^ T[0][hi >> 24];
+    p += 8; n -= 8;
+  }
+  while (n--) c = (c >> 8) ^ T[0][(c ^ *p++) & 0xFF];
+  return c;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("sse4.2")))
+static uint32_t crc_hw(uint32_t c, const unsigned char *p, size_t n) {
+  uint64_t c64 = c;
+  while (n && ((uintptr_t)p & 7)) { c64 = __builtin_ia32_crc32qi((uint32_t)c64, *p++); n--; }
+  while (n >= 32) {
+    uint64_t a, b, d, e;
+    memcpy(&a, p, 8); memcpy(&b, p + 8, 8); memcpy(&d, p + 16, 8); memcpy(&e, p + 24, 8);
+    c64 = __builtin_ia32_crc32di(c64, a);
+    c64 = __builtin_ia32_crc32di(c64, b);
+    c64 = __builtin_ia32_crc32di(c64, d);
+    c64 = __builtin_ia32_crc32di(c64, e);
+    p += 32; n -= 32;
+  }
+  while (n >= 8) { uint64_t a; memcpy(&a, p, 8); c64 = __builtin_ia32_crc32di(c64, a); p += 8; n -= 8; }
+  uint32_t c32 = (uint32_t)c64;
+  while (n--) c32 = __builtin_ia32_crc32qi(c32, *p++);
+  return c32;
+}
+static int hw = -1;
+int dg_crc32c_hw(void) {
+  if (hw < 0) { __builtin_cpu_init(); hw = __builtin_cpu_supports("sse4.2") ? 1 : 0; }
+  return hw;
+}
+#else
+int dg_crc32c_hw(void) { return 0; }
+#endif
+
+uint32_t dg_crc32c(uint32_t crc, const void *buf, size_t n) {
+  uint32_t c = ~crc;
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (dg_crc32c_hw()) return ~crc_hw(c, buf, n);
+#endif
+  return ~crc_sw(c, buf, n);
+}
+
+void dg_hash_b64(const unsigned char *src, size_t n, char *dst) {
+  static const char A[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  size_t i = 0, o = 0;
+  for (; i + 2 < n; i += 3) {
+    uint32_t v = ((uint32_t)src[i] << 16) | ((uint32_t)src[i + 1] << 8) | src[i + 2];
+    dst[o++] = A[v >> 18]; dst[o++] = A[(v >> 12) & 63]; dst[o++] = A[(v >> 6) & 63]; dst[o++] = A[v & 63];
+  }
+  if (i < n) {
+    uint32_t v = (uint32_t)src[i] << 16;
+    if (i + 1 < n) v |= (uint32_t)src[i + 1] << 8;
+    dst[o++] = A[v >> 18]; dst[o++] = A[(v >> 12) & 63];
+    dst[o++] = i + 1 < n ? A[(v >> 6) & 63] : '=';
+    dst[o++] = '=';
+  }
+  dst[o] = '\0';
+}
+
+int dg_hasher_init(dg_hasher *h, int which) {
+  h->which = which; h->crc = 0; h->md5 = NULL; h->size = 0;
+  if (which & DG_HASH_MD5) {
+    EVP_MD_CTX *m = EVP_MD_CTX_new();
+    if (!m) return -1;
+    if (EVP_DigestInit_ex(m, EVP_md5(), NULL) != 1) { EVP_MD_CTX_free(m); return -1; }
+    h->md5 = m;
+  }
+  return 0;
+}
+
+int dg_hasher_update(dg_hasher *h, const void *buf, size_t n) {
+  if (h->which & DG_HASH_CRC32C) h->crc = dg_crc32c(h->crc, buf, n);
+  if (h->md5 && EVP_DigestUpdate((EVP_MD_CTX *)h->md5, buf, n) != 1) return -1;
+  h->size += (int64_t)n;
+  return 0;
+}
+
+void dg_hasher_free(dg_hasher *h) {
+  if (h->md5) { EVP_MD_CTX_free((EVP_MD_CTX *)h->md5); h->md5 = NULL; }
+}
+
+int dg_hasher_final(dg_hasher *h, dg_digest *d) {
+  memset(d, 0, sizeof *d);
+  d->which = h->which; d->size = h->size; d->crc32c = h->crc;
+  if (h->which & DG_HASH_CRC32C) {
+    unsigned char be[4] = { (unsigned char)(h->crc >> 24), (unsigned char)(h->crc >> 16),
+                            (unsigned char)(h->crc >> 8), (unsigned char)h->crc };
+    dg_hash_b64(be, 4, d->crc32c_b64);
+  }
+  int rc = 0;
+  if (h->md5) {
+    unsigned int len = 0;
+    if (EVP_DigestFinal_ex((EVP_MD_CTX *)h->md5, d->md5, &len) != 1 || len != 16) rc = -1;
+    else dg_hash_b64(d->md5, 16, d->md5_b64);
+  }
+  dg_hasher_free(h);
+  return rc;
+}
+
+#define BUFSZ (1u << 20)
+
+int dg_hash_file(const char *path, int64_t offset, int64_t length, int which, dg_digest *d,
+                 char *err, size_t errlen) {
+  dg_hasher h;
+  int fd = -1, rc = -1;
+  unsigned char *buf = NULL;
+  if (dg_hasher_init(&h, which) != 0) { snprintf(err, errlen, "cannot start MD5"); return -1; }
+  if ((buf = malloc(BUFSZ)) == NULL) { snprintf(err, errlen, "out of memory"); goto out; }
+  if ((fd = open(path, O_RDONLY)) < 0) { snprintf(err, errlen, "%s: %s", path, strerror(errno)); goto out; }
+  int64_t pos = offset, left = length;
+  for (;;) {
+    size_t want = BUFSZ;
+    if (length >= 0) { if (left == 0) break; if ((int64_t)want > left) want = (size_t)left; }
+    ssize_t got = pread(fd, buf, want, (off_t)pos);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      snprintf(err, errlen, "%s: %s", path, strerror(errno)); goto out;
+    }
+    if (got == 0) {
+      if (length >= 0) { snprintf(err, errlen, "%s: the file is shorter than expected", path); goto out; }
+      break;
+    }
+    if (dg_hasher_update(&h, buf, (size_t)got) != 0) { snprintf(err, errlen, "MD5 failed"); goto out; }
+    pos += got;
+    if (length >= 0) left -= got;
+  }
+  if (dg_hasher_final(&h, d) != 0) { snprintf(err, errlen, "MD5 failed"); rc = -1; h.md5 = NULL; }
+  else rc = 0;
+out:
+  dg_hasher_free(&h);
+  if (fd >= 0) close(fd);
+  free(buf);
+  return rc;
+}
+
+static int write_all(int fd, const unsigned char *p, size_t n) {
+  while (n) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0) { if (errno == EINTR) continue; return -1; }
+    p += w; n -= (size_t)w;
+  }
+  return 0;
+}
+
+int dg_hash_join_files(const char *dest, const char *const *parts, size_t n, int which,
+                       dg_digest *d, char *err, size_t errlen) {
+  dg_hasher h;
+  int out = -1, in = -1, rc = -1;
+  unsigned char *buf = NULL;
+  if (dg_hasher_init(&h, which) != 0) { snprintf(err, errlen, "cannot start MD5"); return -1; }
+  if ((buf = malloc(BUFSZ)) == NULL) { snprintf(err, errlen, "out of memory"); goto done; }
+  if ((out = open(dest, O_WRONLY | O_CREAT | O_TRUNC, 0666)) < 0) {
+    snprintf(err, errlen, "%s: %s", dest, strerror(errno)); goto done;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if ((in = open(parts[i], O_RDONLY)) < 0) { snprintf(err, errlen, "%s: %s", parts[i], strerror(errno)); goto done; }
+    for (;;) {
+      ssize_t got = read(in, buf, BUFSZ);
+      if (got < 0) {
+        if (errno == EINTR) continue;
+        snprintf(err, errlen, "%s: %s", parts[i], strerror(errno)); goto done;
+      }
+      if (got == 0) break;
+      if (dg_hasher_update(&h, buf, (size_t)got) != 0) { snprintf(err, errlen, "MD5 failed"); goto done; }
+      if (write_all(out, buf, (size_t)got) != 0) { snprintf(err, errlen, "%s: %s", dest, strerror(errno)); goto done; }
+    }
+    close(in); in = -1;
+  }
+  if (close(out) != 0) { out = -1; snprintf(err, errlen, "%s: %s", dest, strerror(errno)); goto done; }
+  out = -1;
+  if (dg_hasher_final(&h, d) != 0) { h.md5 = NULL; snprintf(err, errlen, "MD5 failed"); goto done; }
+  for (size_t i = 0; i < n; i++) unlink(parts[i]);
+  rc = 0;
+done:
+  dg_hasher_free(&h);
+  if (in >= 0) close(in);
+  if (out >= 0) close(out);
+  if (rc != 0) unlink(dest);
+  free(buf);
+  return rc;
+}

@@ -1,0 +1,117 @@
+local core = require "dicomgcs.core"
+local dicomgcs = require "dicomgcs"
+local env = require "spec.support.env"
+local manifest = require "dicomgcs.manifest"
+local plan = require "dicomgcs.plan"
+
+local function read(path)
+  local f = io.open(path, "rb"); if not f then return "" end
+  local s = f:read("a"); f:close(); return s
+end
+
+local function count_done(path)
+  local n = 0
+  for line in read(path):gmatch("[^\n]+") do if line:find('"state":"done"', 1, true) then n = n + 1 end end
+  return n
+end
+
+-- Wait (bounded) until `pred()` holds; returns whether it did.
+local function wait_until(pred, seconds)
+  local deadline = core.monotime() + seconds
+  while core.monotime() < deadline do
+    if pred() then return true end
+    core.sleep(0.05)
+  end
+  return pred()
+end
+
+local function example_cmd(dir)
+  return ("cd %s && DICOMGCS_EMULATOR_HOST=%s BULK_POLL_INTERVAL=0.05 lua5.4 examples/bulk_import.lua %s"):format(
+    env.quote(os.getenv("PWD") or "."), env.emulator().host, env.quote(dir))
+end
+
+describe("dicomgcs.queue", function()
+  it("never has more than K operations in flight, and runs several at once", function()
+    local c = env.store_client()
+    local bucket = env.unique("bkt")
+    assert(c.storage:create_bucket(bucket))
+    if c.storage.grant_service_agent then assert(c.storage:grant_service_agent(bucket, "import")) end
+    local dir = env.tmpdir("q")
+    assert(require("dicomgcs.testdata").generate{ dir = dir, studies = 6, series = 1, instances = 2, nested = true })
+    assert(c.storage:upload(dir, "gs://" .. bucket .. "/in/"))
+    local most = 0
+    local q = assert(dicomgcs.queue{ client = c, max_in_flight = 2, interval = 0.02, max_interval = 0.1,
+      on_progress = function(t) most = math.max(most, t.running) end })
+    q:add{ key = "top", kind = "import", uri = "gs://" .. bucket .. "/in/*.dcm" }
+    for s = 2, 6 do
+      q:add{ key = "study-" .. s, kind = "import", uri = ("gs://%s/in/study-%d/**.dcm"):format(bucket, s) }
+    end
+    local done_hook = 0
+    q.hooks.on_operation_done = function() done_hook = done_hook + 1 end
+    local summary = q:run()
+    assert.is_true(summary.ok)
+    assert.are.equal(12, summary.totals.success)
+    assert.are.equal(6, done_hook)
+    assert.are.equal(2, most)
+  end)
+
+  it("rejects unknown options and job fields", function()
+    assert.has_error(function() dicomgcs.queue{ client = {}, colour = 1 } end)
+    local q = dicomgcs.queue{ client = {} }
+    assert.has_error(function() q:add{ key = "a", kind = "import", url = "x" } end)
+    q:add{ key = "a", kind = "import", uri = "gs://b/x" }
+    assert.has_error(function() q:add{ key = "a", kind = "import", uri = "gs://b/y" } end)
+  end)
+
+  it("resumes after being killed: finished prefixes are skipped, every file counted once #slow", function()
+    local dir = env.tmpdir("bulk")
+    -- first run, killed once a few prefixes are done
+    local pidfile = dir .. "/pid"
+    os.execute(example_cmd(dir) .. " >" .. env.quote(dir .. "/run1.log") .. " 2>&1 & echo $! >" .. env.quote(pidfile))
+    local pid = read(pidfile):match("%d+")
+    assert.truthy(pid)
+    local progressed = wait_until(function() return count_done(dir .. "/bulk.jsonl") >= 4 end, 120)
+    os.execute("kill -9 " .. pid .. " 2>/dev/null")
+    assert.is_true(progressed, "the first run made no progress: " .. read(dir .. "/run1.log"))
+    local m = assert(manifest.open(dir .. "/bulk.jsonl"))
+    local before = m:counts()
+    m:close()
+    assert.is_true((before.done or 0) >= 4)
+    assert.is_true((before.done or 0) < 20, "killed too late to prove anything")
+
+    -- second run finishes the rest
+    local out, code = env.run(example_cmd(dir), true)
+    assert.are.equal(0, code, out)
+    assert.truthy(out:find("every file accounted for once", 1, true), out)
+    local earlier = tonumber(out:match("%((%d+) from an earlier run"))
+    assert.is_true(earlier >= before.done, out)
+    -- operations left running by the killed run are re-attached by name, not started again
+    local reattached = tonumber(out:match("(%d+) re%-attached"))
+    assert.are.equal(before.running or 0, reattached, out)
+    assert.truthy(out:find("files: 60 imported, 0 failed, of 60 staged", 1, true), out)
+  end)
+end)
+
+describe("dicomgcs.plan", function()
+  it("proposes one import per sub-folder and covers every file exactly once", function()
+    local c = env.client()
+    local bucket = env.unique("bkt")
+    assert(c.storage:create_bucket(bucket))
+    for _, name in ipairs{ "d/a/1.dcm", "d/a/2.dcm", "d/b/x/3.dcm", "d/4.dcm", "d/c/5.txt" } do
+      assert(c.storage:write("gs://" .. bucket .. "/" .. name, "x"))
+    end
+    local p = assert(plan.imports(c.storage, "gs://" .. bucket .. "/d/**.dcm", { min_files = 1 }))
+    assert.are.equal(4, p.files)
+    local covered = 0
+    for _, imp in ipairs(p.imports) do
+      local objs = assert(c.storage:match(imp.uri))
+      assert.are.equal(imp.files, #objs)
+      covered = covered + #objs
+    end
+    assert.are.equal(4, covered)
+    assert.are.equal(3, #p.imports)
+    assert.truthy(plan.describe(p):find("3 import(s)", 1, true))
+    local one = assert(plan.imports(c.storage, "gs://" .. bucket .. "/d/**.dcm"))
+    assert.are.equal(1, #one.imports)
+  end)
+end)
