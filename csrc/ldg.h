@@ -25,6 +25,8 @@ void ldg_register_parsers(lua_State *L);
 void ldg_register_fs(lua_State *L);
 /* jwt_sign_rs256(...), secure token helpers (ldg_auth.c) */
 void ldg_register_auth(lua_State *L);
+/* crc32c, hasher, hash_file, join_files: Cloud Storage checksums (ldg_hash.c) */
+void ldg_register_hash(lua_State *L);
 
 LDG_API int luaopen_dicomgcs_core(lua_State *L);
 

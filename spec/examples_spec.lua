@@ -2,7 +2,7 @@
 -- (examples/README.md): `-- example: runs in make test` or `-- example: not run in make test
 -- (REASON)`. The ones that run are run here, one by one, as a user would run them:
 -- `lua5.4 examples/X.lua WORKDIR` against the emulator, and must exit 0.
-local env = require "support.env"
+local env = require "spec.support.env"
 
 local root = env.run("pwd"):gsub("%s+$", "")
 local RUN, SKIP = "runs in make test", "not run in make test"

@@ -415,9 +415,12 @@ async function handle(req, res, url, ctx) {
       background(ctx, op, runExport(ctx, op, name, pm[1], dir, plan, filterUri));
       return true;
     }
-    case 'dicomWeb':
-      hc.needStore(`${dsName}/dicomStores/${g[4]}`);
-      throw new ApiError('UNIMPLEMENTED', 'DICOMweb is not implemented by the emulator yet.');
+    case 'dicomWeb': {
+      const storeName = `${dsName}/dicomStores/${g[4]}`;
+      const store = hc.needStore(storeName);
+      await require('./dicomweb').handle(req, res, url, ctx, { store, storeName, dsName, version, sub: g[5] });
+      return true;
+    }
     case 'operations': {
       hc.needDataset(dsName);
       if (method !== 'GET') throw methodNotAllowed();

@@ -56,12 +56,18 @@ function Operation:get()
   return absorb(self, doc)
 end
 
---- Ask the server to cancel. Returns self (refreshed) or nil, Error.
-function Operation:cancel()
-  local _, err = self.transport:json("POST", self.base_url .. "/" .. self.name .. ":cancel", {},
+--- Ask the server to cancel (best effort: it stops between files). With `opts.wait`, poll
+-- until the operation has stopped, so that its counters tell what it did before it stopped
+-- (`counter.pending` is what it never processed). Returns self (refreshed) or nil, Error.
+function Operation:cancel(opts)
+  opts = opts or {}
+  local ok, err = self.transport:json("POST", self.base_url .. "/" .. self.name .. ":cancel", {},
     "cancel operation " .. self.name)
-  if err then return nil, err end
-  return self:get()
+  if not ok then return nil, err end
+  if not opts.wait then return self:get() end
+  local _, werr = self:wait{ interval = opts.interval or 0.5, max_interval = 5, timeout = opts.timeout }
+  if werr and werr.kind ~= "operation" then return nil, werr end
+  return self
 end
 
 --- The error an operation ended with, as a `dicomgcs.Error` (kind "operation").

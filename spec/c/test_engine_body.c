@@ -86,7 +86,7 @@ int main(void) {
   ok(dg_body_open(&b) == 0, "measured");
   long long r = dg_body_read(&b, out, 100);
   ok(r == 100, "partial read");
-  truncate(f1, 50);
+  if (truncate(f1, 50) != 0) printf("# truncate failed\n");
   r = dg_body_read(&b, out, 20000);
   ok(r == -1 && strstr(b.err, f1) && strstr(b.err, "shrank"), "a shrunk file fails naming the file");
   /* shrinking while open */
@@ -94,7 +94,7 @@ int main(void) {
   ok(dg_body_open(&b) == 0, "measured again");
   r = dg_body_read(&b, out, 2000);
   ok(r == 2000, "reading inside the file part");
-  truncate(f1, 3000);
+  if (truncate(f1, 3000) != 0) printf("# truncate failed\n");
   r = dg_body_read(&b, out, 20000);
   ok(r == -1 && strstr(b.err, f1) != NULL, "a file truncated while open fails naming the file");
   /* vanishes before it is reached */

@@ -236,7 +236,10 @@ static void test_malformed(void) {
   strcpy(big + 20000, "\r\n\r\nbody\r\n--B--");
   parse("B", big, strlen(big), 4096, 0, &r);
   ok(r.st == DG_MP_EHEADERS && strstr(r.msg, "16384"), "one header line over 16 KiB: rejected, limit named");
-  parse("B", "--B\r\nA: 1\r\n\r\nx\r\n--B--", 23, 0, 6, &r);
+  {
+    const char *sm = "--B\r\nA: 1\r\n\r\nx\r\n--B--";
+    parse("B", sm, strlen(sm), 0, 6, &r);
+  }
   ok(r.st == DG_MP_EHEADERS, "custom small header buffer enforced");
 
   /* sticky errors */
@@ -288,11 +291,11 @@ static void test_empty_bodies(void) {
   ok(r.st == DG_MP_OK && strcmp(r.trace, "BEBEBEX") == 0 && r.dlen[0] == 0 && r.dlen[1] == 0 && r.dlen[2] == 0,
      "header-ending CRLF doubles as the delimiter's CRLF: three empty parts");
   ok(same(&r, &r1), "same byte by byte");
-  parse("B", "--B\r\n\r\n-x", 9, 1, 0, &r);
+  parse("B", "--B\r\n\r\n-x", strlen("--B\r\n\r\n-x"), 1, 0, &r);
   if (r.dlen[0] != 2) printf("# %d %s %zu\n", r.st, r.trace, r.dlen[0]);
   ok(r.st == DG_MP_ETRUNCATED && r.dlen[0] == 2 && memcmp(r.data[0], "-x", 2) == 0,
      "a near-delimiter at body start is data, without the virtual CRLF");
-  parse("B", "--B\r\n--B--\r\n", 12, 0, 0, &r);
+  parse("B", "--B\r\n--B--\r\n", strlen("--B\r\n--B--\r\n"), 0, 0, &r);
   ok(r.st == DG_MP_EMALFORMED, "boundary line right after a boundary line: malformed header");
 }
 

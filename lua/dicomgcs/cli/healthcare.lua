@@ -132,11 +132,85 @@ return {
       for i, o in ipairs(ops) do raw[i] = o.raw end
       ctx.print(require("dicomgcs.json").array(raw))
     end },
-  { path = { "operations", "cancel" }, usage = "operations cancel OPERATION --dataset=D --location=L",
-    summary = "cancel an operation", min_args = 1, max_args = 1,
-    help = "Ask the server to cancel an operation, then show it.",
+  { path = { "operations", "failures" }, usage = "operations failures OPERATION [--format=json|csv]",
+    summary = "list every failed file of an import or export, with the reason", min_args = 1, max_args = 1,
+    formats = { json = true, yaml = true, csv = true, table = true },
+    help = "Read the operation's per-file errors from Cloud Logging (and its sample errors) and print\n" ..
+      "one line per failed file: URI, status and reason. Exit 3 when the logs account for fewer\n" ..
+      "failures than the operation's failure counter (Cloud Logging samples past a threshold).",
     run = function(ctx)
       local op = must(ctx.client():operation(ctx.words[1]))
-      ctx.print(must(op:cancel()).raw)
+      must(op:get())
+      local found = must(ctx.client():failures(op))
+      local rows = {}
+      for i, f in ipairs(found.failures) do rows[i] = { uri = f.uri, status = f.status, code = f.code, message = f.message } end
+      local fmt = ctx.flags.format
+      if fmt == "csv" then
+        local report = require "dicomgcs.report"
+        local outcomes, inputs = {}, {}
+        for _, f in ipairs(found.failures) do
+          inputs[#inputs + 1] = f.uri
+          outcomes[f.uri] = { outcome = "failed", code = f.status, reason = f.message }
+        end
+        ctx.out:write(report.csv(report.build(inputs, outcomes)))
+      elseif fmt == "json" or fmt == "yaml" then
+        ctx.print({ operation = op.name, expected = found.expected, logged = found.logged,
+                    complete = found.complete, failures = require("dicomgcs.json").array(rows) })
+      else
+        for _, r in ipairs(rows) do ctx.out:write(("%s\t%s\t%s\n"):format(r.uri, r.status, r.message)) end
+      end
+      if not found.complete then
+        io.stderr:write(("WARNING: %d failure(s) found, the operation counted %d; the logs are a sample.\n"):format(
+          #found.failures, found.expected))
+        return 3
+      end
+    end },
+  { path = { "operations", "retry-failed" }, usage = "operations retry-failed OPERATION --dataset=D --location=L",
+    summary = "re-import only the failed files worth another try", min_args = 1, max_args = 1,
+    help = "Re-import, one exact-URI import each, the failed files of an import whose error was\n" ..
+      "transient or whose object was replaced since it failed. Prints what was retried and what\n" ..
+      "was skipped, and why.",
+    flags = { ["dicom-store"] = { type = "string", metavar = "STORE", help = "import into this store (default: the operation's dataset store given by --dicom-store)" },
+              concurrency = { type = "string", metavar = "N", help = "imports at a time (default 3)" } },
+    run = function(ctx)
+      local c = ctx.client()
+      local op = must(c:operation(ctx.words[1]))
+      must(op:get())
+      local store = ctx.flags["dicom-store"]
+      if not store then fail("--dicom-store is required: the operation does not name its store") end
+      local summary = must(c:retry_failed(op, { dicom_store = store, concurrency = tonumber(ctx.flags.concurrency) }))
+      local rows = {}
+      for _, r in ipairs(summary.retried) do
+        rows[#rows + 1] = { uri = r.failure.uri, action = "retried", ok = r.ok, reason = r.reason,
+                            error = r.err and tostring(r.err) or nil }
+      end
+      for _, s in ipairs(summary.skipped) do
+        rows[#rows + 1] = { uri = s.failure.uri, action = "skipped", reason = s.reason }
+      end
+      if ctx.flags.format then
+        ctx.print({ succeeded = summary.succeeded, failed = summary.failed, skipped = #summary.skipped,
+                    files = require("dicomgcs.json").array(rows) })
+      else
+        for _, r in ipairs(rows) do
+          ctx.out:write(("%s\t%s%s\t%s\n"):format(r.uri, r.action, r.action == "retried" and (r.ok and " ok" or " FAILED") or "",
+            r.error or r.reason))
+        end
+      end
+      io.stderr:write(("Retried %d file(s): %d ok, %d failed; skipped %d.\n"):format(
+        #summary.retried, summary.succeeded, summary.failed, #summary.skipped))
+      if summary.failed > 0 then return summary.succeeded > 0 and 3 or 1 end
+    end },
+  { path = { "operations", "cancel" }, usage = "operations cancel OPERATION --dataset=D --location=L",
+    summary = "cancel an operation", min_args = 1, max_args = 1,
+    help = "Ask the server to cancel an operation, wait until it stops, and report what it did\n" ..
+      "before it stopped. --async returns right after asking.",
+    flags = { async = async_flag },
+    run = function(ctx)
+      local op = must(ctx.client():operation(ctx.words[1]))
+      must(op:cancel{ wait = not ctx.flags.async, interval = tonumber(os.getenv("DICOMGCS_POLL_INTERVAL") or "") })
+      ctx.print(op.raw)
+      local c = op.counter
+      io.stderr:write(("%s %s: %d succeeded, %d failed, %d not processed.\n"):format(
+        op.done and "Stopped" or "Cancel requested for", op.name, c.success, c.failure, c.pending))
     end },
 }

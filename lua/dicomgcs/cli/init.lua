@@ -117,8 +117,12 @@ function cli.main(argv)
   end
   if parsed.flags.help then io.stdout:write(command_help(c)); return cli.EXIT_OK end
   local fmt = parsed.flags.format
-  if fmt and fmt ~= "json" and fmt ~= "yaml" and fmt ~= "table" then
-    io.stderr:write(("ERROR: --format=%s: use json, yaml or table\n"):format(fmt))
+  local formats = c.formats or { json = true, yaml = true, table = true }
+  if fmt and not formats[fmt] then
+    local names = {}
+    for k in pairs(formats) do names[#names + 1] = k end
+    table.sort(names)
+    io.stderr:write(("ERROR: --format=%s: use %s\n"):format(fmt, table.concat(names, ", ")))
     return cli.EXIT_USAGE
   end
   local ctx = context(c, parsed)

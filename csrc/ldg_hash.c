@@ -1,0 +1,180 @@
+/*
+ * ldg_hash.c - binding of dg_hash: Cloud Storage checksums for the Lua layer.
+ *   core.crc32c(bytes [, crc]) -> integer
+ *   core.hasher{crc32c=true, md5=true} -> h; h:update(bytes); h:digest() -> digest
+ *   core.hash_file(path, {crc32c=, md5=, offset=, length=}) -> digest | nil, msg
+ *   core.join_files(dest, {part, ...}, {crc32c=, md5=}) -> digest | nil, msg (parts removed)
+ * A digest is { size=, crc32c="base64" (when asked), md5="base64" (when asked) }, the forms
+ * Cloud Storage uses in object metadata and X-Goog-Hash.
+ */
+#include <string.h>
+#include <lauxlib.h>
+
+#include "ldg.h"
+#include "dg_hash.h"
+
+#define LDG_HASHER "dicomgcs.Hasher"
+
+typedef struct { dg_hasher h; int open; } ldg_hasher;
+
+static int which_of(lua_State *L, int idx) {
+  int which = 0;
+  if (lua_isnoneornil(L, idx)) return DG_HASH_CRC32C | DG_HASH_MD5;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_getfield(L, idx, "crc32c");
+  if (lua_toboolean(L, -1)) which |= DG_HASH_CRC32C;
+  lua_getfield(L, idx, "md5");
+  if (lua_toboolean(L, -1)) which |= DG_HASH_MD5;
+  lua_pop(L, 2);
+  return which;
+}
+
+static void push_digest(lua_State *L, const dg_digest *d) {
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, (lua_Integer)d->size);
+  lua_setfield(L, -2, "size");
+  if (d->which & DG_HASH_CRC32C) {
+    lua_pushstring(L, d->crc32c_b64);
+    lua_setfield(L, -2, "crc32c");
+  }
+  if (d->which & DG_HASH_MD5) {
+    lua_pushstring(L, d->md5_b64);
+    lua_setfield(L, -2, "md5");
+  }
+}
+
+static int l_crc32c(lua_State *L) {
+  size_t n;
+  const char *p = luaL_checklstring(L, 1, &n);
+  lua_Integer c = luaL_optinteger(L, 2, 0);
+  lua_pushinteger(L, (lua_Integer)dg_crc32c((uint32_t)c, p, n));
+  return 1;
+}
+
+static int l_crc32c_hw(lua_State *L) {
+  lua_pushboolean(L, dg_crc32c_hw());
+  return 1;
+}
+
+static int l_hasher(lua_State *L) {
+  int which = which_of(L, 1);
+  ldg_hasher *u = lua_newuserdatauv(L, sizeof *u, 0);
+  u->open = 0;
+  luaL_setmetatable(L, LDG_HASHER);
+  if (dg_hasher_init(&u->h, which) != 0) return luaL_error(L, "hasher: cannot start MD5");
+  u->open = 1;
+  return 1;
+}
+
+static ldg_hasher *check_open(lua_State *L) {
+  ldg_hasher *u = luaL_checkudata(L, 1, LDG_HASHER);
+  if (!u->open) luaL_error(L, "attempt to use a finished hasher");
+  return u;
+}
+
+static int h_update(lua_State *L) {
+  ldg_hasher *u = check_open(L);
+  size_t n;
+  const char *p = luaL_checklstring(L, 2, &n);
+  if (dg_hasher_update(&u->h, p, n) != 0) return luaL_error(L, "hasher: MD5 failed");
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int h_digest(lua_State *L) {
+  ldg_hasher *u = check_open(L);
+  dg_digest d;
+  u->open = 0;
+  if (dg_hasher_final(&u->h, &d) != 0) return luaL_error(L, "hasher: MD5 failed");
+  push_digest(L, &d);
+  return 1;
+}
+
+static int h_gc(lua_State *L) {
+  ldg_hasher *u = luaL_checkudata(L, 1, LDG_HASHER);
+  if (u->open) { dg_hasher_free(&u->h); u->open = 0; }
+  return 0;
+}
+
+static int h_tostring(lua_State *L) {
+  ldg_hasher *u = luaL_checkudata(L, 1, LDG_HASHER);
+  if (u->open) lua_pushfstring(L, "dicomgcs.Hasher (%p)", (void *)u);
+  else lua_pushliteral(L, "dicomgcs.Hasher (finished)");
+  return 1;
+}
+
+static lua_Integer opt_int_field(lua_State *L, int idx, const char *k, lua_Integer dflt) {
+  lua_Integer v = dflt;
+  if (lua_istable(L, idx)) {
+    lua_getfield(L, idx, k);
+    if (!lua_isnil(L, -1)) {
+      if (!lua_isinteger(L, -1)) luaL_error(L, "hash_file: field '%s' must be an integer", k);
+      v = lua_tointeger(L, -1);
+    }
+    lua_pop(L, 1);
+  }
+  return v;
+}
+
+static int l_hash_file(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  int which = which_of(L, 2);
+  lua_Integer off = opt_int_field(L, 2, "offset", 0), len = opt_int_field(L, 2, "length", -1);
+  luaL_argcheck(L, off >= 0, 2, "offset must not be negative");
+  dg_digest d;
+  char err[512];
+  if (dg_hash_file(path, off, len, which, &d, err, sizeof err) != 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  push_digest(L, &d);
+  return 1;
+}
+
+static int l_join_files(lua_State *L) {
+  const char *dest = luaL_checkstring(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  int which = which_of(L, 3);
+  size_t n = lua_rawlen(L, 2);
+  const char **parts = lua_newuserdatauv(L, (n ? n : 1) * sizeof *parts, 0);
+  for (size_t i = 0; i < n; i++) {
+    lua_rawgeti(L, 2, (lua_Integer)i + 1);
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "join_files: parts[%d] must be a path", (int)i + 1);
+    parts[i] = lua_tostring(L, -1);     /* kept alive by the parts table */
+    lua_pop(L, 1);
+  }
+  dg_digest d;
+  char err[512];
+  if (dg_hash_join_files(dest, parts, n, which, &d, err, sizeof err) != 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  push_digest(L, &d);
+  return 1;
+}
+
+static const luaL_Reg hasher_methods[] = {
+  {"update", h_update}, {"digest", h_digest}, {NULL, NULL}
+};
+
+static const luaL_Reg hash_functions[] = {
+  {"crc32c", l_crc32c}, {"crc32c_hw", l_crc32c_hw}, {"hasher", l_hasher},
+  {"hash_file", l_hash_file}, {"join_files", l_join_files}, {NULL, NULL}
+};
+
+void ldg_register_hash(lua_State *L) {
+  if (luaL_newmetatable(L, LDG_HASHER)) {
+    luaL_newlib(L, hasher_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, h_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, h_gc);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, h_tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1);
+  luaL_setfuncs(L, hash_functions, 0);
+}

@@ -1,0 +1,89 @@
+local dicomgcs_mod = require "dicomgcs"
+local env = require "spec.support.env"
+local json = require "dicomgcs.json"
+local testdata = require "dicomgcs.testdata"
+
+local function cli(host, args)
+  local errfile = env.tmpdir("clierr") .. "/stderr"
+  local out, code = env.run(("DICOMGCS_EMULATOR_HOST=%s DICOMGCS_POLL_INTERVAL=0.05 bin/dicomgcs %s 2>%s"):format(
+    host, args, env.quote(errfile)))
+  local f = io.open(errfile); local err = f and f:read("a") or ""; if f then f:close() end
+  return out, code, err
+end
+
+-- A store with good and broken files imported into it: returns client, bucket, op, good files.
+local function failed_import(host)
+  local c = assert(dicomgcs_mod.client{ project = "spec-project", location = "us-central1", emulator = host,
+                                        token = "t", dataset = env.unique("ds"), dicom_store = "st" })
+  assert(c:create_dataset{}); assert(c:create_dicom_store{})
+  local bucket = env.unique("bkt")
+  assert(c.storage:create_bucket(bucket))
+  if c.storage.grant_service_agent then assert(c.storage:grant_service_agent(bucket, "import")) end
+  local dir = env.tmpdir("clif")
+  local good = assert(testdata.generate{ dir = dir, studies = 1, series = 1, instances = 3, nested = false })
+  assert(c.storage:upload(dir, "gs://" .. bucket .. "/in/"))
+  assert(c.storage:write("gs://" .. bucket .. "/in/bad1.dcm", "not dicom"))
+  assert(c.storage:write("gs://" .. bucket .. "/in/bad2.dcm", "not dicom either"))
+  local op = assert(c:import{ uri = "gs://" .. bucket .. "/in/*.dcm" })
+  op:wait{ interval = 0.05 }
+  return c, bucket, op, good
+end
+
+describe("dicomgcs operations failures / retry-failed / cancel", function()
+  local loc = "--project=spec-project --location=us-central1"
+
+  it("prints every failed file with its reason, as text, JSON and CSV", function()
+    local host = env.emulator().host
+    local c, bucket, op = failed_import(host)
+    local text, code = cli(host, "operations failures " .. op.name .. " " .. loc)
+    assert.are.equal(0, code)
+    assert.truthy(text:find("gs://" .. bucket .. "/in/bad1.dcm\t", 1, true))
+    assert.truthy(text:find("gs://" .. bucket .. "/in/bad2.dcm\t", 1, true))
+    local doc = json.decode((cli(host, "operations failures " .. op.name .. " --format=json " .. loc)))
+    assert.are.equal(2, #doc.failures)
+    assert.is_true(doc.complete)
+    local csv = cli(host, "operations failures " .. op.name .. " --format=csv " .. loc)
+    assert.truthy(csv:find("^input,outcome,code,reason\r\n"))
+    assert.truthy(csv:find("gs://" .. bucket .. "/in/bad1.dcm,failed,INVALID_ARGUMENT,", 1, true)
+                  or csv:find("gs://" .. bucket .. "/in/bad1.dcm,failed,", 1, true))
+    c:close()
+  end)
+
+  it("retries only the files made good", function()
+    local host = env.emulator().host
+    local c, bucket, op, good = failed_import(host)
+    assert(c.storage:upload(good[1].path, "gs://" .. bucket .. "/in/bad2.dcm"))
+    local out, code, err = cli(host, "operations retry-failed " .. op.name .. " --dicom-store=st --dataset=" ..
+      c.dataset .. " " .. loc)
+    assert.are.equal(0, code, err)
+    assert.truthy(out:find("bad2.dcm\tretried ok", 1, true), out)
+    assert.truthy(out:find("bad1.dcm\tskipped", 1, true), out)
+    assert.truthy(err:find("Retried 1 file(s): 1 ok, 0 failed; skipped 1.", 1, true), err)
+    c:close()
+  end)
+
+  it("cancels a running import and reports what it did before it stopped", function()
+    local emu = env.start_emulator{ "--op-delay-ms", "150" }
+    local c = assert(dicomgcs_mod.client{ project = "spec-project", location = "us-central1", emulator = emu.host,
+                                          token = "t", dataset = "cancel", dicom_store = "st" })
+    assert(c:create_dataset{}); assert(c:create_dicom_store{})
+    local bucket = env.unique("bkt")
+    assert(c.storage:create_bucket(bucket))
+    if c.storage.grant_service_agent then assert(c.storage:grant_service_agent(bucket, "import")) end
+    local dir = env.tmpdir("cancel")
+    local files = assert(testdata.generate{ dir = dir, studies = 1, series = 2, instances = 10, nested = false })
+    assert(c.storage:upload(dir, "gs://" .. bucket .. "/in/"))
+    local op = assert(c:import{ uri = "gs://" .. bucket .. "/in/*.dcm" })
+    local out, code, err = cli(emu.host, "operations cancel " .. op.name .. " --format=json " .. loc)
+    assert.are.equal(0, code, err)
+    local doc = json.decode(out)
+    assert.is_true(doc.done)
+    assert.are.equal(1, doc.error.code)
+    assert.is_true(doc.metadata.cancelRequested)
+    local c2 = doc.metadata.counter or {}
+    local ok_n = tonumber(c2.success or "0")
+    assert.is_true(ok_n < #files, "the import finished before the cancel took effect")
+    assert.truthy(err:find("Stopped " .. op.name, 1, true), err)
+    c:close()
+  end)
+end)
