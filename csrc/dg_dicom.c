@@ -541,17 +541,17 @@ dg_dicom_status dg_dicom_read_header(const unsigned char *buf, size_t len, int i
     /* Part 10 */
   } else if (c.len >= 4 && memcmp(buf, "DICM", 4) == 0) {
     return fail(&c, DG_DICOM_NO_PREAMBLE, 0, "\"DICM\" at offset 0: the 128-byte preamble is missing");
+  } else if (c.len < 132 && !is_complete) { /* the preamble may be anything: wait for offset 128 */
+    out->need = 132;
+    return fail(&c, DG_DICOM_NEED_MORE_DATA, c.len,
+                "first %zu bytes end before the \"DICM\" prefix at offset 128; need at least 132", c.len);
   } else if (looks_like_bare_dataset(buf, c.len)) {
     return fail(&c, DG_DICOM_NO_PREAMBLE, 0,
                 "no preamble and no \"DICM\": starts with element (%04X,%04X) at offset 0, a bare dataset",
                 rd16(buf, 0), rd16(buf + 2, 0));
   } else if (c.len < 132) {
-    if (is_complete)
-      return fail(&c, DG_DICOM_NOT_DICOM, c.len,
-                  "file is %zu bytes, shorter than the 128-byte preamble and \"DICM\" prefix", c.len);
-    out->need = 132;
-    return fail(&c, DG_DICOM_NEED_MORE_DATA, c.len,
-                "first %zu bytes end before the \"DICM\" prefix at offset 128; need at least 132", c.len);
+    return fail(&c, DG_DICOM_NOT_DICOM, c.len,
+                "file is %zu bytes, shorter than the 128-byte preamble and \"DICM\" prefix", c.len);
   } else {
     return fail(&c, DG_DICOM_NOT_DICOM, 128, "no \"DICM\" prefix at offset 128");
   }

@@ -99,3 +99,27 @@ describe("bin/dicomgcs", function()
     assert.truthy(err2:find("must be at the end", 1, true))
   end)
 end)
+
+describe("bin/dicomgcs dicom-stores import gcs --plan / --partition", function()
+  it("shows the plan, then runs it with a cap and a manifest", function()
+    local loc = "--project=spec-project --location=us-central1"
+    local ds, bucket = env.unique("ds"), env.unique("bkt")
+    local dir = env.tmpdir("cli-plan")
+    assert(testdata.generate{ dir = dir, studies = 3, series = 1, instances = 2, nested = true })
+    dicomgcs("storage buckets create gs://" .. bucket .. " " .. loc)
+    dicomgcs("storage cp -r " .. env.quote(dir) .. " gs://" .. bucket .. "/in/ " .. loc)
+    dicomgcs("datasets create " .. ds .. " " .. loc)
+    dicomgcs("dicom-stores create st --dataset=" .. ds .. " " .. loc)
+    local grant = "storage grant-service-agent gs://" .. bucket .. " --for=import " .. loc
+    dicomgcs(grant)
+    local _, code, err = dicomgcs("dicom-stores import gcs st --plan --gcs-uri='gs://" .. bucket ..
+      "/in/**.dcm' --dataset=" .. ds .. " " .. loc)
+    assert.are.equal(0, code)
+    assert.truthy(err:find("6 file(s)", 1, true), err)
+    local m = env.tmpdir("cli-plan-m") .. "/state.jsonl"
+    local _, pcode, perr = dicomgcs("dicom-stores import gcs st --partition --max-in-flight=2 --manifest=" ..
+      env.quote(m) .. " --gcs-uri='gs://" .. bucket .. "/in/**.dcm' --dataset=" .. ds .. " " .. loc)
+    assert.are.equal(0, pcode, perr)
+    assert.truthy(perr:find("3 import(s): 3 done, 0 failed; 6 files imported, 0 failed.", 1, true), perr)
+  end)
+end)

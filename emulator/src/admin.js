@@ -56,11 +56,11 @@ async function handle(req, res, url, ctx) {
     if (m === 'POST') {
       const body = await readJson(req);
       for (const [k, v] of Object.entries(body)) {
-        if (k !== 'opDelayMs' || !Number.isInteger(v) || v < 0) throw invalid(`Unknown or invalid config field "${k}" (supported: opDelayMs).`);
-        ctx.opts.opDelayMs = v;
+        if (!['opDelayMs', 'maxConcurrentOperations'].includes(k) || !Number.isInteger(v) || v < 0) throw invalid(`Unknown or invalid config field "${k}" (supported: opDelayMs, maxConcurrentOperations).`);
+        ctx.opts[k] = v;
       }
     }
-    if (m === 'POST' || m === 'GET') { sendJson(res, 200, { opDelayMs: ctx.opts.opDelayMs }); return; }
+    if (m === 'POST' || m === 'GET') { sendJson(res, 200, { opDelayMs: ctx.opts.opDelayMs, maxConcurrentOperations: ctx.opts.maxConcurrentOperations === undefined ? 100 : ctx.opts.maxConcurrentOperations }); return; }
   }
   throw new ApiError('NOT_FOUND', `Unknown admin endpoint: ${m} /_emulator/${p}`);
 }

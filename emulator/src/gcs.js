@@ -8,6 +8,7 @@ const { GcsError, sendJson } = require('./errors');
 const { validBucketName } = require('./wildcard');
 const { compareNames } = require('./gcsstore');
 const { readAll } = require('./body');
+const iam = require('./iam');
 
 const notFoundBucket = () => new GcsError(404, 'notFound', 'The specified bucket does not exist.');
 const notFoundObject = (b, n) => new GcsError(404, 'notFound', `No such object: ${b}/${n}`);
@@ -421,12 +422,13 @@ async function handle(req, res, url, ctx) {
       if (store.getBucket(name)) throw new GcsError(409, 'conflict', 'Your previous request to create the named bucket succeeded and you already own it.');
       const now = new Date().toISOString();
       const meta = {
-        id: name, name, projectNumber: '123456789012', metageneration: '1',
+        id: name, name, projectNumber: iam.projectNumber(q.get('project')), metageneration: '1',
         location: (body.location || 'US').toUpperCase(), storageClass: body.storageClass || 'STANDARD',
         etag: 'CAE=', timeCreated: now, updated: now, locationType: 'multi-region',
       };
       if (body.labels) meta.labels = body.labels;
       store.createBucket(name, meta);
+      iam.onBucketCreated(ctx, name, q.get('project'));
       sendJson(res, 200, bucketJson(req, meta)); return true;
     }
     if (m === 'GET') {
@@ -449,6 +451,7 @@ async function handle(req, res, url, ctx) {
     }
     throw new GcsError(405, 'methodNotAllowed', 'Method not allowed');
   }
+  if (segs[2] === 'iam' && n.kind === 'json') return iam.handleBucketIam(req, res, ctx, bucket, segs, q);
   if (segs[2] !== 'o') throw new GcsError(404, 'notFound', 'Not Found');
   if (segs.length === 3 || (segs.length === 4 && segs[3] === '')) {
     if (m === 'GET') { listObjects(req, res, ctx, bucket, q); return true; }

@@ -9,6 +9,7 @@ const { parseGsUri, validatePattern, literalPrefix, matcher } = require('./wildc
 const { pageSizeOf, offsetOf } = require('./operations');
 const { inspectFile } = require('./dicom');
 const transcode = require('./transcode');
+const bigquery = require('./bigquery');
 const { sleep } = require('./ids');
 
 const DATASET_ID_RE = /^[\p{L}\p{N}_\-.]{1,256}$/u;
@@ -142,6 +143,8 @@ async function runImport(ctx, op, storeName, bucket, pattern) {
     ops.finish(op, { error: { code: RPC_CODE.NOT_FOUND, message: `Cloud Storage bucket not found: gs://${bucket}` } });
     return;
   }
+  const denied = require('./iam').checkServiceAgent(ctx, storeName.split('/')[1], bucket, 'import');
+  if (denied) { ops.finish(op, { error: denied }); return; }
   const match = matcher(pattern); const prefix = literalPrefix(pattern);
   const names = ctx.gcs.names(bucket).filter((n) => n.startsWith(prefix) && match(n));
   if (!names.length) {
@@ -189,28 +192,59 @@ function finishTransfer(ctx, op, total, samples, kind, version) {
 }
 
 // ---- export ----
-async function runExport(ctx, op, storeName, bucket, dir, plan, filterUri) {
+// Resource paths of a v1beta1 filterConfig file: /studies/X[/series/Y[/instances/Z]], one a line.
+const FILTER_PATH_RE = /^\/studies\/([^/]+)(?:\/series\/([^/]+)(?:\/instances\/([^/]+))?)?\/?$/;
+
+// dest: {kind: 'gcs', bucket, dir, plan} | {kind: 'bq', table: bigquery.parseDestination(...)}
+async function runExport(ctx, op, storeName, dest, filterUri) {
   const ops = ctx.ops; const delay = ctx.opts.opDelayMs;
+  const bucket = dest.bucket;
   await sleep(delay);
-  if (!ctx.gcs.getBucket(bucket)) {
-    ops.finish(op, { error: { code: RPC_CODE.NOT_FOUND, message: `Cloud Storage bucket not found: gs://${bucket}` } });
-    return;
+  if (dest.kind === 'gcs') {
+    if (!ctx.gcs.getBucket(bucket)) {
+      ops.finish(op, { error: { code: RPC_CODE.NOT_FOUND, message: `Cloud Storage bucket not found: gs://${bucket}` } });
+      return;
+    }
+    const denied = require('./iam').checkServiceAgent(ctx, storeName.split('/')[1], bucket, 'export');
+    if (denied) { ops.finish(op, { error: denied }); return; }
   }
   const store = ctx.hc.stores.get(storeName);
   if (!store) { ops.finish(op, { error: { code: RPC_CODE.NOT_FOUND, message: `DICOM store not found: ${storeName}` } }); return; }
   let list = [...store.instances.values()].sort((a, b) => (a.studyUid + '/' + a.seriesUid + '/' + a.sopUid < b.studyUid + '/' + b.seriesUid + '/' + b.sopUid ? -1 : 1));
+  const samples = [];
+  const fail = (resourceName, error) => {
+    op.counter.failure++;
+    if (samples.length < 10) samples.push({ resource: resourceName, error });
+    logFailure(ctx, op, storeName, 'export', { resourceName, error });
+  };
+  let badPaths = [];
   if (filterUri) {
     const f = parseGsUri(filterUri);
     const obj = !f.error && ctx.gcs.getObject(f.bucket, f.object);
     if (!obj) { ops.finish(op, { error: { code: RPC_CODE.NOT_FOUND, message: `Filter file not found: ${filterUri}` } }); return; }
     const paths = fs.readFileSync(ctx.gcs.dataPath(f.bucket, f.object), 'utf8').split(/\r?\n/).map((s) => s.trim()).filter(Boolean);
-    list = list.filter((i) => paths.some((p) => {
-      const m = /^\/studies\/([^/]+)(?:\/series\/([^/]+)(?:\/instances\/([^/]+))?)?\/?$/.exec(p);
-      return m && m[1] === i.studyUid && (!m[2] || m[2] === i.seriesUid) && (!m[3] || m[3] === i.sopUid);
-    }));
+    const chosen = new Set();
+    for (const p of paths) {
+      const m = FILTER_PATH_RE.exec(p);
+      const hits = m ? list.filter((i) => m[1] === i.studyUid && (!m[2] || m[2] === i.seriesUid) && (!m[3] || m[3] === i.sopUid)) : [];
+      if (!m) badPaths.push({ path: p, error: { code: RPC_CODE.INVALID_ARGUMENT, message: `invalid resource path "${p}" in ${filterUri}: expected /studies/{uid}[/series/{uid}[/instances/{uid}]]` } });
+      else if (!hits.length) badPaths.push({ path: p, error: { code: RPC_CODE.NOT_FOUND, message: `resource ${p} listed in ${filterUri} was not found in the DICOM store` } });
+      for (const i of hits) chosen.add(i);
+    }
+    list = list.filter((i) => chosen.has(i));
   }
-  op.counter.pending = list.length; ctx.persist();
-  const samples = [];
+  op.counter.pending = list.length + badPaths.length; ctx.persist();
+  for (const b of badPaths) {
+    fail(`${storeName}/dicomWeb${b.path.replace(/\/$/, '')}`, b.error);
+    op.counter.pending--;
+  }
+  let table = null;
+  if (dest.kind === 'bq') {
+    try { table = bigquery.openTable(ctx.opts.dataDir, dest.table); } catch (e) {
+      ops.finish(op, { error: { code: typeof e.code === 'number' ? e.code : RPC_CODE.INTERNAL, message: e.message } });
+      return;
+    }
+  }
   for (const inst of list) {
     if (op.cancelRequested) break;
     await sleep(delay);
@@ -218,24 +252,39 @@ async function runExport(ctx, op, storeName, bucket, dir, plan, filterUri) {
     const resourceName = `${storeName}/dicomWeb/studies/${inst.studyUid}/series/${inst.seriesUid}/instances/${inst.sopUid}`;
     let outs = [];
     try {
-      if (!ctx.gcs.getBucket(bucket)) throw Object.assign(new Error(`Cloud Storage bucket not found: gs://${bucket}`), { code: RPC_CODE.NOT_FOUND });
-      outs = await plan.produce(inst, ctx.gcs.tmp);
-      for (const o of outs) {
-        await ctx.gcs.putFile(bucket, `${dir}${inst.studyUid}/${inst.seriesUid}/${inst.sopUid}${o.suffix}`, o.path, o.contentType);
+      if (dest.kind === 'bq') {
+        table.append(await bigquery.rowFor(inst));
+      } else {
+        if (!ctx.gcs.getBucket(bucket)) throw Object.assign(new Error(`Cloud Storage bucket not found: gs://${bucket}`), { code: RPC_CODE.NOT_FOUND });
+        outs = await dest.plan.produce(inst, ctx.gcs.tmp);
+        for (const o of outs) {
+          await ctx.gcs.putFile(bucket, `${dest.dir}${inst.studyUid}/${inst.seriesUid}/${inst.sopUid}${o.suffix}`, o.path, o.contentType);
+        }
       }
       op.counter.success++;
     } catch (e) {
-      op.counter.failure++;
-      const error = { code: typeof e.code === 'number' ? e.code : RPC_CODE.INTERNAL, message: e.message };
-      if (samples.length < 10) samples.push({ resource: resourceName, error });
-      logFailure(ctx, op, storeName, 'export', { resourceName, error });
+      fail(resourceName, { code: typeof e.code === 'number' ? e.code : RPC_CODE.INTERNAL, message: e.message });
     } finally {
       for (const o of outs) if (o.temp) fs.rm(o.path, { force: true }, () => {});
     }
     op.counter.pending--;
     ctx.persist();
   }
-  finishTransfer(ctx, op, list.length, samples, 'Export', op.version);
+  finishTransfer(ctx, op, list.length + badPaths.length, samples, 'Export', op.version);
+}
+
+// Google caps concurrent long-running operations per project (api.md §7; value and error [U]).
+// Running imports/exports of the project count; over the cap -> 429 RESOURCE_EXHAUSTED.
+const DEFAULT_MAX_CONCURRENT_OPS = 100;
+function checkOpLimit(ctx, project) {
+  const max = ctx.opts.maxConcurrentOperations === undefined ? DEFAULT_MAX_CONCURRENT_OPS : ctx.opts.maxConcurrentOperations;
+  const running = ctx.ops.running(project);
+  if (running < max) return;
+  const metric = 'healthcare.googleapis.com/dicom_store_lro_ops';
+  throw new ApiError('RESOURCE_EXHAUSTED',
+    `Quota exceeded for quota metric 'Concurrent long-running operations' and limit 'Concurrent long-running operations per project per region' of service 'healthcare.googleapis.com' for consumer 'project:${project}': ${running} operations are running, the limit is ${max}.`,
+    [{ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'RATE_LIMIT_EXCEEDED', domain: 'googleapis.com',
+      metadata: { service: 'healthcare.googleapis.com', consumer: `projects/${project}`, quota_metric: metric, quota_limit: 'ConcurrentLROsPerProjectPerRegion', quota_limit_value: String(max) } }]);
 }
 
 function background(ctx, op, p) {
@@ -389,6 +438,7 @@ async function handle(req, res, url, ctx) {
         if (p.error) throw invalid(`Invalid gcsSource.uri "${uri}": ${p.error}; expected gs://{bucket_id}/{object_id}.`);
         const why = validatePattern(p.object);
         if (why) throw invalid(`Invalid gcsSource.uri "${uri}": ${why}.`);
+        checkOpLimit(ctx, g[1]);
         const op = ctx.ops.create(dsName, `google.cloud.healthcare.${version}.dicom.DicomService.ImportDicomData`, { version, counter: true, logsUrl: logsUrlFor(req, ctx) });
         sendJson(res, 200, ctx.ops.json(op));
         background(ctx, op, runImport(ctx, op, name, p.bucket, p.object));
@@ -397,8 +447,18 @@ async function handle(req, res, url, ctx) {
       validate(S.exportReq(version), body);
       const dst = pick(body, 'gcsDestination'); const bq = pick(body, 'bigqueryDestination');
       if (dst && bq) throw invalid('Only one of gcsDestination and bigqueryDestination may be set.');
-      if (bq) throw new ApiError('UNIMPLEMENTED', 'Export to BigQuery is not implemented by the emulator.');
-      if (!dst) throw missingField('destination', 'gcsDestination or bigqueryDestination');
+      if (!dst && !bq) throw missingField('destination', 'gcsDestination or bigqueryDestination');
+      const fc = pick(body, 'filterConfig');
+      const filterUri = fc && pick(fc, 'resourcePathsGcsUri');
+      if (filterUri && parseGsUri(filterUri).error) throw invalid(`Invalid filterConfig.resourcePathsGcsUri "${filterUri}": expected gs://{bucket_id}/{object_id}.`);
+      if (bq) {
+        const table = bigquery.parseDestination(bq, g[1]);
+        checkOpLimit(ctx, g[1]);
+        const op = ctx.ops.create(dsName, `google.cloud.healthcare.${version}.dicom.DicomService.ExportDicomData`, { version, counter: true, logsUrl: logsUrlFor(req, ctx) });
+        sendJson(res, 200, ctx.ops.json(op));
+        background(ctx, op, runExport(ctx, op, name, { kind: 'bq', table }, filterUri));
+        return true;
+      }
       const prefix = pick(dst, 'uriPrefix');
       if (!prefix) throw missingField('gcs_destination.uri_prefix', 'gcsDestination.uriPrefix');
       const pm = /^gs:\/\/([^/]+)(?:\/(.*))?$/.exec(prefix);
@@ -407,12 +467,10 @@ async function handle(req, res, url, ctx) {
       let dir = pm[2] || '';
       if (dir && !dir.endsWith('/')) dir += '/';
       const plan = transcode.plan(pick(dst, 'mimeType'));
-      const fc = pick(body, 'filterConfig');
-      const filterUri = fc && pick(fc, 'resourcePathsGcsUri');
-      if (filterUri && parseGsUri(filterUri).error) throw invalid(`Invalid filterConfig.resourcePathsGcsUri "${filterUri}".`);
+      checkOpLimit(ctx, g[1]);
       const op = ctx.ops.create(dsName, `google.cloud.healthcare.${version}.dicom.DicomService.ExportDicomData`, { version, counter: true, logsUrl: logsUrlFor(req, ctx) });
       sendJson(res, 200, ctx.ops.json(op));
-      background(ctx, op, runExport(ctx, op, name, pm[1], dir, plan, filterUri));
+      background(ctx, op, runExport(ctx, op, name, { kind: 'gcs', bucket: pm[1], dir, plan }, filterUri));
       return true;
     }
     case 'dicomWeb': {

@@ -24,6 +24,13 @@ class Operations {
 
   get(name) { return this.ops.get(name) || null; }
 
+  /** Running imports/exports (operations with counters) of a project. */
+  running(project) {
+    let n = 0;
+    for (const o of this.ops.values()) if (!o.done && o.counter && o.name.startsWith(`projects/${project}/`)) n++;
+    return n;
+  }
+
   finish(op, { error, response }) {
     if (op.done) return;
     op.done = true;

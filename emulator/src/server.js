@@ -31,6 +31,7 @@ function scrubPath(url) {
 function serviceOf(pathname) {
   if (gcs.normalize(pathname)) return 'storage.googleapis.com';
   if (pathname.startsWith('/v2/')) return 'logging.googleapis.com';
+  if (pathname.startsWith('/resourcemanager/v1/')) return 'cloudresourcemanager.googleapis.com';
   if (pathname.startsWith('/v1/') || pathname.startsWith('/v1beta1/')) return 'healthcare.googleapis.com';
   return null;
 }
@@ -58,7 +59,9 @@ function createEmulator(opts) {
     fs.writeFileSync(tmp, JSON.stringify(st));
     fs.renameSync(tmp, stateFile);
   };
-  ctx.persist = () => { if (!persistTimer) { persistTimer = setTimeout(flush, 50); persistTimer.unref(); } };
+  // A timed flush after the data dir was removed (tests closing an emulator) is dropped, not thrown.
+  const timedFlush = () => { try { flush(); } catch (e) { if (e.code !== 'ENOENT') throw e; } };
+  ctx.persist = () => { if (!persistTimer) { persistTimer = setTimeout(timedFlush, 50); persistTimer.unref(); } };
   ctx.flush = () => { if (persistTimer) { clearTimeout(persistTimer); } flush(); };
   ctx.hc = new Healthcare(ctx);
   ctx.ops = new Operations(ctx.persist);
@@ -104,6 +107,7 @@ function createEmulator(opts) {
       if (isGcs) handled = await gcs.handle(req, res, url, ctx);
       else if (service === 'logging.googleapis.com') handled = await logging.handle(req, res, url, ctx);
       else if (service === 'healthcare.googleapis.com') handled = await healthcare.handle(req, res, url, ctx);
+      else if (service === 'cloudresourcemanager.googleapis.com') handled = require('./iam').handleResourceManager(req, res, url);
     } catch (e) {
       if (isGcs && e instanceof ApiError) throw new GcsError(e.httpCode, 'invalid', e.message);
       throw e;

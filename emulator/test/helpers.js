@@ -104,9 +104,22 @@ async function upload(emu, bucket, name, data, contentType = 'application/octet-
   return r.json;
 }
 
-async function makeBucket(emu, name) {
-  const r = await emu.request('POST', '/storage/v1/b?project=p', { body: { name } });
+async function makeBucket(emu, name, project = 'p', { grant = true } = {}) {
+  const r = await emu.request('POST', `/storage/v1/b?project=${project}`, { body: { name } });
   if (r.status !== 200) throw new Error('bucket failed: ' + r.body);
+  // New buckets do not let the Healthcare service agent in (like Google); grant it as a user would.
+  if (grant) await grantServiceAgent(emu, name, project);
 }
 
-module.exports = { startEmulator, request, makeDicom, sleep, waitOp, upload, makeBucket };
+/** Give project's Cloud Healthcare Service Agent roles/storage.objectAdmin on bucket (public IAM API). */
+async function grantServiceAgent(emu, bucket, project = 'p', role = 'roles/storage.objectAdmin') {
+  const rm = await emu.request('GET', `/resourcemanager/v1/projects/${project}`);
+  const member = `serviceAccount:service-${rm.json.projectNumber}@gcp-sa-healthcare.iam.gserviceaccount.com`;
+  const pol = (await emu.request('GET', `/storage/v1/b/${bucket}/iam`)).json;
+  pol.bindings.push({ role, members: [member] });
+  const r = await emu.request('PUT', `/storage/v1/b/${bucket}/iam`, { body: pol });
+  if (r.status !== 200) throw new Error('setIamPolicy failed: ' + r.body);
+  return r.json;
+}
+
+module.exports = { startEmulator, request, makeDicom, sleep, waitOp, upload, makeBucket, grantServiceAgent };

@@ -9,7 +9,7 @@ let emu; let opName;
 
 test.before(async () => {
   emu = await startEmulator();
-  await makeBucket(emu, 'lbk');
+  await makeBucket(emu, 'lbk', 'lp');
   let r = await emu.request('POST', '/v1/projects/lp/locations/l/datasets?datasetId=ds', { body: {} });
   await waitOp(emu, r.json.name);
   await emu.request('POST', `/v1/${DS}/dicomStores?dicomStoreId=st`, { body: {} });

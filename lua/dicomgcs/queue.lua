@@ -112,7 +112,10 @@ end
 
 local function finish(self, j, op, err)
   j.counter = op and op.counter or j.counter
-  if err and err.kind ~= "operation" then
+  -- an operation that ended in error without processing a single file failed as a whole
+  -- (permission, missing bucket, no match): that is not a file-level outcome
+  local processed = j.counter and (j.counter.success + j.counter.failure) or 0
+  if err and (err.kind ~= "operation" or processed == 0) then
     j.state, j.error = "failed", err
     self:record(j, { state = "failed", operation = op and op.name, error = tostring(err) })
   else
@@ -234,7 +237,8 @@ function Queue:run()
   local summary = { jobs = {}, totals = t, ok = t.failed == 0 and t.failure == 0 }
   for _, j in ipairs(self.jobs) do
     summary.jobs[#summary.jobs + 1] = { key = j.key, state = j.state, operation = j.op and j.op.name,
-      counter = j.counter, error = j.error, skipped = j.skipped or false, reattached = j.reattached or false }
+      counter = j.counter, error = j.error and tostring(j.error) or nil, skipped = j.skipped or false,
+      reattached = j.reattached or false }
   end
   if self.manifest then self.manifest:close() end
   return summary

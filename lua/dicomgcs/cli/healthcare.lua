@@ -91,10 +91,35 @@ return {
     help = "Import the objects a gs:// wildcard selects ('*', '?', and '**' at the end) and wait,\n" ..
       "showing the counters, unless --async.",
     flags = { ["gcs-uri"] = { type = "string", metavar = "URI", help = "gs://BUCKET/PATTERN to import" },
-              async = async_flag, timeout = timeout_flag },
+              async = async_flag, timeout = timeout_flag,
+              plan = { type = "boolean", help = "show how the import would be split (one import per sub-folder) and stop" },
+              partition = { type = "boolean", help = "run the plan: one import per sub-folder, --max-in-flight at a time" },
+              ["max-in-flight"] = { type = "string", metavar = "K", help = "operations at a time with --partition (default 3)" },
+              manifest = { type = "string", metavar = "FILE", help = "with --partition: JSON Lines state file; re-run to resume" } },
     run = function(ctx)
-      if not ctx.flags["gcs-uri"] then fail("--gcs-uri is required, e.g. --gcs-uri='gs://BUCKET/DIR/**.dcm'") end
-      return start_operation(ctx, must(ctx.client():import{ dicom_store = ctx.words[1], uri = ctx.flags["gcs-uri"] }))
+      local uri = ctx.flags["gcs-uri"]
+      if not uri then fail("--gcs-uri is required, e.g. --gcs-uri='gs://BUCKET/DIR/**.dcm'") end
+      local c = ctx.client()
+      if ctx.flags.plan or ctx.flags.partition then
+        local planner = require "dicomgcs.plan"
+        local p = must(planner.imports(c.storage, uri, { min_files = ctx.flags.partition and 1 or nil }))
+        io.stderr:write(planner.describe(p), "\n")
+        if ctx.flags.plan then return 0 end
+        local q = must(require("dicomgcs.queue").new{ client = c, manifest = ctx.flags.manifest,
+          max_in_flight = tonumber(ctx.flags["max-in-flight"]) or 3,
+          interval = tonumber(os.getenv("DICOMGCS_POLL_INTERVAL") or "") })
+        for i, imp in ipairs(p.imports) do
+          q:add{ key = ("%02d %s"):format(i, imp.uri), kind = "import", uri = imp.uri, dicom_store = ctx.words[1] }
+        end
+        local summary = q:run()
+        local t = summary.totals
+        if ctx.flags.format then ctx.print(summary.jobs) end
+        io.stderr:write(("%d import(s): %d done, %d failed; %d files imported, %d failed.\n"):format(
+          t.jobs, t.done, t.failed, t.success, t.failure))
+        if t.failed == 0 and t.failure == 0 then return 0 end
+        return t.success > 0 and 3 or 1
+      end
+      return start_operation(ctx, must(c:import{ dicom_store = ctx.words[1], uri = uri }))
     end },
   { path = { "dicom-stores", "export", "gcs" },
     usage = "dicom-stores export gcs STORE --gcs-uri-prefix=gs://B/DIR/ --dataset=D --location=L",
