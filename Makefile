@@ -34,6 +34,8 @@ help:
 	@echo "make bench      run the benchmarks; figures go to bench/RESULTS.md"
 	@echo "make fuzz       run the libFuzzer harnesses (FUZZ_SECONDS per target, default 60)"
 	@echo "make lint       luacheck the Lua sources"
+	@echo "make embed      build build/dicomgcs_host, a C program embedding Lua and dicomgcs"
+	@echo "make docs       HTML API reference in doc/ (LDoc)"
 
 build: $(CORE_SO)
 
@@ -77,7 +79,10 @@ lint:
 	luacheck --no-color lua bin/dicomgcs $$(find spec examples -name '*.lua') scripts/gen-rockspec
 
 docs:
+	@DICOMGCS_EXTRA_PACKAGES="lua-ldoc lua-discount" scripts/install-deps
 	ldoc -c config.ld .
+
+include examples/embed/embed.mk
 
 clean:
 	rm -rf $(BUILD)

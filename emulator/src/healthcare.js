@@ -235,7 +235,7 @@ async function runExport(ctx, op, storeName, dest, filterUri) {
   }
   op.counter.pending = list.length + badPaths.length; ctx.persist();
   for (const b of badPaths) {
-    fail(`${storeName}/dicomWeb${b.path.replace(/\/$/, '')}`, b.error);
+    fail(`${storeName}/dicomWeb/${b.path.replace(/^\/+|\/+$/g, '')}`, b.error);
     op.counter.pending--;
   }
   let table = null;

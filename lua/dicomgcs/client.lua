@@ -311,6 +311,15 @@ function Client:retry_failed(op, opts)
   return require("dicomgcs.recovery").retry_failed(self, op, opts)
 end
 
+--- The DICOMweb layer (store, retrieve, search, delete; see dicomgcs.dicomweb) for the store
+-- `.../dicomStores/S/dicomWeb` (`o.dicom_store`, `o.dataset`… default to the client's), sharing
+-- this client's transport and credentials. Returns it or nil, Error.
+function Client:dicomweb(o)
+  local store, err = self:dicom_store_name(o); if not store then return nil, err end
+  return require("dicomgcs.dicomweb").new{ base_url = self.endpoints.healthcare .. "/" .. store .. "/dicomWeb",
+    transport = self.transport, operation_base = self.endpoints.healthcare }
+end
+
 function Client:close() self.transport:close() end
 
 return client

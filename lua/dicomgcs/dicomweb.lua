@@ -721,7 +721,17 @@ local function query_string(o, limit, offset)
   if o.fuzzy then q.fuzzymatching = "true" end
   q.limit = limit
   q.offset = offset and offset > 0 and offset or nil
-  return http.query(q)
+  -- Escape only what cannot stand in a query value: some servers (Orthanc 1.10) match the raw
+  -- text, so `*`, `?`, `^` and `,` (wildcards, name parts, UID lists) stay as they are.
+  local keys = {}
+  for k in pairs(q) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local parts = {}
+  local function esc(v)
+    return (tostring(v):gsub("[^%w%-%._~%*%?%^,:/@!$'()]", function(c) return ("%%%02X"):format(c:byte()) end))
+  end
+  for _, k in ipairs(keys) do parts[#parts + 1] = esc(k) .. "=" .. esc(q[k]) end
+  return #parts > 0 and ("?" .. table.concat(parts, "&")) or ""
 end
 
 --- Search pages (QIDO-RS). `level` is "studies", "series" or "instances"; `o.study` /

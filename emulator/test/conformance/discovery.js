@@ -34,6 +34,8 @@ const EXTRA = {
   BadRequest: { type: 'object', properties: { fieldViolations: { type: 'array', items: { type: 'object', properties: { field: { type: 'string' }, description: { type: 'string' } } } } } },
   ErrorInfo: { type: 'object', properties: { reason: { type: 'string' }, domain: { type: 'string' }, metadata: { type: 'object', additionalProperties: { type: 'string' } } } },
   ImportDicomDataErrorDetails: { type: 'object', properties: { sampleErrors: { type: 'array', items: { type: 'object', properties: { resource: { type: 'string' }, error: { $ref: 'Status' } } } } } },
+  ImportDicomLogEntry: { type: 'object', properties: { source: { type: 'string' }, error: { $ref: 'Status' } } },
+  ExportDicomLogEntry: { type: 'object', properties: { resourceName: { type: 'string' }, error: { $ref: 'Status' } } },
   ExportDicomDataErrorDetails: { type: 'object', properties: { sampleErrors: { type: 'array', items: { type: 'object', properties: { resource: { type: 'string' }, error: { $ref: 'Status' } } } } } },
 };
 
@@ -45,6 +47,8 @@ const TYPES = [
   [/^type\.googleapis\.com\/google\.cloud\.healthcare\.v1(beta1)?\.dicom\.ImportDicomDataErrorDetails$/, 'ImportDicomDataErrorDetails'],
   [/^type\.googleapis\.com\/google\.cloud\.healthcare\.v1(beta1)?\.dicom\.ExportDicomDataErrorDetails$/, 'ExportDicomDataErrorDetails'],
   [/^type\.googleapis\.com\/google\.rpc\.BadRequest$/, 'BadRequest'],
+  [/^type\.googleapis\.com\/google\.cloud\.healthcare\.logging\.ImportDicomLogEntry$/, 'ImportDicomLogEntry'],
+  [/^type\.googleapis\.com\/google\.cloud\.healthcare\.logging\.ExportDicomLogEntry$/, 'ExportDicomLogEntry'],
   [/^type\.googleapis\.com\/google\.rpc\.ErrorInfo$/, 'ErrorInfo'],
 ];
 

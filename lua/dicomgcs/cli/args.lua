@@ -1,5 +1,5 @@
---- Command-line parsing in gcloud's manner: positional words, then `--flag=value`,
--- `--flag value`, boolean `--flag`/`--no-flag`, repeatable flags, short `-r`.
+--- Command-line parsing in gcloud's manner: positional words, then flags
+-- (`--flag=value`, `--flag value`, boolean `--flag`/`--no-flag`, repeatable flags, short `-r`).
 -- @module dicomgcs.cli.args
 local args = {}
 
