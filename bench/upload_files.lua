@@ -1,14 +1,17 @@
 -- The dicomgcs side of bench/transport.sh: upload files to a sink through one engine.
---   lua5.4 bench/upload_files.lua URL CONCURRENCY FILE...     (or: ... -  and file names on stdin)
--- Every file is POSTed (body_file, streamed) to URL/<index>; the bodies are read by the sink.
--- Exits non-zero unless every upload got a 2xx.
+--   lua5.4 bench/upload_files.lua URL CONCURRENCY FILE...
+--   lua5.4 bench/upload_files.lua URL CONCURRENCY @LIST      (file names, one a line, in LIST)
+-- Every file is sent (body_file, streamed from disk) to URL/<index> with method $UPLOAD_METHOD
+-- (default POST) on one engine with that concurrency, draining step(). Exits non-zero unless
+-- every upload got a 2xx.
 local core = require "dicomgcs.core"
 
 local url, conc = arg[1], tonumber(arg[2])
-assert(url and conc, "usage: upload_files.lua URL CONCURRENCY FILE... | -")
+assert(url and conc and arg[3], "usage: upload_files.lua URL CONCURRENCY FILE... | @LIST")
+local method = os.getenv("UPLOAD_METHOD") or "POST"
 local files = {}
-if arg[3] == "-" then
-  for l in io.lines() do if l ~= "" then files[#files + 1] = l end end
+if arg[3]:sub(1, 1) == "@" then
+  for l in io.lines(arg[3]:sub(2)) do if l ~= "" then files[#files + 1] = l end end
 else
   for i = 3, #arg do files[#files + 1] = arg[i] end
 end
@@ -16,13 +19,12 @@ end
 local eng = core.engine{ concurrency = conc }
 local headers = { "Content-Type: application/octet-stream" }
 for i, f in ipairs(files) do
-  eng:submit{ method = "POST", url = url .. "/" .. i, headers = headers, body_file = f }
+  eng:submit{ method = method, url = url .. "/" .. i, headers = headers, body_file = f }
 end
-local ok, bad = 0, 0
+local bad = 0
 while eng:pending() > 0 do
   for _, d in ipairs(eng:step(1000)) do
-    if d.res and d.res.status < 300 then ok = ok + 1
-    else
+    if not (d.res and d.res.status < 300) then
       bad = bad + 1
       if bad <= 3 then io.stderr:write("upload failed: ", d.res and ("HTTP " .. d.res.status) or d.err.message, "\n") end
     end

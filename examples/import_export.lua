@@ -37,6 +37,9 @@ step("  %d files, %d studies, some in sub-folders", #files, 3)
 if not os.getenv("DICOMGCS_DEMO_BUCKET") then
   step("creating bucket gs://%s", bucket)
   assert(client.storage:create_bucket(bucket))
+  -- import and export run as the project's Cloud Healthcare Service Agent: let it read and write
+  step("granting the Cloud Healthcare Service Agent roles/storage.objectAdmin on gs://%s", bucket)
+  assert(client.storage:grant_service_agent(bucket, "export"))
 end
 local up = assert(client.storage:upload(workdir .. "/input", "gs://" .. bucket .. "/incoming/"))
 step("uploaded %d files to gs://%s/incoming/ (%d failed)", up.ok, bucket, up.failed)

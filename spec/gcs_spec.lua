@@ -103,4 +103,50 @@ describe("Cloud Storage", function()
     local _, err = c.storage:stat(uri)
     assert.are.equal(404, err.http_status)
   end)
+  it("asks the server to filter with matchGlob, and decides with the local matcher", function()
+    for _, n in ipairs{ "g/Example.dcm", "g/Example22.dcm", "g/Example1.dcm", "g/Example01.dcm", "g/sub/Example3.dcm",
+                        "g/[x]1.dcm" } do
+      assert(c.storage:write("gs://" .. bucket .. "/" .. n, "x"))
+    end
+    env.admin("DELETE", "requests")
+    local function names(uri, opts)
+      local out = {}
+      for _, o in ipairs(assert(c.storage:match(uri, opts))) do out[#out + 1] = o.name end
+      table.sort(out)
+      return out
+    end
+    assert.are.same({ "g/Example.dcm", "g/Example01.dcm", "g/Example1.dcm", "g/Example22.dcm" },
+      names("gs://" .. bucket .. "/g/Example*.dcm"))
+    local listed = assert(env.admin("GET", "requests?path=matchGlob")).requests
+    assert.are.equal(1, #listed)
+    assert.truthy(listed[1].path:find("prefix=g%2FExample", 1, true))
+    assert.are.same({ "g/Example1.dcm" }, names("gs://" .. bucket .. "/g/Example?.dcm"))
+    assert.are.same({ "g/Example1.dcm" }, names("gs://" .. bucket .. "/g/Example?.dcm", { match_glob = false }))
+    assert.are.same({ "g/Example.dcm", "g/Example01.dcm", "g/Example1.dcm", "g/Example22.dcm", "g/[x]1.dcm",
+                      "g/sub/Example3.dcm" }, names("gs://" .. bucket .. "/g/**.dcm"))
+    -- glob syntax of its own in the pattern: listed by prefix, matched locally ('[' is literal)
+    env.admin("DELETE", "requests")
+    assert.are.same({ "g/[x]1.dcm" }, names("gs://" .. bucket .. "/g/[x]?.dcm"))
+    assert.are.equal(0, #assert(env.admin("GET", "requests?path=matchGlob")).requests)
+  end)
+
+  it("storage cp reports skipped files and storage rm previews with --dry-run", function()
+    local dir = env.tmpdir("cli-skip")
+    write(dir .. "/a.dcm", "A"); write(dir .. "/b.dcm", "B")
+    local function cli(args)
+      return env.run(("DICOMGCS_EMULATOR_HOST=%s bin/dicomgcs %s --project=spec-project"):format(env.emulator().host, args), true)
+    end
+    local out, code = cli("storage cp -r " .. env.quote(dir) .. " gs://" .. bucket .. "/cli/")
+    assert.are.equal(0, code, out)
+    out, code = cli("storage cp -r " .. env.quote(dir) .. " gs://" .. bucket .. "/cli/")
+    assert.are.equal(0, code, out)
+    assert.truthy(out:find("Uploaded 2 of 2 file(s) (2 already there with the same checksum); 0 failed.", 1, true), out)
+    out, code = cli("storage rm -r --dry-run gs://" .. bucket .. "/cli/")
+    assert.are.equal(0, code, out)
+    assert.truthy(out:find("would delete gs://" .. bucket .. "/cli/a.dcm", 1, true), out)
+    assert.are.equal(2, #assert(c.storage:match("gs://" .. bucket .. "/cli/*")))
+    out, code = cli("storage rm -r gs://" .. bucket .. "/cli/")
+    assert.are.equal(0, code, out)
+    assert.are.equal(0, #assert(c.storage:match("gs://" .. bucket .. "/cli/*")))
+  end)
 end)

@@ -162,7 +162,8 @@ function bearerOf(req) {
 
 function ownTokenUrls(req, pathname) {
   const host = req.headers.host || '';
-  const urls = new Set([GOOGLE_TOKEN_URL]);
+  // gtoken <= 7 (google-auth-library 9, bundled by @google-cloud/storage 7) signs aud = the legacy URL
+  const urls = new Set([GOOGLE_TOKEN_URL, 'https://www.googleapis.com/oauth2/v4/token']);
   for (const p of TOKEN_PATHS) {
     urls.add(`http://${host}${p}`);
     urls.add(`http://${host.replace(/^localhost:/, '127.0.0.1:')}${p}`);

@@ -445,6 +445,7 @@ async function handle(req, res, url, ctx) {
     const b = store.getBucket(bucket);
     if (!b) throw notFoundBucket();
     if (m === 'GET') { sendJson(res, 200, bucketJson(req, b.meta)); return true; }
+    if (m === 'PATCH') { sendJson(res, 200, bucketJson(req, await require('./gcsmeta').patchBucket(req, ctx, bucket, q))); return true; }
     if (m === 'DELETE') {
       if (b.objects.size) throw new GcsError(409, 'conflict', 'The bucket you tried to delete is not empty.');
       store.deleteBucket(bucket); res.writeHead(204); res.end(); return true;
@@ -468,6 +469,7 @@ async function handle(req, res, url, ctx) {
     checkPreconditions(q, obj);
     sendJson(res, 200, objectJson(req, obj)); return true;
   }
+  if (m === 'PATCH') { sendJson(res, 200, objectJson(req, await require('./gcsmeta').patchObject(req, ctx, bucket, name, q))); return true; }
   if (m === 'DELETE') {
     if (!obj) throw notFoundObject(bucket, name);
     checkPreconditions(q, obj);

@@ -305,6 +305,29 @@ const ROUTES = [
   ['operationVerb', new RegExp(`^projects/${SEG}/locations/${SEG}/datasets/${SEG}/operations/${SEG}:(\\w+)$`)],
 ];
 
+// Query parameters each method declares (discovery), besides Google's standard ones. Others get
+// Google's front-end answer: 400 'Invalid JSON payload received. Unknown name "foo": Cannot bind
+// query parameter. Field 'foo' could not be found in request message.' snake_case names are
+// accepted and read as their lowerCamel form, as Google does.
+const STANDARD_QUERY = new Set(['$.xgafv', 'access_token', 'alt', 'callback', 'fields', 'key', 'oauth_token', 'prettyPrint', 'quotaUser', 'upload_protocol', 'uploadType']);
+const QUERY = {
+  datasets: { POST: ['datasetId'], GET: ['pageSize', 'pageToken'] },
+  dataset: { PATCH: ['updateMask'] },
+  stores: { POST: ['dicomStoreId'], GET: ['pageSize', 'pageToken', 'filter'] },
+  store: { PATCH: ['updateMask'] },
+  operations: { GET: ['filter', 'pageSize', 'pageToken'] },
+};
+function checkQuery(route, method, q) {
+  const allowed = (QUERY[route] && QUERY[route][method]) || [];
+  for (const k of [...q.keys()]) {
+    if (STANDARD_QUERY.has(k)) continue;
+    const camel = k.replace(/_([a-z])/g, (_, c) => c.toUpperCase());
+    if (allowed.includes(camel)) { if (camel !== k && !q.has(camel)) q.set(camel, q.get(k)); continue; }
+    const msg = `Invalid JSON payload received. Unknown name "${k}": Cannot bind query parameter. Field '${k}' could not be found in request message.`;
+    throw invalid(msg, [badRequestDetail([{ description: msg }])]);
+  }
+}
+
 function methodNotAllowed() { return new ApiError('NOT_FOUND', 'Method not found.', undefined, 404); }
 
 async function handle(req, res, url, ctx) {
@@ -317,8 +340,13 @@ async function handle(req, res, url, ctx) {
   for (const [k, re] of ROUTES) { const x = re.exec(rest); if (x) { route = k; g = x; break; } }
   if (!route) return false;
   const hc = ctx.hc; const q = url.searchParams; const method = req.method;
+  if (route !== 'dicomWeb') checkQuery(route, method, q);
   const parent = `projects/${g[1]}/locations/${g[2]}`;
   const dsName = g[3] !== undefined ? `${parent}/datasets/${g[3]}` : null;
+  // ids inside resource names follow the create-time rules (a bad one can never exist)
+  if (g[3] !== undefined && !DATASET_ID_RE.test(g[3])) throw invalid(`Invalid resource name: dataset ID "${g[3]}" must match [\\p{L}\\p{N}_\\-\\.]{1,256}.`);
+  if (/^(store|storeVerb|dicomWeb)$/.test(route) && g[4].length > 256) throw invalid(`Invalid resource name: DICOM store ID "${g[4].slice(0, 40)}…" is longer than 256 characters.`);
+  if (/^operation(Verb)?$/.test(route) && !/^\d{1,20}$/.test(g[4])) throw notFound(`Operation ${parent}/datasets/${g[3]}/operations/${g[4]} not found.`);
 
   switch (route) {
     case 'datasets': {

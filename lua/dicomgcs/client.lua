@@ -81,7 +81,7 @@ function client.new(opts)
     concurrency = opts.concurrency, ca_file = opts.ca_file, proxy = opts.proxy,
     connect_timeout = opts.connect_timeout, idle_timeout = opts.idle_timeout, retry = opts.retry,
   }
-  self.storage = gcs.new(self.transport, eps.storage, self.project)
+  self.storage = gcs.new(self.transport, eps.storage, self.project, { resourcemanager = eps.resourcemanager })
   return self
 end
 
@@ -206,6 +206,20 @@ function Client:list_dicom_stores(o)
     "list DICOM stores in " .. ds, 1000)
 end
 
+-- Before an import or export: does the project's Cloud Healthcare Service Agent hold a role on
+-- the bucket that covers `purpose`? Returns true (plus a warning when the policy could not be
+-- read: the check is skipped) or nil, Error naming the member, the role and the command that
+-- grants it. `o.check_permissions = false` skips the check.
+local function check_permissions(self, o, store, bucket, purpose)
+  if o.check_permissions == false then return true end
+  local ok, warning = self.storage:check_service_agent(bucket, purpose, { project = store:match("^projects/([^/]+)/") })
+  if not ok then return nil, warning end
+  if warning then
+    if o.on_warning then o.on_warning(warning) else io.stderr:write("dicomgcs: warning: ", warning, "\n") end
+  end
+  return true
+end
+
 local function maybe_wait(op, o)
   if not o.wait then return op end
   return op:wait{ timeout = o.timeout, on_progress = o.on_progress, interval = o.interval,
@@ -213,7 +227,8 @@ local function maybe_wait(op, o)
 end
 
 local import_options = { uri = true, dicom_store = true, dataset = true, project = true, location = true,
-  blob_storage_class = true, wait = true, timeout = true, on_progress = true, interval = true, max_interval = true }
+  blob_storage_class = true, wait = true, timeout = true, on_progress = true, interval = true, max_interval = true,
+  check_permissions = true, on_warning = true }
 
 --- Import DICOM files from Cloud Storage. `o.uri` is a `gs://BUCKET/PATTERN` (wildcards `*`,
 -- `?`, and `**` at the end), checked before anything is sent. With `o.wait` the call waits
@@ -228,6 +243,8 @@ function Client:import(o)
     err.message = o.uri .. ": " .. err.message
     return nil, err
   end
+  ok, err = check_permissions(self, o, store, bucket, "import")
+  if not ok then return nil, err end
   local body = { gcsSource = { uri = o.uri } }
   if o.blob_storage_class then body.blobStorageSettings = { blobStorageClass = o.blob_storage_class } end
   local doc; doc, err = api(self, "POST", store .. ":import", body, "import " .. o.uri .. " into " .. store)
@@ -237,7 +254,7 @@ end
 
 local export_options = { uri_prefix = true, mime_type = true, transfer_syntax = true, dicom_store = true,
   dataset = true, project = true, location = true, wait = true, timeout = true, on_progress = true,
-  interval = true, max_interval = true }
+  interval = true, max_interval = true, check_permissions = true, on_warning = true }
 
 --- Export the store to Cloud Storage under `o.uri_prefix` (`gs://BUCKET/DIR/`). `o.mime_type`
 -- (e.g. "application/dicom", "image/png"), `o.transfer_syntax` (UID or "*", added to the MIME
@@ -254,6 +271,8 @@ function Client:export(o)
   if o.transfer_syntax then
     mime = (mime or "application/dicom") .. "; transfer-syntax=" .. o.transfer_syntax
   end
+  local pok, pfail = check_permissions(self, o, store, bucket, "export")
+  if not pok then return nil, pfail end
   local body = { gcsDestination = { uriPrefix = o.uri_prefix, mimeType = mime } }
   local doc; doc, err = api(self, "POST", store .. ":export", body, "export " .. store .. " to " .. o.uri_prefix)
   if not doc then return nil, err end

@@ -88,7 +88,7 @@ local function check_uid(uid, what)
 end
 
 local known_new = { base_url = true, transport = true, headers = true, token = true, concurrency = true,
-  operation_base = true, ca_file = true, proxy = true, connect_timeout = true, idle_timeout = true, retry = true }
+  operation_base = true, orthanc_root = true, ca_file = true, proxy = true, connect_timeout = true, idle_timeout = true, retry = true }
 
 --- Make a DICOMweb handle. `o.base_url` (required: the service root, without a trailing
 -- `/studies`), `o.transport` (a dicomgcs.http transport to share, e.g. a client's; else one is
@@ -105,6 +105,7 @@ function dicomweb.new(o)
   self.base_url = o.base_url:gsub("/+$", "")
   self.headers = o.headers or {}
   self.operation_base = o.operation_base or self.base_url:match("^(.-)/projects/")
+  self.orthanc_root = o.orthanc_root
   if o.transport then
     self.transport = o.transport
   else
@@ -236,7 +237,8 @@ local known_store = { concurrency = true, batch = true, batch_bytes = true, stud
 -- `check` (default true: read each file's DICOM header first and fail non-DICOM files locally),
 -- `on_progress(p)` with `p.files_done, p.files_total, p.bytes_done, p.bytes_total, p.stored,
 -- p.already_present, p.failed, p.result` (the result that just finished, if any).
--- A server that answers a single-part request with 415 (Orthanc) gets multipart from then on.
+-- A server that answers a single-part request with 415 (Orthanc) gets multipart from then on
+-- (for the rest of the process; `summary.multipart_fallback` is true when this call found out).
 -- Returns a summary `{ total=, stored=, already_present=, failed=, bytes=, seconds=, results={...} }`
 -- where each result is `{ path=, size=, status="stored"|"already_present"|"failed",
 -- sop_instance_uid=, study_instance_uid=, series_instance_uid=, reason=, failure_reason=,
@@ -360,6 +362,7 @@ function DW:store(paths, opts)
     end
     if res.status == 415 and not job.multipart then
       multipart_only[base_key] = true
+      summary.multipart_fallback = true
       return "again"
     end
     local parsed = parse_stow_body(res)
@@ -828,17 +831,50 @@ end
 
 local known_delete = { study = true, series = true, instance = true, wait = true, timeout = true }
 
+-- DICOMweb has no standard delete; Orthanc's DICOMweb plugin answers 405. When the server is an
+-- Orthanc (its REST root answers /system), delete through its REST API: /tools/lookup finds the
+-- Orthanc id of the UID, then DELETE that resource. Returns true, nil when not Orthanc, or nil, Error.
+local function orthanc_delete(self, o, what)
+  local root = self.orthanc_root or self.base_url:match("^(.*)/[^/]+$")
+  if not root then return nil end
+  local sys = self.transport:request({ method = "GET", url = root .. "/system", headers = with_headers(self, {}) })
+  local doc = sys and sys.body and json.decode(sys.body)
+  if type(doc) ~= "table" or doc.ApiVersion == nil then return nil end
+  local uid = o.instance or o.series or o.study
+  local level = o.instance and "Instance" or o.series and "Series" or "Study"
+  local res, err = self.transport:request({ method = "POST", url = root .. "/tools/lookup", body = uid,
+    headers = with_headers(self, { "Content-Type: text/plain" }) }, what .. " (Orthanc lookup)")
+  if not res then return false, err end
+  local found
+  for _, r in ipairs(json.decode(res.body or "") or {}) do
+    if type(r) == "table" and r.Type == level and type(r.Path) == "string" then found = r.Path end
+  end
+  if not found then
+    return false, errors.new{ kind = "http", http_status = 404, status = "NOT_FOUND", url = root .. "/tools/lookup",
+      message = what .. ": not found" }
+  end
+  local _, derr = self.transport:request({ method = "DELETE", url = root .. found, headers = with_headers(self, {}) }, what)
+  if derr then return false, derr end
+  return true
+end
+
 --- Delete a study, series or instance. On the Healthcare API a study or series delete is a
 -- long-running operation: an `Operation` is returned (waited for when `o.wait`). Other
--- servers answer at once: true. Returns that or nil, Error.
+-- servers answer at once: true. A server without DICOMweb deletes that is an Orthanc (405) is
+-- asked through its REST API. Returns that or nil, Error.
 function DW:delete(o)
   o = check_opts(o, known_delete, "dicomweb:delete")
   if not o.study then error("dicomweb:delete: study= is required", 2) end
   local path, perr = resource_path(o)
   if not path then return nil, perr end
   local url = self.base_url .. path
-  local res, err = self.transport:request({ method = "DELETE", url = url,
-    headers = with_headers(self, { "Accept: application/json" }) }, "delete " .. what_of(o))
+  local what = "delete " .. what_of(o)
+  local res, err = self.transport:request({ method = "DELETE", url = url, headers = with_headers(self, {}) }, what)
+  if not res and err.http_status == 405 then
+    local ok, oerr = orthanc_delete(self, o, what)
+    if ok then return true end
+    if ok == false then return nil, oerr end
+  end
   if not res then return nil, err end
   local doc = res.body and res.body:match("^%s*{") and json.decode(res.body) or nil
   if type(doc) == "table" and type(doc.name) == "string" and doc.name:find("/operations/", 1, true) then

@@ -5,7 +5,9 @@
 -- @module dicomgcs.gcs
 local errors = require "dicomgcs.errors"
 local http = require "dicomgcs.http"
+local iam = require "dicomgcs.gcs.iam"
 local localpath = require "dicomgcs.localpath"
+local transfer = require "dicomgcs.gcs.transfer"
 local wildcard = require "dicomgcs.wildcard"
 
 local gcs = {}
@@ -13,10 +15,23 @@ local gcs = {}
 local Storage = { __name = "dicomgcs.Storage" }
 Storage.__index = Storage
 
---- A storage handle on a transport. `base` is the JSON API root (https://storage.googleapis.com).
-function gcs.new(transport, base, project)
-  return setmetatable({ transport = transport, base = base, project = project }, Storage)
+--- A storage handle on a transport. `base` is the JSON API root (https://storage.googleapis.com);
+-- `opts.resourcemanager` the Resource Manager v1 root (for project numbers, see dicomgcs.gcs.iam).
+function gcs.new(transport, base, project, opts)
+  opts = opts or {}
+  return setmetatable({ transport = transport, base = base, project = project,
+                        resourcemanager = opts.resourcemanager }, Storage)
 end
+
+-- Bucket IAM and the Healthcare service agent: get_iam_policy, set_iam_policy, project_number,
+-- service_agent, check_service_agent, grant_service_agent (documented in dicomgcs.gcs.iam).
+for _, k in ipairs{ "get_iam_policy", "set_iam_policy", "project_number", "service_agent",
+                    "check_service_agent", "grant_service_agent" } do
+  Storage[k] = iam[k]
+end
+
+--- Tuning defaults for bulk transfers (thresholds, chunk sizes); see dicomgcs.gcs.transfer.
+gcs.transfer_defaults = transfer.defaults
 
 function Storage:bucket_url(bucket) return self.base .. "/storage/v1/b/" .. http.escape(bucket) end
 function Storage:object_url(bucket, name) return self:bucket_url(bucket) .. "/o/" .. http.escape(name) end
@@ -62,7 +77,8 @@ function Storage:objects(bucket, opts)
       end
       if finished then return nil end
       local err
-      page, err = self:list_page(bucket, { prefix = opts.prefix, page_token = token, page_size = opts.page_size })
+      page, err = self:list_page(bucket, { prefix = opts.prefix, page_token = token, page_size = opts.page_size,
+                                           match_glob = opts.match_glob })
       if not page then error(err, 0) end
       i = 0
       token = page.nextPageToken
@@ -72,10 +88,20 @@ function Storage:objects(bucket, opts)
   end
 end
 
+-- The Cloud Storage `matchGlob` equivalent of an import wildcard, when one is exact: the import's
+-- `*`, `?` and final `**` mean the same there; a pattern holding glob syntax of its own
+-- (`[`, `]`, `{`, `}`, `\`) or no wildcard at all is listed by prefix only.
+local function server_glob(pattern)
+  if not pattern:find("[*?]") or pattern:find("[%[%]{}\\]") then return nil end
+  return pattern
+end
+
 --- The objects a `gs://` wildcard URI selects, exactly as the Healthcare import reads them.
--- Lists only under the pattern's literal prefix. Returns an array of object resources (with
--- `uri` added) or nil, Error.
-function Storage:match(uri)
+-- Lists only under the pattern's literal prefix, asks the server to filter with `matchGlob`,
+-- and decides with the local matcher (the one definition of the wildcard). `opts.match_glob =
+-- false` lists by prefix only. Returns an array of object resources (with `uri` added) or nil, Error.
+function Storage:match(uri, opts)
+  opts = opts or {}
   local bucket, pattern = wildcard.parse_uri(uri)
   if not bucket then return nil, pattern end
   local pred, err = wildcard.compile(pattern)
@@ -84,8 +110,9 @@ function Storage:match(uri)
     return nil, err
   end
   local out = {}
+  local glob = opts.match_glob ~= false and server_glob(pattern) or nil
   local ok, lerr = pcall(function()
-    for obj in self:objects(bucket, { prefix = wildcard.literal_prefix(pattern) }) do
+    for obj in self:objects(bucket, { prefix = wildcard.literal_prefix(pattern), match_glob = glob }) do
       if pred(obj.name) then
         obj.uri = "gs://" .. bucket .. "/" .. obj.name
         out[#out + 1] = obj
@@ -103,61 +130,19 @@ function Storage:stat(uri)
   return self.transport:json("GET", self:object_url(bucket, name), nil, "get " .. uri)
 end
 
-local function upload_request(self, path, bucket, name, content_type)
-  return {
-    method = "POST",
-    url = self.base .. "/upload/storage/v1/b/" .. http.escape(bucket) .. "/o" ..
-      http.query{ uploadType = "media", name = name },
-    headers = { "Content-Type: " .. (content_type or "application/octet-stream"), "Accept: application/json" },
-    body_file = path,
-  }
-end
-
-local function download_request(self, bucket, name, path)
-  return { method = "GET", url = self:object_url(bucket, name) .. "?alt=media", output_file = path }
-end
-
--- Run a list of jobs { req=, source=, target=, what= } through the engine at once and
--- collect one result per job, in input order.
-local function run_all(self, jobs, opts)
-  local results, by_id = {}, {}
-  local summary = { ok = 0, failed = 0, results = results }
-  for i, job in ipairs(jobs) do
-    results[i] = { source = job.source, target = job.target }
-    if job.err then
-      results[i].ok, results[i].err = false, job.err
-      summary.failed = summary.failed + 1
-    else
-      by_id[self.transport:submit(job.req)] = i
-    end
-  end
-  while next(by_id) do
-    for _, done in ipairs(self.transport.engine:step(200)) do
-      local i = by_id[done.id]
-      if i then
-        by_id[done.id] = nil
-        local r, job = results[i], jobs[i]
-        local res, err = http.completion(done, job.req.url, job.what)
-        if res then
-          r.ok = true
-          summary.ok = summary.ok + 1
-          if res.body and res.body ~= "" and job.json then r.object = require("dicomgcs.json").decode(res.body) end
-        else
-          r.ok, r.err = false, err
-          summary.failed = summary.failed + 1
-        end
-        if opts.on_progress then opts.on_progress(r, summary, #jobs) end
-      end
-    end
-  end
-  return summary
-end
-
 --- Upload a file or a folder (recursively) under a `gs://BUCKET/PREFIX`.
 -- A folder's relative paths are kept: `dir/a/b.dcm` → `PREFIX/a/b.dcm`. A single file
 -- uploaded to a URI ending in `/` keeps its name; otherwise the URI names the object.
--- `opts.content_type`, `opts.on_progress(result, summary, total)`. Returns a summary or nil, Error
--- when the source cannot be read at all.
+-- Files run in parallel; files of `resumable_threshold` (8 MiB) or more go through resumable
+-- sessions that survive dropped connections. The CRC32C (and/or MD5) of each file is computed
+-- locally and checked by the server and against the object it returns; an object already there
+-- with the same size and checksum is skipped (`result.skipped`).
+-- opts: `content_type` (default from the extension: .dcm → application/dicom), `checksum`
+-- ("crc32c" default, "md5", "both", false), `skip_same` (default true), `resumable_threshold`,
+-- `chunk_size` (nil: one streamed PUT per file; else chunks, a multiple of 256 KiB),
+-- `resume_chunk_size`, `max_resume_attempts`, `on_progress(result, summary, total)`.
+-- Returns a summary `{ok=, failed=, skipped=, bytes=, results=}` or nil, Error when the
+-- source cannot be read at all. Raises on unknown options.
 function Storage:upload(source, uri, opts)
   opts = opts or {}
   local bucket, prefix = wildcard.parse_uri(uri, { allow_empty_object = true })
@@ -165,25 +150,20 @@ function Storage:upload(source, uri, opts)
   local files, ferr = localpath.files(source)
   if not files then return nil, ferr end
   local single = #files == 1 and files[1].path == source
-  local jobs = {}
-  for _, f in ipairs(files) do
-    local name
-    if single and prefix ~= "" and prefix:sub(-1) ~= "/" then name = prefix
-    elseif prefix == "" or prefix:sub(-1) == "/" then name = prefix .. f.rel
-    else name = prefix .. "/" .. f.rel end
-    local target = "gs://" .. bucket .. "/" .. name
-    jobs[#jobs + 1] = { source = f.path, target = target, what = "upload " .. f.path .. " to " .. target,
-      req = upload_request(self, f.path, bucket, name, opts.content_type), json = true }
+  local function name_of(f)
+    if single and prefix ~= "" and prefix:sub(-1) ~= "/" then return prefix
+    elseif prefix == "" or prefix:sub(-1) == "/" then return prefix .. f.rel
+    else return prefix .. "/" .. f.rel end
   end
-  return run_all(self, jobs, opts)
+  local list_prefix = prefix
+  if single then list_prefix = name_of(files[1])
+  elseif prefix ~= "" and prefix:sub(-1) ~= "/" then list_prefix = prefix .. "/" end
+  return transfer.upload(self, files, bucket, name_of, opts, list_prefix)
 end
 
---- Download one object or every object under a `gs://BUCKET/PREFIX/` (or matching a
--- wildcard) into folder `dest`. Object names become paths relative to the prefix; a name that
--- could escape `dest` (`..`, absolute, NUL) fails for that object only.
--- Returns a summary or nil, Error when the listing itself fails.
-function Storage:download(uri, dest, opts)
-  opts = opts or {}
+-- The objects under a URI for download/delete: a wildcard, one object, or a prefix ("gs://b/dir"
+-- selects dir/... but not dirx/...). Returns objects, bucket, base (the part of names to drop).
+function Storage:select(uri)
   local bucket, pattern = wildcard.parse_uri(uri, { allow_empty_object = true })
   if not bucket then return nil, pattern end
   local objects, base
@@ -198,30 +178,53 @@ function Storage:download(uri, dest, opts)
       for obj in self:objects(bucket, { prefix = pattern }) do objects[#objects + 1] = obj end
     end)
     if not ok then return nil, err end
-    if #objects == 1 and objects[1].name == pattern then
-      base = pattern:match("^(.*/)") or ""
-    else
-      base = (pattern == "" or pattern:sub(-1) == "/") and pattern or (pattern .. "/")
-      -- "gs://b/dir" selects dir/... but not dirx/...
-      local kept = {}
-      for _, o in ipairs(objects) do if o.name:sub(1, #base) == base then kept[#kept + 1] = o end end
-      objects = kept
+    base = (pattern == "" or pattern:sub(-1) == "/") and pattern or (pattern .. "/")
+    local kept, exact = {}, nil
+    for _, o in ipairs(objects) do
+      if o.name == pattern and base ~= pattern then exact = o
+      elseif o.name:sub(1, #base) == base then kept[#kept + 1] = o end
     end
-  end
-  local jobs = {}
-  for _, obj in ipairs(objects) do
-    local source = "gs://" .. bucket .. "/" .. obj.name
-    local path, perr = localpath.safe_join(dest, obj.name:sub(#base + 1))
-    local job = { source = source, target = path, what = "download " .. source }
-    if not path then
-      job.err = perr
-    else
-      local ok, mkerr = localpath.make_parent(path)
-      if ok then job.req = download_request(self, bucket, obj.name, path) else job.err = mkerr end
+    if exact and #kept == 0 then
+      -- one object named exactly (and no folder of that name)
+      kept, base = { exact }, pattern:match("^(.*/)") or ""
     end
-    jobs[#jobs + 1] = job
+    objects = kept
   end
-  return run_all(self, jobs, opts)
+  return objects, bucket, base
+end
+
+--- Download one object or every object under a `gs://BUCKET/PREFIX/` (or matching a
+-- wildcard) into folder `dest`. Object names become paths relative to the prefix; a name that
+-- could escape `dest` (`..`, absolute, NUL) fails for that object only. Objects of
+-- `ranged_threshold` (64 MiB) or more are fetched as parallel Range requests of `range_size`
+-- (32 MiB) and joined; every file's CRC32C is checked against the object's (`verify=false` skips).
+-- opts: `verify`, `ranged_threshold`, `range_size`, `on_progress(result, summary, total)`.
+-- Returns a summary or nil, Error when the listing itself fails.
+function Storage:download(uri, dest, opts)
+  local objects, bucket, base = self:select(uri)
+  if not objects then return nil, bucket end
+  return transfer.download(self, objects, bucket, function(obj)
+    return localpath.safe_join(dest, obj.name:sub(#base + 1))
+  end, opts)
+end
+
+--- Delete every object under a prefix (or matching a wildcard, or the one object named).
+-- With `opts.dry_run` nothing is deleted: the summary lists what would be (results with
+-- `source`, `ok=true`, `dry_run=true`). Each delete is conditional on the generation listed, so an
+-- object rewritten after the listing is kept (that result fails with HTTP 412).
+-- Returns a summary or nil, Error when the listing fails.
+function Storage:delete_prefix(uri, opts)
+  opts = opts or {}
+  local objects, bucket = self:select(uri)
+  if not objects then return nil, bucket end
+  if opts.dry_run then
+    local results = {}
+    for i, o in ipairs(objects) do
+      results[i] = { source = "gs://" .. bucket .. "/" .. o.name, ok = true, dry_run = true, object = o }
+    end
+    return { ok = #results, failed = 0, skipped = 0, bytes = 0, results = results, dry_run = true }
+  end
+  return transfer.delete(self, objects, bucket, opts)
 end
 
 --- Read a (small) object into memory. Returns its bytes or nil, Error.

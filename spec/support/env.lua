@@ -91,6 +91,15 @@ function env.store_client(opts)
   return c
 end
 
+--- Create a bucket for imports and exports: like on Google, the Healthcare service agent needs
+-- a role on it, granted here through the public API as a user would (objectAdmin covers both).
+function env.bucket(c, name)
+  name = name or env.unique("bkt")
+  assert(c.storage:create_bucket(name))
+  assert(c.storage:grant_service_agent(name, "export"))
+  return name
+end
+
 --- An admin call to the emulator (`/_emulator/...`): returns decoded JSON (or nil, message).
 function env.admin(method, path, body, emu)
   local json = require "dicomgcs.json"

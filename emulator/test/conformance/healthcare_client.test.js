@@ -331,3 +331,16 @@ test('concurrent operations per project are capped: 429 RESOURCE_EXHAUSTED, star
   await waitOp(v1, c.name);
   await emu.request('POST', '/_emulator/config', { body: { maxConcurrentOperations: 100 } });
 });
+
+test('resource names and query parameters are checked like Google\'s front end', async () => {
+  const ds = v1.projects.locations.datasets;
+  await fails(ds.get({ name: `${LOC}/datasets/bad id` }), 400, 'INVALID_ARGUMENT');
+  await fails(ds.dicomStores.get({ name: `${DS}/dicomStores/${'z'.repeat(257)}` }), 400, 'INVALID_ARGUMENT');
+  await fails(ds.operations.get({ name: `${DS}/operations/not-a-number` }), 404, 'NOT_FOUND');
+  // an undeclared query parameter (the client passes unknown params through to the query)
+  const e = await fails(ds.list({ parent: LOC, colour: 'red' }), 400, 'INVALID_ARGUMENT');
+  assert.strictEqual(e.message, 'Invalid JSON payload received. Unknown name "colour": Cannot bind query parameter. Field \'colour\' could not be found in request message.');
+  // standard parameters and snake_case names are accepted
+  const r = await ok(ds.list({ parent: LOC, prettyPrint: false, fields: 'datasets', page_size: 1 }), 'ListDatasetsResponse');
+  assert.strictEqual(r.datasets.length, 1);
+});

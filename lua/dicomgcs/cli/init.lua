@@ -17,7 +17,8 @@ local global_flags = {
   help = { type = "boolean", short = "h", help = "show help for the command" },
 }
 
-local groups = { require "dicomgcs.cli.healthcare", require "dicomgcs.cli.storage" }
+local groups = { require "dicomgcs.cli.healthcare", require "dicomgcs.cli.storage",
+                 require "dicomgcs.cli.dicomweb" }
 
 local commands = {}
 for _, g in ipairs(groups) do

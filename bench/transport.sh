@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# Transport benchmark (issue 5): the HTTP engine against curl, same machine, same run.
+#   1. 2,000 files of 256 KiB uploaded at concurrency 16 to nginx + echo_read_request_body
+#      (reads every body before answering): dicomgcs (bench/upload_files.lua) vs
+#      `curl --parallel --parallel-max 16 --upload-file FILE -X POST -H 'Expect:'`, hyperfine
+#      --runs 10: uploads/s and CPU (user+sys) per upload.
+#   2. Expect: 100-continue: 3 MiB uploads (POST and PUT) to bench/sink.js, which counts the
+#      requests that carried an Expect header.
+#   3. Peak RSS (/usr/bin/time -v) uploading one 2 GiB sparse file to bench/sink.js, dicomgcs vs curl.
+# Prints `bench: ...` lines on stdout, progress on stderr; appends a section to $BENCH_RESULTS.
+# Run through scripts/bench (which sets LUA_PATH_5_4/LUA_CPATH_5_4), or alone: bash bench/transport.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+export LUA_PATH_5_4="${LUA_PATH_5_4:-$root/lua/?.lua;$root/lua/?/init.lua;;}"
+export LUA_CPATH_5_4="${LUA_CPATH_5_4:-$root/build/?.so;;}"
+RESULTS=${BENCH_RESULTS:-/dev/null}
+NFILES=${BENCH_NFILES:-2000}
+RUNS=${BENCH_RUNS:-10}
+CONC=16
+BIG=${BENCH_BIG_BYTES:-2147483648}
+
+NGINX_MOD=/usr/lib/nginx/modules/ngx_http_echo_module.so
+for t in nginx hyperfine curl node jq /usr/bin/time; do
+  command -v "$t" >/dev/null || { echo "transport: $t is missing (scripts/install-deps)" >&2; exit 1; }
+done
+[ -f "$NGINX_MOD" ] || { echo "transport: $NGINX_MOD is missing (libnginx-mod-http-echo)" >&2; exit 1; }
+
+work="$root/bench/work/transport"
+mkdir -p "$work/files"
+run=$(mktemp -d "${TMPDIR:-/tmp}/dicomgcs-bench.XXXXXX")
+pids=()
+cleanup() {
+  [ -f "$run/nginx/nginx.pid" ] && kill "$(cat "$run/nginx/nginx.pid")" 2>/dev/null
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  rm -rf "$run"
+}
+trap cleanup EXIT
+
+free_port() {
+  node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
+}
+
+# ---- input files (kept between runs in bench/work/transport)
+if [ "$(find "$work/files" -type f -size 262144c | wc -l)" -ne "$NFILES" ]; then
+  echo "transport: generating $NFILES files of 256 KiB" >&2
+  rm -rf "$work/files"; mkdir -p "$work/files"
+  head -c $((NFILES * 262144)) /dev/urandom | split -a 5 -d -b 262144 - "$work/files/f"
+fi
+find "$work/files" -type f | sort > "$run/list.txt"
+port=$(free_port)
+{
+  while read -r f; do
+    printf 'upload-file = "%s"\nurl = "http://127.0.0.1:%s/up/%s"\noutput = "/dev/null"\n' "$f" "$port" "${f##*/}"
+  done < "$run/list.txt"
+} > "$run/curl.cfg"
+
+# ---- nginx sink: reads each body (echo_read_request_body) before it answers
+mkdir -p "$run/nginx/logs"
+cat > "$run/nginx/nginx.conf" <<EOF
+load_module $NGINX_MOD;
+worker_processes 1;
+daemon on;
+pid $run/nginx/nginx.pid;
+error_log $run/nginx/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $run/nginx/body;
+  proxy_temp_path $run/nginx/proxy;
+  fastcgi_temp_path $run/nginx/fastcgi;
+  uwsgi_temp_path $run/nginx/uwsgi;
+  scgi_temp_path $run/nginx/scgi;
+  client_max_body_size 0;
+  client_body_buffer_size 1m;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$port;
+    location / { echo_read_request_body; echo ok; }
+  }
+}
+EOF
+nginx -p "$run/nginx" -c "$run/nginx/nginx.conf" -e "$run/nginx/logs/error.log"
+for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+sink_url="http://127.0.0.1:$port/up"
+
+# sanity: nginx reads the body (echo_read_request_body), each tool gets 2xx for every file
+lua5.4 bench/upload_files.lua "$sink_url" "$CONC" "$(head -1 "$run/list.txt")"
+
+dg_cmd="lua5.4 bench/upload_files.lua $sink_url $CONC @$run/list.txt"
+curl_cmd="curl --no-progress-meter --fail --parallel --parallel-max $CONC -X POST -H 'Expect:' -K $run/curl.cfg"
+echo "transport: hyperfine, $NFILES x 256 KiB at concurrency $CONC" >&2
+hyperfine -N --warmup 2 --runs "$RUNS" --export-json "$run/upload.json" -n dicomgcs "$dg_cmd" -n curl "$curl_cmd" >&2
+
+read -r dg_mean dg_cpu curl_mean curl_cpu < <(jq -r '
+  [.results[] | {name: .command, mean, cpu: (.user + .system)}] as $r
+  | ($r | map(select(.name=="dicomgcs"))[0]) as $d | ($r | map(select(.name=="curl"))[0]) as $c
+  | "\($d.mean) \($d.cpu) \($c.mean) \($c.cpu)"' "$run/upload.json")
+fig() { awk "BEGIN { printf \"%.${2}f\", $1 }"; }
+dg_rate=$(fig "$NFILES / $dg_mean" 0)
+curl_rate=$(fig "$NFILES / $curl_mean" 0)
+rate_ratio=$(fig "$curl_mean / $dg_mean" 2)
+dg_cpu_ms=$(fig "$dg_cpu * 1000 / $NFILES" 3)
+curl_cpu_ms=$(fig "$curl_cpu * 1000 / $NFILES" 3)
+cpu_ratio=$(fig "$curl_cpu / $dg_cpu" 2)
+mibs=$(fig "$NFILES * 0.25 / $dg_mean" 0)
+curl_mibs=$(fig "$NFILES * 0.25 / $curl_mean" 0)
+lines=()
+lines+=("bench: upload_256k_c16 $dg_rate uploads/s ratio=$rate_ratio vs curl")
+lines+=("bench: upload_256k_c16_cpu $dg_cpu_ms ms/upload ratio=$cpu_ratio vs curl")
+
+# ---- Node sink: Expect headers and the 2 GiB upload
+node bench/sink.js > "$run/sink.out" 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do grep -q PORT "$run/sink.out" 2>/dev/null && break; sleep 0.1; done
+sport=$(awk '/PORT/{print $2}' "$run/sink.out")
+node_url="http://127.0.0.1:$sport"
+head -c $((3 * 1024 * 1024)) /dev/urandom > "$run/three_mib"
+lua5.4 bench/upload_files.lua "$node_url/post" 2 "$run/three_mib" "$run/three_mib"
+UPLOAD_METHOD=PUT lua5.4 bench/upload_files.lua "$node_url/put" 2 "$run/three_mib" "$run/three_mib"
+expect=$(curl -s "$node_url/_stats" | jq '.expect')
+nreq=$(curl -s "$node_url/_stats" | jq '.requests')
+[ "$nreq" -eq 4 ] || { echo "transport: the sink saw $nreq requests, not 4" >&2; exit 1; }
+lines+=("bench: expect_100_continue $expect requests")
+
+truncate -s "$BIG" "$run/big"
+cat "$run/big" > /dev/null     # into the page cache first: the first reader of a fresh sparse file pays for it
+echo "transport: peak RSS uploading $BIG bytes" >&2
+/usr/bin/time -v -o "$run/dg.time" lua5.4 bench/upload_files.lua "$node_url/big" 1 "$run/big"
+/usr/bin/time -v -o "$run/curl.time" curl --no-progress-meter --fail -o /dev/null -X POST -H 'Expect:' \
+  --upload-file "$run/big" "$node_url/big"
+rss() { awk -F': ' '/Maximum resident set size/{print $2}' "$1"; }
+wall() { awk -F': ' '/Elapsed \(wall clock\)/{print $2}' "$1"; }
+dg_rss=$(rss "$run/dg.time"); curl_rss=$(rss "$run/curl.time")
+big_bytes=$(curl -s "$node_url/_stats" | jq '.bytes')
+[ "$big_bytes" -eq $((12 * 1024 * 1024 + 2 * BIG)) ] || { echo "transport: the sink got $big_bytes bytes" >&2; exit 1; }
+lines+=("bench: upload_2gib_peak_rss $(fig "$dg_rss / 1024" 1) MiB ratio=$(fig "$curl_rss / $dg_rss" 2) vs curl")
+
+printf '%s\n' "${lines[@]}"
+
+{
+  echo "## Transport (bench/transport.sh)"
+  echo
+  echo "Sink: nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'), 1 worker, \`echo_read_request_body; echo ok;\`"
+  echo "(libnginx-mod-http-echo: the body is read before the answer), on 127.0.0.1. $NFILES files of"
+  echo "256 KiB (random bytes), concurrency $CONC, \`hyperfine -N --warmup 2 --runs $RUNS\`:"
+  echo
+  echo '```'
+  echo "dicomgcs: lua5.4 bench/upload_files.lua http://127.0.0.1:PORT/up $CONC @LIST"
+  echo "curl:     curl --no-progress-meter --fail --parallel --parallel-max $CONC -X POST -H 'Expect:' -K CFG"
+  echo "          (CFG: per file 'upload-file = \"FILE\"', 'url = ...', 'output = \"/dev/null\"')"
+  echo '```'
+  echo
+  echo "| | mean wall | uploads/s | MiB/s | CPU (user+sys) per upload |"
+  echo "|---|---|---|---|---|"
+  echo "| dicomgcs | $(fig "$dg_mean * 1000" 0) ms | $dg_rate | $mibs | $dg_cpu_ms ms |"
+  echo "| curl $(curl --version | awk 'NR==1{print $2}') | $(fig "$curl_mean * 1000" 0) ms | $curl_rate | $curl_mibs | $curl_cpu_ms ms |"
+  echo
+  echo "Expect: two 3 MiB POSTs and two 3 MiB PUTs through the engine to bench/sink.js (Node), which"
+  echo "counts requests carrying an \`Expect\` header: $expect of 4."
+  echo
+  echo "Peak RSS uploading one $(fig "$BIG / 1073741824" 0) GiB sparse file to bench/sink.js (\`/usr/bin/time -v\`, Maximum resident set size):"
+  echo
+  echo '```'
+  echo "lua5.4 bench/upload_files.lua http://127.0.0.1:PORT/big 1 BIG       $(fig "$dg_rss / 1024" 1) MiB, $(wall "$run/dg.time")"
+  echo "curl -o /dev/null -X POST -H 'Expect:' --upload-file BIG URL        $(fig "$curl_rss / 1024" 1) MiB, $(wall "$run/curl.time")"
+  echo '```'
+  echo
+  echo '```'
+  printf '%s\n' "${lines[@]}"
+  echo '```'
+  echo
+} >> "$RESULTS"

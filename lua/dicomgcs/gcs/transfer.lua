@@ -1,0 +1,376 @@
+--- Bulk transfers between local folders and Cloud Storage: parallel uploads (multipart for
+-- small files, resumable sessions for large ones), parallel downloads (ranged for large
+-- objects), deletes under a prefix; CRC32C/MD5 computed locally in the C core and checked
+-- against what the server kept. Private to dicomgcs.gcs: use Storage:upload/download/delete_prefix.
+-- @module dicomgcs.gcs.transfer
+local core = require "dicomgcs.core"
+local errors = require "dicomgcs.errors"
+local http = require "dicomgcs.http"
+local json = require "dicomgcs.json"
+local localpath = require "dicomgcs.localpath"
+local runner = require "dicomgcs.gcs.runner"
+
+local transfer = {}
+
+local KIB256 = 262144
+local MIB = 1024 * 1024
+
+transfer.defaults = {
+  resumable_threshold = 8 * MIB,   -- files this large or larger use a resumable session
+  chunk_size = nil,                -- nil: one streamed PUT, chunks only after a drop; else a multiple of 256 KiB
+  resume_chunk_size = 8 * MIB,     -- chunk size when resuming after a drop (read into memory)
+  max_resume_attempts = 10,        -- failed chunks in a row before giving up on one file
+  ranged_threshold = 64 * MIB,     -- objects this large or larger download in ranges
+  range_size = 32 * MIB,
+}
+
+local upload_options = { content_type = true, on_progress = true, checksum = true, skip_same = true,
+  resumable_threshold = true, chunk_size = true, resume_chunk_size = true, max_resume_attempts = true,
+  max_active = true, max_large = true }
+local download_options = { on_progress = true, verify = true, ranged_threshold = true, range_size = true,
+  max_active = true, max_large = true }
+
+local function check_options(opts, known, where)
+  if type(opts) ~= "table" then error(where .. ": expected a table of options", 3) end
+  for k in pairs(opts) do
+    if not known[k] then error(("%s: unknown option '%s'"):format(where, tostring(k)), 3) end
+  end
+end
+
+local function setting(opts, k)
+  if opts[k] ~= nil then return opts[k] end
+  return transfer.defaults[k]
+end
+
+--- Which checksums to compute: "crc32c" (default), "md5", "both", or false.
+local function checksum_set(c)
+  if c == nil or c == "crc32c" then return { crc32c = true } end
+  if c == "md5" then return { md5 = true } end
+  if c == "both" then return { crc32c = true, md5 = true } end
+  if c == false then return {} end
+  error("upload: option 'checksum' must be \"crc32c\", \"md5\", \"both\" or false", 3)
+end
+
+local function guess_type(name)
+  local ext = name:match("%.([%w]+)$")
+  ext = ext and ext:lower()
+  if ext == "dcm" or ext == "dicom" then return "application/dicom" end
+  if ext == "json" then return "application/json" end
+  if ext == "txt" then return "text/plain" end
+  if ext == "png" then return "image/png" end
+  if ext == "jpg" or ext == "jpeg" then return "image/jpeg" end
+  return "application/octet-stream"
+end
+
+local function same_content(obj, d)
+  if tostring(obj.size) ~= tostring(d.size) then return false end
+  if d.crc32c and obj.crc32c then return obj.crc32c == d.crc32c end
+  if d.md5 and obj.md5Hash then return obj.md5Hash == d.md5 end
+  return false
+end
+
+local function checksum_error(what, kind, want, got)
+  return errors.new{ kind = "checksum", message = ("%s: %s mismatch: local %s, server %s"):format(what, kind,
+    tostring(want), tostring(got)), hint = "the bytes changed on the way or the file changed during the upload; run it again" }
+end
+
+-- Compare the server's object with the local digest.
+local function verify_object(obj, d, what)
+  if d.crc32c and obj.crc32c and obj.crc32c ~= d.crc32c then return checksum_error(what, "CRC32C", d.crc32c, obj.crc32c) end
+  if d.md5 and obj.md5Hash and obj.md5Hash ~= d.md5 then return checksum_error(what, "MD5", d.md5, obj.md5Hash) end
+  return nil
+end
+
+local function hash_header(d)
+  local parts = {}
+  if d.crc32c then parts[#parts + 1] = "crc32c=" .. d.crc32c end
+  if d.md5 then parts[#parts + 1] = "md5=" .. d.md5 end
+  if #parts == 0 then return nil end
+  return "X-Goog-Hash: " .. table.concat(parts, ",")
+end
+
+local function read_range(path, offset, n)
+  local f, oerr = io.open(path, "rb")
+  if not f then return nil, errors.new{ kind = "io", message = "cannot read " .. tostring(oerr) } end
+  local ok, serr = f:seek("set", offset)
+  if not ok then f:close(); return nil, errors.new{ kind = "io", message = "cannot seek in " .. path .. ": " .. tostring(serr) } end
+  local data = f:read(n) or ""
+  f:close()
+  if #data ~= n then
+    return nil, errors.new{ kind = "io", message = ("%s: the file is shorter than when it was measured (it changed during the upload)"):format(path) }
+  end
+  return data
+end
+
+-- The last persisted byte from a 308's Range header ("bytes=0-N") as the next offset.
+local function persisted(res)
+  local last = res.headers and res.headers.range and res.headers.range:match("bytes=0%-(%d+)")
+  return last and (tonumber(last) + 1) or 0
+end
+
+local function decode_object(res, what)
+  local obj, jerr = json.decode(res.body or "", what)
+  if type(obj) ~= "table" then return nil, errors.new{ kind = "json", message = tostring(jerr) } end
+  return obj
+end
+
+-- A multipart upload (metadata with the checksums, then the file, streamed).
+local function upload_small(st, io, path, bucket, name, ctype, d, what)
+  local boundary = ("dicomgcs-%08x%08x"):format(math.random(0, 0x7fffffff), math.random(0, 0x7fffffff))
+  local meta = { name = name, contentType = ctype, crc32c = d.crc32c, md5Hash = d.md5 }
+  local pre = "--" .. boundary .. "\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n" ..
+    json.encode(meta) .. "\r\n--" .. boundary .. "\r\nContent-Type: " .. ctype .. "\r\n\r\n"
+  local res, err = io.request({
+    method = "POST",
+    url = st.base .. "/upload/storage/v1/b/" .. http.escape(bucket) .. "/o?uploadType=multipart",
+    headers = { "Content-Type: multipart/related; boundary=" .. boundary, "Accept: application/json" },
+    body_parts = { { data = pre }, { file = path }, { data = "\r\n--" .. boundary .. "--\r\n" } },
+  }, what)
+  if not res then return nil, err end
+  return decode_object(res, what)
+end
+
+-- A resumable upload: start a session, stream the file in one PUT (or in chunks of
+-- `chunk_size`); after a dropped connection or a retryable status ask the server how much it
+-- kept (`bytes */SIZE` → 308 Range) and go on from there in chunks of multiples of 256 KiB,
+-- the final one carrying X-Goog-Hash.
+local function upload_resumable(st, io, path, bucket, name, ctype, d, opts, what, info)
+  local size = d.size
+  local res, err = io.request({
+    method = "POST",
+    url = st.base .. "/upload/storage/v1/b/" .. http.escape(bucket) .. "/o" ..
+      http.query{ uploadType = "resumable", name = name },
+    headers = { "Content-Type: application/json; charset=UTF-8", "X-Upload-Content-Type: " .. ctype,
+                "X-Upload-Content-Length: " .. size, "Accept: application/json" },
+    body = json.encode{ name = name, contentType = ctype },
+  }, what .. " (start a resumable session)")
+  if not res then return nil, err end
+  local session = res.headers.location
+  if not session then
+    return nil, errors.new{ kind = "http", message = what .. ": the server gave no session URI (Location)" }
+  end
+  local hash = hash_header(d)
+  local chunk = setting(opts, "chunk_size")
+  local resume_chunk = setting(opts, "resume_chunk_size")
+  local max_fail = setting(opts, "max_resume_attempts")
+  local offset, failures, streamed = 0, 0, false
+  info.resumed = 0
+  local function abandon(e)
+    io.request({ method = "DELETE", url = session, retry = { max_attempts = 1 } }, what .. " (cancel the session)")
+    return nil, e
+  end
+  while true do
+    local req = { method = "PUT", url = session, retry = { max_attempts = 1 }, headers = { "Accept: application/json" } }
+    if size == 0 then
+      req.headers[2] = "Content-Range: bytes */0"
+      req.body = ""
+      if hash then req.headers[3] = hash end
+    elseif offset == 0 and not chunk and not streamed then
+      streamed = true
+      req.headers[2] = ("Content-Range: bytes 0-%d/%d"):format(size - 1, size)
+      if hash then req.headers[3] = hash end
+      req.body_file = path
+    else
+      local n = math.min(chunk or resume_chunk, size - offset)
+      local final = offset + n == size
+      local data, rerr = read_range(path, offset, n)
+      if not data then return abandon(rerr) end
+      req.headers[2] = ("Content-Range: bytes %d-%d/%d"):format(offset, offset + n - 1, size)
+      if final and hash then req.headers[3] = hash end
+      req.body = data
+    end
+    local r, e = io.request(req, what)
+    req = nil   -- luacheck: ignore (let a chunk's bytes go)
+    if r and (r.status == 200 or r.status == 201) then
+      return decode_object(r, what)
+    elseif r and r.status == 308 then
+      local now = persisted(r)
+      if now > offset then failures = 0 end
+      offset = now
+    else
+      if e and (e.kind == "io" or e.kind == "callback" or (e.kind == "http" and not e.retryable)) then
+        return abandon(e)
+      end
+      failures = failures + 1
+      if failures > max_fail then return abandon(e) end
+      -- where are we? (the engine retries this idempotent query with backoff)
+      local q, qe = io.request({ method = "PUT", url = session, body = "",
+        headers = { "Content-Range: bytes */" .. size, "Accept: application/json" } }, what .. " (resume)")
+      if not q then return nil, qe end
+      if q.status == 200 or q.status == 201 then return decode_object(q, what) end
+      offset = persisted(q)
+      info.resumed = info.resumed + 1
+    end
+  end
+end
+
+--- Upload `files` ({path=, rel=}) to names built by `name_of(file)` in `bucket`.
+function transfer.upload(st, files, bucket, name_of, opts, list_prefix)
+  opts = opts or {}
+  check_options(opts, upload_options, "upload")
+  local want = checksum_set(opts.checksum)
+  local chunk = opts.chunk_size
+  if chunk ~= nil and (math.type(chunk) ~= "integer" or chunk <= 0 or chunk % KIB256 ~= 0) then
+    error("upload: option 'chunk_size' must be a positive multiple of 262144 (256 KiB)", 2)
+  end
+  local rc = opts.resume_chunk_size
+  if rc ~= nil and (math.type(rc) ~= "integer" or rc <= 0 or rc % KIB256 ~= 0) then
+    error("upload: option 'resume_chunk_size' must be a positive multiple of 262144 (256 KiB)", 2)
+  end
+  local threshold = setting(opts, "resumable_threshold")
+
+  -- What is there already (one listing, not one request per file).
+  local existing, bucket_err = {}, nil
+  if opts.skip_same ~= false and (want.crc32c or want.md5) then
+    local token
+    repeat
+      local page, err = st:list_page(bucket, { prefix = list_prefix, page_token = token })
+      if not page then
+        if err.http_status == 404 then bucket_err = err end
+        existing = {}
+        break
+      end
+      for _, o in ipairs(page.items or {}) do existing[o.name] = o end
+      token = page.nextPageToken
+    until token == nil or token == ""
+  end
+
+  local jobs = {}
+  for _, f in ipairs(files) do
+    local name = name_of(f)
+    local target = "gs://" .. bucket .. "/" .. name
+    local what = "upload " .. f.path .. " to " .. target
+    local job = { source = f.path, target = target, large = (f.size or 0) >= threshold }
+    if bucket_err then
+      job.err = errors.new{ kind = bucket_err.kind, http_status = bucket_err.http_status, status = bucket_err.status,
+        message = what .. ": bucket gs://" .. bucket .. " does not exist", hint = "create it first: dicomgcs storage buckets create gs://" .. bucket }
+    else
+      job.fn = function(io)
+        local d, herr = core.hash_file(f.path, want)
+        if not d then
+          return nil, errors.new{ kind = "io", message = what .. ": cannot read " .. herr,
+            hint = "the file vanished or became unreadable after the folder was listed" }
+        end
+        local ex = existing[name]
+        if ex and same_content(ex, d) then return { skipped = true, object = ex, bytes = 0 } end
+        local ctype = opts.content_type or guess_type(name)
+        local info = { bytes = d.size }
+        local obj, err
+        if d.size >= threshold then
+          obj, err = upload_resumable(st, io, f.path, bucket, name, ctype, d, opts, what, info)
+        else
+          obj, err = upload_small(st, io, f.path, bucket, name, ctype, d, what)
+        end
+        if not obj then return nil, err end
+        local bad = verify_object(obj, d, what)
+        if bad then return nil, bad end
+        info.object = obj
+        return info
+      end
+    end
+    jobs[#jobs + 1] = job
+  end
+  return runner.run(st.transport, jobs, { on_progress = opts.on_progress, max_active = opts.max_active,
+    max_large = opts.max_large })
+end
+
+--- Download `objects` (listing entries) of `bucket`; `path_of(obj)` gives the local path or nil, Error.
+function transfer.download(st, objects, bucket, path_of, opts)
+  opts = opts or {}
+  check_options(opts, download_options, "download")
+  local verify = opts.verify ~= false
+  local threshold, range_size = setting(opts, "ranged_threshold"), setting(opts, "range_size")
+  if math.type(range_size) ~= "integer" or range_size <= 0 then
+    error("download: option 'range_size' must be a positive integer", 2)
+  end
+  local jobs = {}
+  for _, obj in ipairs(objects) do
+    local source = "gs://" .. bucket .. "/" .. obj.name
+    local what = "download " .. source
+    local size = tonumber(obj.size) or 0
+    local job = { source = source, large = size >= threshold }
+    if obj.name:sub(-1) == "/" and size == 0 then
+      -- a "folder" placeholder: nothing to write
+      job.fn = function() return { skipped = true, bytes = 0 } end
+    else
+      local path, perr = path_of(obj)
+      job.target = path
+      if not path then
+        job.err = perr
+      else
+        local ok, mkerr = localpath.make_parent(path)
+        if not ok then job.err = mkerr end
+      end
+      local url = st:object_url(bucket, obj.name) .. "?alt=media" ..
+        (obj.generation and ("&generation=" .. http.escape(obj.generation)) or "")
+      job.fn = function(io)
+        local d
+        if size >= threshold and size > range_size then
+          local list, parts = {}, {}
+          local n = (size + range_size - 1) // range_size
+          for i = 1, n do
+            local a = (i - 1) * range_size
+            local b = math.min(size, a + range_size) - 1
+            parts[i] = ("%s.dgpart%d"):format(path, i)
+            list[i] = { { method = "GET", url = url, headers = { ("Range: bytes=%d-%d"):format(a, b) },
+                          output_file = parts[i] }, what .. (" (bytes %d-%d)"):format(a, b) }
+          end
+          local outs = io.requests(list)
+          local failed
+          for i, o in ipairs(outs) do
+            if not o.res then failed = failed or o.err
+            elseif o.res.status ~= 206 and n > 1 then
+              failed = failed or errors.new{ kind = "http", http_status = o.res.status,
+                message = ("%s: the server ignored Range for part %d (HTTP %d)"):format(what, i, o.res.status) }
+            end
+          end
+          if failed then
+            for _, p in ipairs(parts) do os.remove(p) end
+            return nil, failed
+          end
+          local jerr
+          d, jerr = core.join_files(path, parts, { crc32c = verify })
+          if not d then return nil, errors.new{ kind = "io", message = what .. ": " .. jerr } end
+        else
+          local res, err = io.request({ method = "GET", url = url, output_file = path }, what)
+          if not res then return nil, err end
+          if verify and obj.crc32c then
+            local herr
+            d, herr = core.hash_file(path, { crc32c = true })
+            if not d then return nil, errors.new{ kind = "io", message = what .. ": " .. herr } end
+          end
+        end
+        if d and verify and d.size ~= size then
+          os.remove(path)
+          return nil, errors.new{ kind = "checksum", message = ("%s: got %d bytes, the object has %d"):format(what, d.size, size) }
+        end
+        if d and verify and obj.crc32c and d.crc32c and d.crc32c ~= obj.crc32c then
+          os.remove(path)
+          return nil, checksum_error(what, "CRC32C", d.crc32c, obj.crc32c)
+        end
+        return { bytes = size, object = obj }
+      end
+    end
+    jobs[#jobs + 1] = job
+  end
+  return runner.run(st.transport, jobs, { on_progress = opts.on_progress, max_active = opts.max_active,
+    max_large = opts.max_large or 4 })
+end
+
+--- Delete `objects` of `bucket` in parallel; a summary like the others.
+function transfer.delete(st, objects, bucket, opts)
+  opts = opts or {}
+  local jobs = {}
+  for _, obj in ipairs(objects) do
+    local uri = "gs://" .. bucket .. "/" .. obj.name
+    local q = obj.generation and ("?ifGenerationMatch=" .. http.escape(obj.generation)) or ""
+    jobs[#jobs + 1] = { source = uri, fn = function(io)
+      local res, err = io.request({ method = "DELETE", url = st:object_url(bucket, obj.name) .. q }, "delete " .. uri)
+      if not res then return nil, err end
+      return { bytes = 0 }
+    end }
+  end
+  return runner.run(st.transport, jobs, { on_progress = opts.on_progress })
+end
+
+return transfer
