@@ -64,6 +64,7 @@ struct dg_transfer {
   /* progress */
   int64_t prog[4], prog_seen[4];
   int64_t idle_ms, last_active_ms;
+  int wire_sends;                  /* requests libcurl sent in this attempt (PREREQFUNCTION) */
   dg_result res;
 };
 
@@ -412,6 +413,19 @@ static int on_xfer(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ul
   return 0;
 }
 
+#if LIBCURL_VERSION_NUM >= 0x075000
+/* Called before each request goes on the wire. libcurl silently re-sends a request once when
+ * a reused keep-alive connection turns out dead before any answer; counting sends here keeps
+ * attempts (and the retry budget) equal to what the server saw. */
+static int on_prereq(void *ud, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port,
+                     int conn_local_port) {
+  dg_transfer *t = ud;
+  (void)conn_primary_ip; (void)conn_local_ip; (void)conn_primary_port; (void)conn_local_port;
+  t->wire_sends++;
+  return CURL_PREREQFUNC_OK;
+}
+#endif
+
 /* ---- attempts ---- */
 
 static void finish(dg_transfer *t) {
@@ -551,9 +565,12 @@ static int attempt_prepare(dg_transfer *t, const cfg *c, const char *token, int6
   if (connect_ms > 0) curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
   t->idle_ms = idle_s > 0 ? (int64_t)idle_s * 1000 : 0;
   t->last_active_ms = 0;
-  if (idle_s > 0) {                    /* also wakes libcurl up every second while idle */
+  if (idle_s > 0) {
+    /* A backstop only: on_xfer enforces the idle limit to the millisecond. libcurl computes
+     * the speed once a second and sees 0 B/s for a whole first second of a slow answer, so
+     * LOW_SPEED_TIME = idle_s would cut a slow-but-moving transfer when idle_s is 1. */
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, idle_s);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, idle_s + 2);
   }
   int64_t total = t->total_ms > 0 ? t->total_ms : 0;
   if (t->retry.deadline_ms > 0) {
@@ -585,6 +602,11 @@ static int attempt_prepare(dg_transfer *t, const cfg *c, const char *token, int6
   } else if (strcmp(m, "GET") != 0) {
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, m);
   }
+  t->wire_sends = 0;
+#if LIBCURL_VERSION_NUM >= 0x075000
+  curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, on_prereq);
+  curl_easy_setopt(h, CURLOPT_PREREQDATA, (void *)t);
+#endif
   curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_xfer);
   curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)t);
@@ -599,6 +621,11 @@ oom:
  * set), else the delay in ms before the next attempt. */
 static int64_t attempt_done(dg_transfer *t, CURLcode rc, int64_t now, dg_random_fn rnd,
                             void *rud, dg_aimd *aimd, int token_gen) {
+  if (t->wire_sends > 1) {             /* libcurl's own re-sends count as attempts */
+    t->attempts += t->wire_sends - 1;
+    if (t->e) t->e->retries += t->wire_sends - 1;
+  }
+  t->wire_sends = 0;
   int budget_used = t->attempts - (t->auth_retried ? 1 : 0);
   int idle = t->fail_kind && strcmp(t->fail_kind, "timeout") == 0;
   if (t->fail_kind && !idle) {        /* our callback refused: io, callback */

@@ -221,6 +221,13 @@ describe("dicomgcs.auth", function()
       assert.matches("clock", err.hint)
     end)
 
+    it("retry the token endpoint on 503, as Google's libraries do", function()
+      H.admin(k, "POST", "fail-next", { count = 2, status = 503, error = "temporarily_unavailable" })
+      local p = assert(provider{ credentials = k.files.sa })
+      assert.truthy(p:token())
+      assert.equals(1, H.admin(k, "GET", "state").counters.jwt)   -- the 2 failures were answered before the grant
+    end)
+
     it("mint self-signed JWTs only when asked", function()
       local p = assert(provider{ credentials = k.files.sa, self_signed_jwt = true })
       local tok = assert(p:token())
@@ -411,11 +418,11 @@ describe("dicomgcs.auth", function()
       if not H.has_engine then pending("needs core.engine with token_provider (csrc/ldg_engine.c)") return end
       local p = assert(provider{ credentials = k.files.sa })
       local eng = core.engine{ concurrency = 8, token_provider = p:token_provider() }
-      local t0, done, ok, ids = os.time(), 0, 0, {}
+      local t0, done, ok = os.time(), 0, 0
       local revoked = false
       while os.time() - t0 < 14 do
         for _ = 1, 8 do
-          ids[eng:submit{ method = "GET", url = k.url .. "/v1/projects/p/locations/l/datasets" }] = true
+          eng:submit{ method = "GET", url = k.url .. "/v1/projects/p/locations/l/datasets" }
         end
         if not revoked and os.time() - t0 >= 7 then
           H.admin(k, "POST", "revoke", { all = true })   -- in-flight tokens die: 401, refresh, retry
@@ -451,7 +458,7 @@ describe("dicomgcs.auth", function()
       -- Capture anything printed while the module runs.
       local real_print, real_write, real_stderr = print, io.write, io.stderr
       print = function(...) show(...) end             -- luacheck: ignore
-      io.write = function(...) show(...) return io.stdout end
+      io.write = function(...) show(...) return io.stdout end -- luacheck: ignore 122
 
       local function try(opts)
         local p, err = provider(opts)
@@ -500,7 +507,7 @@ describe("dicomgcs.auth", function()
         try{ getenv = { DICOMGCS_EMULATOR_HOST = false, GCE_METADATA_HOST = "127.0.0.1:1" } }
         try{ getenv = { DICOMGCS_EMULATOR_HOST = false, GCE_METADATA_HOST = k.host } }
       end)
-      print, io.write = real_print, real_write    -- luacheck: ignore
+      print, io.write = real_print, real_write    -- luacheck: ignore 121 122
       assert.equals(real_stderr, io.stderr)
       assert(ok, perr)
       local all = table.concat(shown, "\n")

@@ -97,11 +97,11 @@ function datasetJson(ds) {
   return out;
 }
 
-function readHead(file) {
+function readHead(file, limit) {
   const fd = fs.openSync(file, 'r');
   try {
     const size = fs.fstatSync(fd).size;
-    const n = Math.min(size, HEAD_MAX);
+    const n = Math.min(size, limit, HEAD_MAX);
     const buf = Buffer.alloc(n);
     let off = 0;
     while (off < n) { const r = fs.readSync(fd, buf, off, n - off, off); if (r <= 0) break; off += r; }
@@ -109,34 +109,45 @@ function readHead(file) {
   } finally { fs.closeSync(fd); }
 }
 
+// Parse the attributes before Pixel Data, reading 256 KiB of the file first and more only when
+// the header goes on beyond it.
 function parseHead(file) {
-  const { buf } = readHead(file);
-  const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
-  try { return dicomParser.parseDicom(bytes, { untilTag: 'x7fe00010' }); } catch (e) {
-    if (e && e.dataSet) return e.dataSet;
-    throw e;
+  for (let n = 256 * 1024; ; n *= 4) {
+    const { buf, size } = readHead(file, n);
+    const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
+    try { return dicomParser.parseDicom(bytes, { untilTag: 'x7fe00010' }); } catch (e) {
+      const partial = e && e.dataSet;
+      if (partial && (buf.length >= size || n >= HEAD_MAX || partial.elements.x7fe00010)) return partial;
+      if (!partial) throw e;
+    }
   }
 }
 
-// Metadata per stored file, cached by path (+ size, so a replaced file is re-read).
+// Cache keys: path + size + mtime, so a file replaced under the same name is read again.
+function fileKey(file) {
+  try { const st = fs.statSync(file); return `${file}\0${st.size}\0${st.mtimeMs}`; } catch (_) { return file; }
+}
+
+// Metadata per stored file.
 const metaCache = new Map();
 function metadataOf(inst) {
-  const key = inst.file;
+  const key = fileKey(inst.file);
   const hit = metaCache.get(key);
-  if (hit && hit.size === inst.size) return hit.json;
+  if (hit) return hit.json;
   let json;
   try { json = datasetJson(parseHead(inst.file)); } catch (_) { json = {}; }
   const fill = (tag, vr, v) => { if (!json[tag] && v) json[tag] = { vr, Value: [v] }; };
   fill('0020000D', 'UI', inst.studyUid); fill('0020000E', 'UI', inst.seriesUid);
   fill('00080018', 'UI', inst.sopUid); fill('00080016', 'UI', inst.sopClassUid);
   if (metaCache.size > 200000) metaCache.clear();
-  metaCache.set(key, { size: inst.size, json });
+  metaCache.set(key, { json });
   return json;
 }
 
 const hashCache = new Map();
 function fileHash(file) {
-  const hit = hashCache.get(file);
+  const key = fileKey(file);
+  const hit = hashCache.get(key);
   if (hit) return hit;
   const h = crypto.createHash('sha256');
   const fd = fs.openSync(file, 'r');
@@ -145,7 +156,8 @@ function fileHash(file) {
     for (;;) { const r = fs.readSync(fd, b, 0, b.length, null); if (r <= 0) break; h.update(b.subarray(0, r)); }
   } finally { fs.closeSync(fd); }
   const d = h.digest('hex');
-  hashCache.set(file, d);
+  if (hashCache.size > 200000) hashCache.clear();
+  hashCache.set(key, d);
   return d;
 }
 
@@ -311,7 +323,8 @@ async function stow(req, res, ctx, store, base, studyParam) {
         if (studyParam && info.studyUid !== studyParam) {
           failed.push(failure(p, info, 0xA900, `StudyInstanceUID ${info.studyUid} does not match the study in the URL (${studyParam})`)); continue;
         }
-        if (store.deleting && (store.deleting.has(info.studyUid) || store.deleting.has(info.studyUid + '/' + info.seriesUid))) {
+        const busy = deleting.get(store.name);
+        if (busy && (busy.has(info.studyUid) || busy.has(info.studyUid + '/' + info.seriesUid))) {
           failed.push(failure(p, info, 272, 'the study or series is being deleted; try again when the delete operation has finished')); continue;
         }
         const old = store.instances.get(info.sopUid);
@@ -323,7 +336,7 @@ async function stow(req, res, ctx, store, base, studyParam) {
         } else {
           ctx.instances.add(store, info, p.file);
           const added = store.instances.get(info.sopUid);
-          if (added) hashCache.set(added.file, p.hash);
+          if (added) hashCache.set(fileKey(added.file), p.hash);
         }
         referenced.push({ '00081150': ui(info.sopClassUid), '00081155': ui(info.sopUid),
           '00081190': { vr: 'UR', Value: [`${base}/studies/${info.studyUid}/series/${info.seriesUid}/instances/${info.sopUid}`] } });
@@ -671,20 +684,25 @@ function removeInstances(ctx, store, list) {
     if (store.instances.get(i.sopUid) === i) {
       store.instances.delete(i.sopUid);
       fs.rm(i.file, { force: true }, () => {});
-      hashCache.delete(i.file); metaCache.delete(i.file);
+      const key = fileKey(i.file);
+      hashCache.delete(key); metaCache.delete(key);
     }
   }
   ctx.persist();
 }
 
+// Studies/series being deleted, per store name (kept out of the persisted store record).
+const deleting = new Map();
+
 function deleteLro(res, ctx, store, dsName, version, list, key, method) {
-  store.deleting = store.deleting || new Set();
-  store.deleting.add(key);
+  if (!deleting.has(store.name)) deleting.set(store.name, new Set());
+  const busy = deleting.get(store.name);
+  busy.add(key);
   const op = ctx.ops.create(dsName, `google.cloud.healthcare.${version}.dicomweb.DicomWebService.${method}`, { version });
   sendJson(res, 200, ctx.ops.json(op));
   setTimeout(() => {
     try { removeInstances(ctx, store, list); } finally {
-      store.deleting.delete(key);
+      busy.delete(key);
       ctx.ops.finish(op, { response: { '@type': 'type.googleapis.com/google.protobuf.Empty' } });
     }
   }, ctx.opts.opDelayMs);

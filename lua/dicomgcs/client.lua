@@ -339,6 +339,12 @@ function Client:dicomweb(o)
     transport = self.transport, operation_base = self.endpoints.healthcare }
 end
 
+--- Export a cohort picked by UIDs, a QIDO query or a predicate, through the v1beta1
+-- filterConfig, and check the result (see dicomgcs.cohort.export).
+function Client:export_cohort(o)
+  return require("dicomgcs.cohort").export(self, o)
+end
+
 function Client:close() self.transport:close() end
 
 return client

@@ -747,7 +747,7 @@ function DW:pages(level, o)
   o = check_opts(o, known_search, "dicomweb:pages")
   local url, uerr = search_url(self, level, o)
   local offset = o.offset or 0
-  local got, finished = 0, false
+  local got, finished, last_first = 0, false, nil
   return function()
     if not url then
       if uerr then local e = uerr; uerr = nil; return nil, e end
@@ -774,13 +774,15 @@ function DW:pages(level, o)
       page = doc
     end
     if #page == 0 then finished = true; return nil end
+    -- a server that ignores offset would send the same page forever
+    local first = json.encode(page[1])
+    if first == last_first then finished = true; return nil end
+    last_first = first
     got, offset = got + #page, offset + #page
     local more = (res.headers.warning or ""):lower():find("additional results", 1, true)
+    -- without a Warning, a short page is the last; with no page size asked, the server chose
+    -- one, so go on until an empty page
     if not more and want and #page < want then finished = true end
-    if not more and not want then
-      -- no page size asked: the server chose one; go on until an empty page
-      finished = false
-    end
     return page
   end
 end

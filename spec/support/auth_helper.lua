@@ -71,7 +71,8 @@ function H.start()
     sa_google = H.write_json(dir .. "/sa_google.json", sa(k.key, "https://oauth2.googleapis.com/token")),
     sa_ec = H.write_json(dir .. "/sa_ec.json", sa(k.ec, emu.url .. "/token")),
     sa_wrong = H.write_json(dir .. "/sa_wrong.json", sa(k.other, emu.url .. "/token")),
-    sa_garbage = H.write_json(dir .. "/sa_garbage.json", sa("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n", emu.url .. "/token")),
+    sa_garbage = H.write_json(dir .. "/sa_garbage.json",
+      sa("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n", emu.url .. "/token")),
     malformed = H.write(dir .. "/malformed.json", '{"type": "service_account", "private_key": "' .. k.key:sub(30, 90) .. '"'),
     badtype = H.write_json(dir .. "/badtype.json", { type = "martian_account" }),
   }

@@ -184,8 +184,7 @@ function common.parse_rfc3339(s)
   if not y then return nil end
   rest = rest:gsub("^%.%d+", "")
   local offset = 0
-  if rest == "Z" or rest == "z" then offset = 0
-  else
+  if rest ~= "Z" and rest ~= "z" then
     local sign, oh, om = rest:match("^([+-])(%d%d):(%d%d)$")
     if not sign then return nil end
     offset = (tonumber(oh) * 3600 + tonumber(om) * 60) * (sign == "+" and 1 or -1)

@@ -128,9 +128,34 @@ return {
     flags = { ["gcs-uri-prefix"] = { type = "string", metavar = "URI", help = "gs://BUCKET/DIR/ to write to" },
               ["mime-type"] = { type = "string", help = "application/dicom (default), application/octet-stream, image/jpeg, image/png" },
               ["transfer-syntax"] = { type = "string", metavar = "UID", help = "transfer syntax UID, or * for as stored" },
+              study = { type = "list", metavar = "UID", help = "export only this study (repeatable; v1beta1 filterConfig)" },
+              filter = { type = "list", metavar = "KEY=VALUE", help = "export only the studies a QIDO search with these matches finds (repeatable)" },
               async = async_flag, timeout = timeout_flag },
     run = function(ctx)
       if not ctx.flags["gcs-uri-prefix"] then fail("--gcs-uri-prefix is required, e.g. --gcs-uri-prefix=gs://BUCKET/export/") end
+      if ctx.flags.study or ctx.flags.filter then
+        local filters
+        for _, kv in ipairs(ctx.flags.filter or {}) do
+          local k, v = kv:match("^([^=]+)=(.*)$")
+          if not k then fail("--filter=" .. kv .. ": write it as KEY=VALUE, e.g. --filter=PatientID=P1") end
+          filters = filters or {}
+          filters[k] = v
+        end
+        local progress = ctx.progress()
+        local r = must(ctx.client():export_cohort{ dicom_store = ctx.words[1], uri_prefix = ctx.flags["gcs-uri-prefix"],
+          mime_type = ctx.flags["mime-type"], studies = ctx.flags.study,
+          query = filters and { level = "studies", filters = filters } or nil,
+          on_progress = progress.report, interval = tonumber(os.getenv("DICOMGCS_POLL_INTERVAL") or "") })
+        progress.finish()
+        ctx.print({ operation = r.operation.name, filter_uri = r.filter_uri, selected = #r.selected,
+                    expected = r.expected, written = r.written, exact = r.exact,
+                    missing = require("dicomgcs.json").array(r.missing), unexpected = require("dicomgcs.json").array(r.unexpected) })
+        if not r.exact then
+          io.stderr:write("ERROR: the objects under the prefix are not exactly the selected instances\n")
+          return 3
+        end
+        return 0
+      end
       return start_operation(ctx, must(ctx.client():export{ dicom_store = ctx.words[1],
         uri_prefix = ctx.flags["gcs-uri-prefix"], mime_type = ctx.flags["mime-type"],
         transfer_syntax = ctx.flags["transfer-syntax"] }))
