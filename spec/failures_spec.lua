@@ -130,3 +130,36 @@ describe("timestamp.parse", function()
     assert.is_nil(timestamp.parse("yesterday"))
   end)
 end)
+
+describe("reconciliation", function()
+  it("settles every matched file by looking at the store when the logs say nothing", function()
+    local c = env.store_client()
+    local bucket = env.unique("bkt")
+    assert(c.storage:create_bucket(bucket))
+    assert(c.storage:grant_service_agent(bucket, "import"))
+    local dir = env.tmpdir("reconcile")
+    local good = assert(testdata.generate{ dir = dir, studies = 1, series = 1, instances = 3, nested = false })
+    assert(c.storage:upload(dir, "gs://" .. bucket .. "/r/"))
+    assert(c.storage:write("gs://" .. bucket .. "/r/junk.dcm", "junk, not DICOM"))
+    local op = assert(c:import{ uri = "gs://" .. bucket .. "/r/*.dcm" })
+    op:wait{ interval = 0.05 }
+    -- pretend Cloud Logging kept nothing: reconcile from the store alone
+    local outcomes = assert(c:reconcile("gs://" .. bucket .. "/r/*.dcm"))
+    local n, failed = 0, 0
+    for uri, o in pairs(outcomes) do
+      n = n + 1
+      if o.outcome == "failed" then
+        failed = failed + 1
+        assert.are.equal("gs://" .. bucket .. "/r/junk.dcm", uri)
+      end
+    end
+    assert.are.equal(#good + 1, n)
+    assert.are.equal(1, failed)
+    -- a file whose instance never reached the store is named as missing
+    local extra = env.tmpdir("reconcile-extra")
+    local more = assert(testdata.generate{ dir = extra, studies = 1, series = 1, instances = 1, nested = false })
+    assert(c.storage:upload(more[1].path, "gs://" .. bucket .. "/r/late.dcm"))
+    local again = assert(c:reconcile("gs://" .. bucket .. "/r/*.dcm"))
+    assert.are.equal("MISSING", again["gs://" .. bucket .. "/r/late.dcm"].code)
+  end)
+end)

@@ -321,8 +321,14 @@ function Client:failures(op)
 end
 
 --- A report of every object an import of `uri` matched, with its outcome (see dicomgcs.report).
-function Client:import_report(op, uri)
-  return require("dicomgcs.recovery").import_report(self, op, uri)
+function Client:import_report(op, uri, opts)
+  return require("dicomgcs.recovery").import_report(self, op, uri, opts)
+end
+
+--- Settle the outcome of every object an import of `uri` matched by looking at the store
+-- (headers read with ranged downloads, presence asked over QIDO): for when the logs are a sample.
+function Client:reconcile(uri, opts)
+  return require("dicomgcs.recovery").reconcile(self, uri, opts)
 end
 
 --- Re-import only the failed objects worth another try (see dicomgcs.recovery.retry_failed).

@@ -8,12 +8,52 @@ local timestamp = require "dicomgcs.timestamp"
 
 local recovery = {}
 
+--- Reconcile an import without the logs: read the header of every object `uri` matches
+-- (ranged reads), ask the store over QIDO which SOP Instance UIDs it holds, and name the
+-- missing ones. Returns a table input-URI -> { outcome=, code=, reason= } or nil, Error.
+function recovery.reconcile(client, uri, opts)
+  opts = opts or {}
+  local check = require "dicomgcs.check"
+  local s, err = check.objects(client.storage, uri)
+  if not s then return nil, err end
+  local dw; dw, err = client:dicomweb(opts)
+  if not dw then return nil, err end
+  local present, asked = {}, {}
+  for _, r in ipairs(s.results) do
+    if r.ok and r.study_uid and not asked[r.study_uid] then
+      asked[r.study_uid] = true
+      local found, qerr = dw:search_all("instances", { study = r.study_uid })
+      if not found then
+        if qerr.http_status ~= 404 then return nil, qerr end
+        found = {}
+      end
+      for _, inst in ipairs(found) do
+        local uid = require("dicomgcs.dicomweb").value(inst, "00080018")
+        if uid then present[uid] = true end
+      end
+    end
+  end
+  local outcomes = {}
+  for _, r in ipairs(s.results) do
+    if not r.ok then
+      outcomes[r.source] = { outcome = "failed", code = r.status, reason = "reconciled: " .. tostring(r.reason) }
+    elseif present[r.sop_instance_uid] then
+      outcomes[r.source] = { outcome = "succeeded", reason = "reconciled: in the store" }
+    else
+      outcomes[r.source] = { outcome = "failed", code = "MISSING",
+        reason = "reconciled: SOP Instance " .. r.sop_instance_uid .. " is not in the store" }
+    end
+  end
+  return outcomes
+end
+
 --- Report the outcome of every object an import of `uri` matched.
 -- Failed files are those in the logs (and the operation's samples); when the logged failures
 -- account for the failure counter, every other matched file succeeded. Otherwise the rest
--- is "unknown" and `complete` is false: use reconciliation (dicomgcs.reconcile).
+-- is settled by reconciliation (see recovery.reconcile; `opts.reconcile = false` leaves it
+-- "unknown", and `complete` false). `opts.dicom_store`/`dataset` name the store imported into.
 -- Returns a report (see dicomgcs.report) with `.failures` attached, or nil, Error.
-function recovery.import_report(client, op, uri)
+function recovery.import_report(client, op, uri, opts)
   if not op.done then
     local ok, err = op:get()
     if not ok then return nil, err end
@@ -33,6 +73,16 @@ function recovery.import_report(client, op, uri)
     if not outcomes[obj.uri] and logged_all then outcomes[obj.uri] = { outcome = "succeeded" } end
   end
   local r = report.build(inputs, outcomes)
+  if not r.complete and opts and opts.reconcile ~= false then
+    -- the logs are a sample: settle every file they do not name by looking at the store
+    local rec, rerr = recovery.reconcile(client, uri, opts)
+    if not rec then return nil, rerr end
+    for input, o in pairs(rec) do
+      if not outcomes[input] or outcomes[input].outcome ~= "failed" then outcomes[input] = o end
+    end
+    r = report.build(inputs, outcomes)
+    r.reconciled = true
+  end
   r.failures = found
   return r
 end

@@ -18,7 +18,7 @@ local global_flags = {
 }
 
 local groups = { require "dicomgcs.cli.healthcare", require "dicomgcs.cli.storage",
-                 require "dicomgcs.cli.dicomweb" }
+                 require "dicomgcs.cli.dicomweb", require "dicomgcs.cli.check" }
 
 local commands = {}
 for _, g in ipairs(groups) do

@@ -59,9 +59,11 @@ return {
       "already there with the same checksum; files of 8 MiB or more use resumable uploads that\n" ..
       "survive dropped connections; objects of 64 MiB or more download in parallel ranges.",
     flags = { recursive = { type = "boolean", short = "r", help = "copy folders / prefixes recursively" },
-              ["skip-same"] = { type = "boolean", help = "skip objects already there with the same checksum (default; --no-skip-same uploads all)" },
+              ["skip-same"] = { type = "boolean",
+                help = "skip objects already there with the same checksum (default; --no-skip-same uploads all)" },
               checksum = { type = "string", help = "crc32c (default), md5, both or none" },
-              ["chunk-size"] = { type = "string", help = "resumable upload chunk size, a multiple of 256 KiB (e.g. 8M); default: one streamed request" },
+              ["chunk-size"] = { type = "string",
+                help = "resumable upload chunk size, a multiple of 256 KiB (e.g. 8M); default: one streamed request" },
               ["content-type"] = { type = "string", help = "Content-Type of uploaded objects (default from the extension)" },
               ["no-verify"] = { type = "boolean", help = "do not check downloaded files against the objects' CRC32C" } },
     run = function(ctx)
