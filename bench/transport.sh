@@ -2,8 +2,8 @@
 # Transport benchmark (issue 5): the HTTP engine against curl, same machine, same run.
 #   1. 2,000 files of 256 KiB uploaded at concurrency 16 to nginx + echo_read_request_body
 #      (reads every body before answering): dicomgcs (bench/upload_files.lua) vs
-#      `curl --parallel --parallel-max 16 --upload-file FILE -X POST -H 'Expect:'`, hyperfine
-#      --runs 10: uploads/s and CPU (user+sys) per upload.
+#      `curl --parallel --parallel-max 16 --upload-file FILE -X POST -H 'Expect:'`, 10 runs of
+#      each (hyperfine, interleaved): mean uploads/s and CPU (user+sys) per upload.
 #   2. Expect: 100-continue: 3 MiB uploads (POST and PUT) to bench/sink.js, which counts the
 #      requests that carried an Expect header.
 #   3. Peak RSS (/usr/bin/time -v) uploading one 2 GiB sparse file to bench/sink.js, dicomgcs vs curl.
@@ -89,13 +89,29 @@ lua5.4 bench/upload_files.lua "$sink_url" "$CONC" "$(head -1 "$run/list.txt")"
 
 dg_cmd="lua5.4 bench/upload_files.lua $sink_url $CONC @$run/list.txt"
 curl_cmd="curl --no-progress-meter --fail --parallel --parallel-max $CONC -X POST -H 'Expect:' -K $run/curl.cfg"
-echo "transport: hyperfine, $NFILES x 256 KiB at concurrency $CONC" >&2
-hyperfine -N --warmup 2 --runs "$RUNS" --export-json "$run/upload.json" -n dicomgcs "$dg_cmd" -n curl "$curl_cmd" >&2
-
-read -r dg_mean dg_cpu curl_mean curl_cpu < <(jq -r '
-  [.results[] | {name: .command, mean, cpu: (.user + .system)}] as $r
-  | ($r | map(select(.name=="dicomgcs"))[0]) as $d | ($r | map(select(.name=="curl"))[0]) as $c
-  | "\($d.mean) \($d.cpu) \($c.mean) \($c.cpu)"' "$run/upload.json")
+echo "transport: hyperfine, $NFILES x 256 KiB at concurrency $CONC, $RUNS runs each, interleaved" >&2
+# One hyperfine run at a time, alternating which tool goes first: on a shared machine the load
+# drifts, and back-to-back blocks of 10 runs would charge the drift to one tool.
+hf() { hyperfine -N --runs 1 --export-json "$1" -n "$2" "$3" >/dev/null 2>&1 || { echo "transport: $2 failed: $3" >&2; exit 1; }; }
+hf "$run/warm_dg.json" dicomgcs "$dg_cmd"
+hf "$run/warm_curl.json" curl "$curl_cmd"
+for i in $(seq "$RUNS"); do
+  if [ $((i % 2)) -eq 1 ]; then
+    hf "$run/dg_$i.json" dicomgcs "$dg_cmd"; hf "$run/curl_$i.json" curl "$curl_cmd"
+  else
+    hf "$run/curl_$i.json" curl "$curl_cmd"; hf "$run/dg_$i.json" dicomgcs "$dg_cmd"
+  fi
+done
+# mean, standard deviation, mean CPU (user+sys) of the runs of one tool
+agg() {
+  jq -rs '[.[].results[0]] | (map(.mean) | add / length) as $m
+    | "\($m) \((map((.mean - $m) * (.mean - $m)) | add / (length - 1)) | sqrt) \(map(.user + .system) | add / length)"' "$@"
+}
+read -r dg_mean dg_sd dg_cpu < <(agg "$run"/dg_*.json)
+read -r curl_mean curl_sd curl_cpu < <(agg "$run"/curl_*.json)
+printf 'transport: dicomgcs %.1f ± %.1f ms, curl %.1f ± %.1f ms (CPU %.1f / %.1f ms per run)\n' \
+  "$(jq -n "$dg_mean * 1000")" "$(jq -n "$dg_sd * 1000")" "$(jq -n "$curl_mean * 1000")" "$(jq -n "$curl_sd * 1000")" \
+  "$(jq -n "$dg_cpu * 1000")" "$(jq -n "$curl_cpu * 1000")" >&2
 fig() { awk "BEGIN { printf \"%.${2}f\", $1 }"; }
 dg_rate=$(fig "$NFILES / $dg_mean" 0)
 curl_rate=$(fig "$NFILES / $curl_mean" 0)
@@ -141,9 +157,12 @@ printf '%s\n' "${lines[@]}"
 {
   echo "## Transport (bench/transport.sh)"
   echo
+  echo "Load average when the section was written: $(cut -d' ' -f1-3 /proc/loadavg) (the machine is shared)."
+  echo
   echo "Sink: nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'), 1 worker, \`echo_read_request_body; echo ok;\`"
   echo "(libnginx-mod-http-echo: the body is read before the answer), on 127.0.0.1. $NFILES files of"
-  echo "256 KiB (random bytes), concurrency $CONC, \`hyperfine -N --warmup 2 --runs $RUNS\`:"
+  echo "256 KiB (random bytes), concurrency $CONC; $RUNS timed runs of each tool after one warm-up, one
+\`hyperfine -N --runs 1\` at a time, the tools alternating (odd runs dicomgcs first, even runs curl first):"
   echo
   echo '```'
   echo "dicomgcs: lua5.4 bench/upload_files.lua http://127.0.0.1:PORT/up $CONC @LIST"
@@ -151,10 +170,10 @@ printf '%s\n' "${lines[@]}"
   echo "          (CFG: per file 'upload-file = \"FILE\"', 'url = ...', 'output = \"/dev/null\"')"
   echo '```'
   echo
-  echo "| | mean wall | uploads/s | MiB/s | CPU (user+sys) per upload |"
+  echo "| | mean wall ± σ | uploads/s | MiB/s | CPU (user+sys) per upload |"
   echo "|---|---|---|---|---|"
-  echo "| dicomgcs | $(fig "$dg_mean * 1000" 0) ms | $dg_rate | $mibs | $dg_cpu_ms ms |"
-  echo "| curl $(curl --version | awk 'NR==1{print $2}') | $(fig "$curl_mean * 1000" 0) ms | $curl_rate | $curl_mibs | $curl_cpu_ms ms |"
+  echo "| dicomgcs | $(fig "$dg_mean * 1000" 0) ± $(fig "$dg_sd * 1000" 0) ms | $dg_rate | $mibs | $dg_cpu_ms ms |"
+  echo "| curl $(curl --version | awk 'NR==1{print $2}') | $(fig "$curl_mean * 1000" 0) ± $(fig "$curl_sd * 1000" 0) ms | $curl_rate | $curl_mibs | $curl_cpu_ms ms |"
   echo
   echo "Expect: two 3 MiB POSTs and two 3 MiB PUTs through the engine to bench/sink.js (Node), which"
   echo "counts requests carrying an \`Expect\` header: $expect of 4."

@@ -26,7 +26,9 @@ while eng:pending() > 0 do
   for _, d in ipairs(eng:step(1000)) do
     if not (d.res and d.res.status < 300) then
       bad = bad + 1
-      if bad <= 3 then io.stderr:write("upload failed: ", d.res and ("HTTP " .. d.res.status) or d.err.message, "\n") end
+      if bad <= 3 then
+        io.stderr:write("upload failed: ", d.res and ("HTTP " .. d.res.status) or d.err.message, "\n")
+      end
     end
   end
 end

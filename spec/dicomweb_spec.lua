@@ -90,7 +90,8 @@ describe("dicomweb:store", function()
     local s = assert(dw:store(files[1].path, { study = files[7].study_uid }))
     assert.are.equal("failed", s.results[1].status)
     assert.truthy(s.results[1].reason:find("belongs to study", 1, true))
-    local nowhere = dicomweb.new{ base_url = env.emulator().url .. "/v1/projects/spec-project/locations/us-central1/datasets/nope/dicomStores/x/dicomWeb", token = "t" }
+    local nowhere = dicomweb.new{ token = "t", base_url = env.emulator().url ..
+      "/v1/projects/spec-project/locations/us-central1/datasets/nope/dicomStores/x/dicomWeb" }
     s = assert(nowhere:store({ files[1].path, files[2].path }))
     assert.are.equal(2, s.failed)
     assert.are.equal(404, s.results[1].http_status)
@@ -344,10 +345,6 @@ setTimeout(() => process.exit(0), 120000);
 end)
 
 describe("dicomgcs dicomweb (command line)", function()
-  local function cli(args)
-    return env.run("bin/dicomgcs " .. args, false)
-  end
-
   it("stores with per-file outcomes, searches, retrieves and deletes", function()
     local c = env.store_client()
     local common = (" --project=spec-project --location=us-central1 --dataset=%s --dicom-store=%s"):format(c.dataset, c.dicom_store)
@@ -355,7 +352,8 @@ describe("dicomgcs dicomweb (command line)", function()
     local files = assert(testdata.generate{ dir = dir .. "/in", studies = 1, series = 1, instances = 2 })
     write(dir .. "/in/readme.txt", "hello")
     local e = "DICOMGCS_EMULATOR_HOST=" .. env.emulator().host .. " "
-    local out, code = env.run(e .. "bin/dicomgcs dicomweb store " .. env.quote(dir .. "/in") .. common .. " --format=json --concurrency=2 2>/dev/null")
+    local out, code = env.run(e .. "bin/dicomgcs dicomweb store " .. env.quote(dir .. "/in") .. common ..
+      " --format=json --concurrency=2 2>/dev/null")
     assert.are.equal(3, code, out)
     local doc = assert(json.decode(out))
     assert.are.equal(2, doc.stored)
@@ -364,7 +362,8 @@ describe("dicomgcs dicomweb (command line)", function()
     out, code = env.run(e .. "bin/dicomgcs dicomweb search instances --filter=PatientID=PID0001 --format=json" .. common)
     assert.are.equal(0, code, out)
     assert.are.equal(2, #assert(json.decode(out)))
-    out, code = env.run(e .. "bin/dicomgcs dicomweb retrieve studies/" .. files[1].study_uid .. " --dest=" .. env.quote(dir .. "/out") .. common, true)
+    out, code = env.run(e .. "bin/dicomgcs dicomweb retrieve studies/" .. files[1].study_uid .. " --dest=" ..
+      env.quote(dir .. "/out") .. common, true)
     assert.are.equal(0, code, out)
     assert.truthy(out:find("Retrieved 2 instance", 1, true))
     out, code = env.run(e .. "bin/dicomgcs dicomweb retrieve studies/bad..uid --dest=/tmp/x" .. common, true)
@@ -376,7 +375,6 @@ describe("dicomgcs dicomweb (command line)", function()
     assert.are.equal("[]", out:gsub("%s", ""))
     out, code = env.run(e .. "bin/dicomgcs dicomweb store " .. env.quote(dir .. "/in/readme.txt") .. common, true)
     assert.are.equal(1, code, out)
-    _ = cli
   end)
 
   it("refuses bad usage with exit 2 or a clear message", function()

@@ -95,7 +95,8 @@ local known_new = { base_url = true, transport = true, headers = true, token = t
 -- made from `token`, `concurrency`, `ca_file`, `proxy`, `connect_timeout`, `idle_timeout`,
 -- `retry`), `o.headers` (extra request headers, e.g. `{"Authorization: Basic ..."}`),
 -- `o.operation_base` (root for long-running operations; default: the part of `base_url` before
--- `/projects/`, for the Healthcare API). Raises on unknown options.
+-- `/projects/`, for the Healthcare API), `o.orthanc_root` (Orthanc's REST root, for deletes;
+-- default: `base_url` without its last segment). Raises on unknown options.
 function dicomweb.new(o)
   o = check_opts(o, known_new, "dicomweb.new")
   if type(o.base_url) ~= "string" or not o.base_url:match("^https?://[^/]+") then
