@@ -12,6 +12,8 @@
 # Figures: throughput (MiB/s) with ratio=R vs each peer (R > 1: dicomgcs faster), and peak RSS of
 # the dicomgcs process for the 2 GiB transfers (target < 32 MiB). Each timing is the best of
 # GCS_BENCH_RUNS (default 2) runs for the small set and one run for the 2 GiB object.
+# Every timed run starts after `sync` (on this 2-core VM, write-back left over from one peer
+# otherwise lands on the next one's timing).
 # Knobs: GCS_BENCH_SMALL_N (1000), GCS_BENCH_BIG_MIB (2048), GCS_BENCH_RUNS (2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,6 +58,7 @@ best() {
   local label=$1; shift; local bt="" brss=""
   for _ in $(seq "$RUNS"); do
     [ -n "${RESET:-}" ] && eval "$RESET"
+    sync   # start each run with no dirty pages left by the previous one
     run "$label" "$@"
     if [ -z "$bt" ] || awk "BEGIN{exit !($T < $bt)}"; then bt=$T; brss=$RSS; fi
   done

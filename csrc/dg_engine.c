@@ -37,7 +37,7 @@ struct dg_transfer {
   int64_t id;
   dg_engine *e;                    /* NULL for dg_fetch */
   dg_allocator alloc;
-  char *method, *url, *safe_url, *output_file, *part_file;
+  char *method, *url, *safe_url, *output_file, *part_file, *noproxy;
   char **headers;
   size_t n_headers;
   int has_ctype, has_authz;
@@ -208,6 +208,7 @@ void dg_transfer_free(dg_transfer *t) {
   dg_strfree(a, t->url);
   dg_strfree(a, t->safe_url);
   dg_strfree(a, t->output_file);
+  dg_strfree(a, t->noproxy);
   dg_strfree(a, t->part_file);
   if (t->headers) {
     for (size_t i = 0; i < t->n_headers; i++) dg_strfree(a, t->headers[i]);
@@ -271,6 +272,7 @@ static dg_transfer *transfer_new(const dg_allocator *a, const dg_request *r, cha
   }
   t->has_body = r->has_body;
   if (r->has_body && dg_body_init(&t->body, a, r->parts, r->n_parts) != 0) goto oom;
+  if (r->noproxy && !(t->noproxy = dg_strdup(a, r->noproxy))) goto oom;
   if (r->output_file) {
     size_t n = strlen(r->output_file);
     t->output_file = dg_strdup(a, r->output_file);
@@ -557,6 +559,7 @@ static int attempt_prepare(dg_transfer *t, const cfg *c, const char *token, int6
   if (c->ca_file) curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
   if (c->ca_path) curl_easy_setopt(h, CURLOPT_CAPATH, c->ca_path);
   if (c->proxy) curl_easy_setopt(h, CURLOPT_PROXY, c->proxy);
+  if (t->noproxy) curl_easy_setopt(h, CURLOPT_NOPROXY, t->noproxy);
   curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
   curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);
   curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);

@@ -70,6 +70,7 @@ typedef struct dg_request {
   const dg_part_spec *parts;
   size_t n_parts;
   const char *output_file;       /* 2xx body streamed to output_file.part, renamed on success */
+  const char *noproxy;           /* CURLOPT_NOPROXY for this request ("*": never a proxy); NULL: environment */
   dg_retry_policy retry;
   long connect_timeout_ms;       /* < 0: engine's */
   long idle_timeout_s;           /* < 0: engine's; 0: none */

@@ -153,6 +153,7 @@ static void parse_request(lua_State *L, int idx, req_scratch *s, int anchor) {
     if (strcmp(k, "url") == 0) s->r.url = opt_string(L, v, w, k);
     else if (strcmp(k, "method") == 0) s->r.method = opt_string(L, v, w, k);
     else if (strcmp(k, "output_file") == 0) s->r.output_file = opt_string(L, v, w, k);
+    else if (strcmp(k, "noproxy") == 0) s->r.noproxy = opt_string(L, v, w, k);
     else if (strcmp(k, "headers") == 0) {
       check_table(L, v, w, k);
       size_t n = lua_rawlen(L, v);

@@ -26,8 +26,8 @@ local function wait_until(pred, seconds)
 end
 
 local function example_cmd(dir)
-  return ("cd %s && DICOMGCS_EMULATOR_HOST=%s BULK_POLL_INTERVAL=0.05 lua5.4 examples/bulk_import.lua %s"):format(
-    env.quote(os.getenv("PWD") or "."), env.emulator().host, env.quote(dir))
+  return ("%s DICOMGCS_EMULATOR_HOST=%s BULK_POLL_INTERVAL=0.05 lua5.4 examples/bulk_import.lua %s"):format(
+    env.lua_paths(), env.emulator().host, env.quote(dir))
 end
 
 describe("dicomgcs.queue", function()

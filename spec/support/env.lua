@@ -14,6 +14,14 @@ function env.run(cmd, merge)
   return out, code
 end
 
+--- Environment assignments that let a child `lua5.4` load this tree's modules, whatever the
+-- caller's environment (prefix a shell command with it).
+function env.lua_paths()
+  local root = env.run("pwd"):gsub("%s+$", "")
+  return ("LUA_PATH_5_4=%s LUA_CPATH_5_4=%s"):format(
+    shell_quote(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;"), shell_quote(root .. "/build/?.so;;"))
+end
+
 local cleanups = {}
 -- Runs the cleanups when the Lua state closes (busted exits with os.exit(code, true)).
 env._closer = setmetatable({}, { __gc = function()
