@@ -18,6 +18,8 @@ BIND_OBJ    := $(BIND_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 CTEST_SRC   := $(wildcard spec/c/test_*.c)
 CTEST_BIN   := $(CTEST_SRC:spec/c/%.c=$(BUILD)/ctest/%)
 CORE_SO     := $(BUILD)/dicomgcs/core.so
+FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_REPLAY := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/replay_%)
 
 # Run Lua from the source tree. LUA_PATH_5_4 beats LUA_PATH in 5.4, so set that one.
 export LUA_PATH_5_4  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;
@@ -52,7 +54,12 @@ $(BUILD)/ctest/%: spec/c/%.c $(CORE_OBJ) $(wildcard spec/c/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Icsrc -o $@ $< $(CORE_OBJ) $(DEP_LIBS) $(LDFLAGS)
 
-ctest: $(CTEST_BIN)
+# The fuzz corpora (every former crash among them) replayed without libFuzzer, in `make test`.
+$(BUILD)/fuzz/replay_%: fuzz/fuzz_%.c fuzz/standalone_runner.c csrc/dg_dicom.c csrc/dg_multipart.c $(wildcard csrc/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Icsrc -o $@ fuzz/standalone_runner.c $< csrc/dg_dicom.c csrc/dg_multipart.c
+
+ctest: $(CTEST_BIN) $(FUZZ_REPLAY)
 
 deps:
 	@scripts/install-deps

@@ -19,7 +19,7 @@
 
 /* engine(opts), fetch(req): the HTTP engine (ldg_engine.c) */
 void ldg_register_engine(lua_State *L);
-/* dicom_header(path|string), multipart_parser(boundary): parsers (ldg_parse.c) */
+/* dicom_header(bytes [, complete]), multipart_parser(content_type): parsers (ldg_parse.c) */
 void ldg_register_parsers(lua_State *L);
 /* mkdir_p, stat, listdir (ldg_fs.c) */
 void ldg_register_fs(lua_State *L);
