@@ -115,3 +115,43 @@ describe("dicomgcs.plan", function()
     assert.are.equal(1, #one.imports)
   end)
 end)
+
+describe("dicomgcs.queue hooks and the server's operation limit", function()
+  it("retries operations the server refuses for its concurrent-operation limit, and calls every hook", function()
+    local emu = env.start_emulator{ "--max-concurrent-operations", "1", "--op-delay-ms", "30" }
+    local c = assert(dicomgcs.client{ project = "spec-project", location = "us-central1", emulator = emu.host,
+      token = "t", dataset = "limit", dicom_store = "st",
+      -- no transport-level retries here, so that the queue itself meets the server's 429
+      retry = { max_attempts = 1 } })
+    assert(c:create_dataset{}); assert(c:create_dicom_store{})
+    local bucket = env.unique("bkt")
+    assert(c.storage:create_bucket(bucket))
+    assert(c.storage:grant_service_agent(bucket, "import"))
+    local dir = env.tmpdir("limit")
+    assert(require("dicomgcs.testdata").generate{ dir = dir, studies = 3, series = 1, instances = 2, nested = true })
+    assert(c.storage:upload(dir, "gs://" .. bucket .. "/in/"))
+    assert(c.storage:write("gs://" .. bucket .. "/in/study-2/junk.dcm", "junk"))
+    local classified, done_ops, failed_files = {}, 0, {}
+    local q = assert(dicomgcs.queue{ client = c, max_in_flight = 3, interval = 0.02, max_interval = 0.2,
+      log = function() end,
+      classify_error = function(err, job)
+        classified[#classified + 1] = err.status
+        return require("dicomgcs.queue").classify_error(err, job)
+      end,
+      on_operation_done = function() done_ops = done_ops + 1 end,
+      on_file_failed = function(job, f) failed_files[#failed_files + 1] = job.key .. " " .. f.uri end })
+    q:add{ key = "top", kind = "import", uri = "gs://" .. bucket .. "/in/*.dcm" }
+    q:add{ key = "s2", kind = "import", uri = "gs://" .. bucket .. "/in/study-2/**.dcm" }
+    q:add{ key = "s3", kind = "import", uri = "gs://" .. bucket .. "/in/study-3/**.dcm" }
+    local summary = q:run()
+    assert.are.equal(3, summary.totals.done)
+    assert.are.equal(6, summary.totals.success)
+    assert.are.equal(1, summary.totals.failure)
+    assert.are.equal(3, done_ops)
+    assert.are.same({ "s2 gs://" .. bucket .. "/in/study-2/junk.dcm" }, failed_files)
+    -- with K=3 against a limit of 1, the server refused some starts and the queue retried them
+    assert.is_true(#classified >= 1)
+    for _, s in ipairs(classified) do assert.are.equal("RESOURCE_EXHAUSTED", s) end
+    emu.stop()
+  end)
+end)
