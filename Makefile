@@ -86,7 +86,7 @@ lint:
 	luacheck --no-color lua bin/dicomgcs $$(find spec examples -name '*.lua') scripts/gen-rockspec
 
 docs:
-	@DICOMGCS_EXTRA_PACKAGES="lua-ldoc lua-discount" scripts/install-deps
+	@scripts/install-deps --debian-only
 	ldoc -c config.ld .
 
 include examples/embed/embed.mk

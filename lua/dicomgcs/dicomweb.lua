@@ -153,9 +153,7 @@ local function what_of(o)
   return ("study %s"):format(o.study)
 end
 
----------------------------------------------------------------------------------------------
--- STOW-RS
----------------------------------------------------------------------------------------------
+-- ==================== STOW-RS ====================
 
 -- Read the DICOM JSON (or XML) answer of a STOW into { referenced = {sop -> item},
 -- failed = { {sop=, code=, detail=} ... } }.
@@ -449,9 +447,7 @@ function DW:store(paths, opts)
   return summary
 end
 
----------------------------------------------------------------------------------------------
--- WADO-RS
----------------------------------------------------------------------------------------------
+-- ==================== WADO-RS ====================
 
 local CHUNK = 1024 * 1024
 local HEADER_PEEK = 256 * 1024
@@ -695,9 +691,7 @@ function DW:frames(o)
   return out, part_ct
 end
 
----------------------------------------------------------------------------------------------
--- QIDO-RS
----------------------------------------------------------------------------------------------
+-- ==================== QIDO-RS ====================
 
 local LEVELS = { studies = true, series = true, instances = true }
 local known_search = { study = true, series = true, filters = true, include_fields = true, limit = true,
@@ -828,9 +822,7 @@ function DW:search_all(level, o)
   end
 end
 
----------------------------------------------------------------------------------------------
--- Delete
----------------------------------------------------------------------------------------------
+-- ==================== Delete ====================
 
 local known_delete = { study = true, series = true, instance = true, wait = true, timeout = true }
 
