@@ -87,3 +87,21 @@ describe("dicomgcs operations failures / retry-failed / cancel", function()
     c:close()
   end)
 end)
+
+describe("dicomgcs operations report", function()
+  it("lists every matched file with its outcome and writes JSON and CSV", function()
+    local host = env.emulator().host
+    local c, bucket, op, good = failed_import(host)
+    local base = env.tmpdir("clirep") .. "/rep"
+    local out, code, err = cli(host, "operations report " .. op.name .. " --gcs-uri='gs://" .. bucket ..
+      "/in/*.dcm' --output=" .. env.quote(base) .. " --project=spec-project --location=us-central1")
+    assert.are.equal(3, code, err)
+    local n = 0
+    for _ in out:gmatch("[^\n]+") do n = n + 1 end
+    assert.are.equal(#good + 2, n)
+    assert.truthy(err:find(("%d matched: %d succeeded, 2 failed, 0 skipped."):format(#good + 2, #good), 1, true), err)
+    local f = assert(io.open(base .. ".csv")); local csv = f:read("a"); f:close()
+    assert.truthy(csv:find("/in/bad1.dcm,failed,", 1, true))
+    c:close()
+  end)
+end)

@@ -215,6 +215,39 @@ return {
         return 3
       end
     end },
+  { path = { "operations", "report" },
+    usage = "operations report OPERATION --gcs-uri=URI [--output=BASE] [--format=json|csv]",
+    summary = "every file an import matched, with its outcome", min_args = 1, max_args = 1,
+    formats = { json = true, yaml = true, csv = true },
+    help = "List every object the import's --gcs-uri matched with its outcome (succeeded / failed /\n" ..
+      "skipped, and the reason); succeeded + failed + skipped = matched. Files the logs do not\n" ..
+      "name are settled by reading their headers and asking the store (reconciliation).\n" ..
+      "--output=BASE also writes BASE.json and BASE.csv.",
+    flags = { ["gcs-uri"] = { type = "string", metavar = "URI", help = "the gs:// URI the import was given" },
+              output = { type = "string", metavar = "BASE", help = "write BASE.json and BASE.csv" },
+              ["dicom-store"] = { type = "string", metavar = "STORE", help = "the store imported into (for reconciliation)" } },
+    run = function(ctx)
+      if not ctx.flags["gcs-uri"] then fail("--gcs-uri is required: the URI the import was given") end
+      local report = require "dicomgcs.report"
+      local c = ctx.client()
+      local op = must(c:operation(ctx.words[1]))
+      must(op:get())
+      local r = must(c:import_report(op, ctx.flags["gcs-uri"], { dicom_store = ctx.flags["dicom-store"] }))
+      if ctx.flags.output then must(report.write(r, ctx.flags.output)) end
+      if ctx.flags.format == "csv" then ctx.out:write(report.csv(r))
+      elseif ctx.flags.format == "json" then ctx.out:write(report.json(r), "\n")
+      elseif ctx.flags.format == "yaml" then ctx.print({ totals = r.totals, complete = r.complete })
+      else
+        for _, row in ipairs(r.rows) do
+          ctx.out:write(("%s\t%s%s\n"):format(row.input, row.outcome, row.reason and ("\t" .. row.reason) or ""))
+        end
+      end
+      local t = r.totals
+      io.stderr:write(("%d matched: %d succeeded, %d failed, %d skipped%s.\n"):format(t.matched, t.succeeded,
+        t.failed, t.skipped, t.unknown > 0 and (", " .. t.unknown .. " unknown") or ""))
+      if t.failed == 0 and t.unknown == 0 then return 0 end
+      return 3
+    end },
   { path = { "operations", "retry-failed" }, usage = "operations retry-failed OPERATION --dataset=D --location=L",
     summary = "re-import only the failed files worth another try", min_args = 1, max_args = 1,
     help = "Re-import, one exact-URI import each, the failed files of an import whose error was\n" ..
