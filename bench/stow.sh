@@ -17,6 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+. bench/lib.sh
 N=${STOW_N:-2000}
 CONC=${STOW_CONCURRENCY:-16}
 RUNS=${STOW_RUNS:-10}
@@ -24,11 +25,9 @@ EMU_RUNS=${STOW_EMU_RUNS:-5}
 RCOUNT=${RETRIEVE_COUNT:-128}
 RRUNS=${RETRIEVE_RUNS:-5}
 
-for tool in nginx hyperfine node npm curl dump2dcm; do
-  command -v "$tool" >/dev/null 2>&1 || { echo "bench/stow.sh: $tool is missing (nginx libnginx-mod-http-echo hyperfine nodejs npm curl dcmtk)" >&2; exit 1; }
-done
-ECHO_SO=/usr/lib/nginx/modules/ngx_http_echo_module.so
-[ -f "$ECHO_SO" ] || { echo "bench/stow.sh: $ECHO_SO is missing (apt-get install libnginx-mod-http-echo)" >&2; exit 1; }
+bench_need bench/stow.sh "nginx libnginx-mod-http-echo hyperfine nodejs npm curl dcmtk" \
+  nginx hyperfine node npm curl dump2dcm
+bench_need_nginx_echo bench/stow.sh
 
 make -s build >/dev/null
 export LUA_PATH_5_4="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;" LUA_CPATH_5_4="$ROOT/build/?.so;;"
@@ -36,15 +35,12 @@ export LUA_PATH_5_4="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;" LUA_CPATH_5_4="$ROO
   (cd bench/node && npm install --no-audit --no-fund --loglevel=error >/dev/null)
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/dicomgcs-bench-stow.XXXXXX")
-NGINX_PID=""
 cleanup() {
-  [ -n "$NGINX_PID" ] && kill "$NGINX_PID" 2>/dev/null || true
+  nginx_sink_stop "$WORK/nginx"
   emulator/stop --data "$WORK/emu" >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-
-free_port() { node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
 
 # ---- test data: one template from dcmtk, then copies with new SOP Instance UIDs (same length) ----
 cat > "$WORK/gen.lua" <<'EOF'
@@ -100,30 +96,8 @@ read -r _ SIZE < <(lua5.4 "$WORK/gen.lua" "$WORK/files" "$N" 362)
 read -r STUDY _ < <(lua5.4 "$WORK/gen.lua" "$WORK/study" "$RCOUNT" 2048)
 
 # ---- the nginx sink ----
-mkdir -p "$WORK/nginx/tmp" "$WORK/nginx/logs"
-SINK_PORT=$(free_port)
-cat > "$WORK/nginx/nginx.conf" <<EOF
-load_module $ECHO_SO;
-worker_processes 1;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/nginx/tmp;
-  proxy_temp_path $WORK/nginx/tmp; fastcgi_temp_path $WORK/nginx/tmp; uwsgi_temp_path $WORK/nginx/tmp; scgi_temp_path $WORK/nginx/tmp;
-  client_max_body_size 0;
-  client_body_buffer_size 1m;
-  keepalive_requests 100000;
-  server {
-    listen 127.0.0.1:$SINK_PORT;
-    location / { echo_read_request_body; default_type application/dicom+json; echo '{}'; }
-  }
-}
-EOF
-nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/logs/error.log"
-for _ in $(seq 50); do [ -s "$WORK/nginx/nginx.pid" ] && break; sleep 0.1; done
-NGINX_PID=$(cat "$WORK/nginx/nginx.pid")
+SINK_PORT=$(bench_free_port)
+nginx_sink_start "$WORK/nginx" "$SINK_PORT" "default_type application/dicom+json; echo '{}';"
 SINK="http://127.0.0.1:$SINK_PORT/dicomWeb"
 
 curl_cfg() { # URL FILE-LIST-DIR → a curl config posting each file streamed from disk
@@ -133,8 +107,6 @@ curl_cfg() { # URL FILE-LIST-DIR → a curl config posting each file streamed fr
   done
 }
 
-mean_of() { node -e "const r=require('$1').results; for (const x of r) console.log(x.mean)"; }
-
 run_three() { # LABEL URL RUNS [PREPARE]
   local label=$1 url=$2 runs=$3 prep=${4:-true}
   curl_cfg "$url" "$WORK/files" > "$WORK/curl-$label.cfg"
@@ -142,7 +114,7 @@ run_three() { # LABEL URL RUNS [PREPARE]
     -n dicomgcs "lua5.4 $WORK/stow.lua $url $WORK/files $CONC" \
     -n curl "curl -s --fail --parallel --parallel-max $CONC -X POST -H 'Content-Type: application/dicom' -H 'Accept: application/dicom+json' -H 'Expect:' -K $WORK/curl-$label.cfg" \
     -n dicomweb-client "node $ROOT/bench/node/stow.js $url $WORK/files $CONC" >&2
-  mean_of "$WORK/$label.json"
+  hyperfine_means "$WORK/$label.json"
 }
 
 LINES=()
@@ -182,7 +154,7 @@ rm -rf "$WORK/files" # room on the disk
 echo "bench/stow.sh: WADO-RS retrieve of the study ($RRUNS runs)" >&2
 hyperfine --style basic --runs "$RRUNS" --warmup 1 --prepare "rm -rf $WORK/out" --export-json "$WORK/retrieve.json" \
   -n retrieve "lua5.4 $WORK/retrieve.lua $RURL $STUDY $WORK/out $WORK/hwm" >&2
-R_MEAN=$(mean_of "$WORK/retrieve.json")
+R_MEAN=$(hyperfine_means "$WORK/retrieve.json")
 R_BYTES=$(awk '{ b = $2 } END { print b }' "$WORK/hwm")
 R_HWM=$(awk '{ if ($1 > m) m = $1 } END { print m }' "$WORK/hwm")
 emit "bench: retrieve_1gib_throughput $(awk -v b="$R_BYTES" -v s="$R_MEAN" 'BEGIN { printf "%.0f", b / s / 1048576 }') MiB/s"

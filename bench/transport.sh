@@ -12,6 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+. bench/lib.sh
 export LUA_PATH_5_4="${LUA_PATH_5_4:-$root/lua/?.lua;$root/lua/?/init.lua;;}"
 export LUA_CPATH_5_4="${LUA_CPATH_5_4:-$root/build/?.so;;}"
 RESULTS=${BENCH_RESULTS:-/dev/null}
@@ -20,26 +21,19 @@ RUNS=${BENCH_RUNS:-10}
 CONC=16
 BIG=${BENCH_BIG_BYTES:-2147483648}
 
-NGINX_MOD=/usr/lib/nginx/modules/ngx_http_echo_module.so
-for t in nginx hyperfine curl node jq /usr/bin/time; do
-  command -v "$t" >/dev/null || { echo "transport: $t is missing (scripts/install-deps)" >&2; exit 1; }
-done
-[ -f "$NGINX_MOD" ] || { echo "transport: $NGINX_MOD is missing (libnginx-mod-http-echo)" >&2; exit 1; }
+bench_need transport scripts/install-deps nginx hyperfine curl node jq /usr/bin/time
+bench_need_nginx_echo transport
 
 work="$root/bench/work/transport"
 mkdir -p "$work/files"
 run=$(mktemp -d "${TMPDIR:-/tmp}/dicomgcs-bench.XXXXXX")
 pids=()
 cleanup() {
-  [ -f "$run/nginx/nginx.pid" ] && kill "$(cat "$run/nginx/nginx.pid")" 2>/dev/null
+  nginx_sink_stop "$run/nginx"
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   rm -rf "$run"
 }
 trap cleanup EXIT
-
-free_port() {
-  node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
-}
 
 # ---- input files (kept between runs in bench/work/transport)
 if [ "$(find "$work/files" -type f -size 262144c | wc -l)" -ne "$NFILES" ]; then
@@ -48,7 +42,7 @@ if [ "$(find "$work/files" -type f -size 262144c | wc -l)" -ne "$NFILES" ]; then
   head -c $((NFILES * 262144)) /dev/urandom | split -a 5 -d -b 262144 - "$work/files/f"
 fi
 find "$work/files" -type f | sort > "$run/list.txt"
-port=$(free_port)
+port=$(bench_free_port)
 {
   while read -r f; do
     printf 'upload-file = "%s"\nurl = "http://127.0.0.1:%s/up/%s"\noutput = "/dev/null"\n' "$f" "$port" "${f##*/}"
@@ -56,32 +50,7 @@ port=$(free_port)
 } > "$run/curl.cfg"
 
 # ---- nginx sink: reads each body (echo_read_request_body) before it answers
-mkdir -p "$run/nginx/logs"
-cat > "$run/nginx/nginx.conf" <<EOF
-load_module $NGINX_MOD;
-worker_processes 1;
-daemon on;
-pid $run/nginx/nginx.pid;
-error_log $run/nginx/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $run/nginx/body;
-  proxy_temp_path $run/nginx/proxy;
-  fastcgi_temp_path $run/nginx/fastcgi;
-  uwsgi_temp_path $run/nginx/uwsgi;
-  scgi_temp_path $run/nginx/scgi;
-  client_max_body_size 0;
-  client_body_buffer_size 1m;
-  keepalive_requests 1000000;
-  server {
-    listen 127.0.0.1:$port;
-    location / { echo_read_request_body; echo ok; }
-  }
-}
-EOF
-nginx -p "$run/nginx" -c "$run/nginx/nginx.conf" -e "$run/nginx/logs/error.log"
-for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+nginx_sink_start "$run/nginx" "$port" "echo ok;"
 sink_url="http://127.0.0.1:$port/up"
 
 # sanity: nginx reads the body (echo_read_request_body), each tool gets 2xx for every file
@@ -145,9 +114,7 @@ echo "transport: peak RSS uploading $BIG bytes" >&2
 /usr/bin/time -v -o "$run/dg.time" lua5.4 bench/upload_files.lua "$node_url/big" 1 "$run/big"
 /usr/bin/time -v -o "$run/curl.time" curl --no-progress-meter --fail -o /dev/null -X POST -H 'Expect:' \
   --upload-file "$run/big" "$node_url/big"
-rss() { awk -F': ' '/Maximum resident set size/{print $2}' "$1"; }
-wall() { awk -F': ' '/Elapsed \(wall clock\)/{print $2}' "$1"; }
-dg_rss=$(rss "$run/dg.time"); curl_rss=$(rss "$run/curl.time")
+dg_rss=$(peak_rss_kib "$run/dg.time"); curl_rss=$(peak_rss_kib "$run/curl.time")
 big_bytes=$(curl -s "$node_url/_stats" | jq '.bytes')
 [ "$big_bytes" -eq $((12 * 1024 * 1024 + 2 * BIG)) ] || { echo "transport: the sink got $big_bytes bytes" >&2; exit 1; }
 lines+=("bench: upload_2gib_peak_rss $(fig "$dg_rss / 1024" 1) MiB ratio=$(fig "$curl_rss / $dg_rss" 2) vs curl")
@@ -181,8 +148,8 @@ printf '%s\n' "${lines[@]}"
   echo "Peak RSS uploading one $(fig "$BIG / 1073741824" 0) GiB sparse file to bench/sink.js (\`/usr/bin/time -v\`, Maximum resident set size):"
   echo
   echo '```'
-  echo "lua5.4 bench/upload_files.lua http://127.0.0.1:PORT/big 1 BIG       $(fig "$dg_rss / 1024" 1) MiB, $(wall "$run/dg.time")"
-  echo "curl -o /dev/null -X POST -H 'Expect:' --upload-file BIG URL        $(fig "$curl_rss / 1024" 1) MiB, $(wall "$run/curl.time")"
+  echo "lua5.4 bench/upload_files.lua http://127.0.0.1:PORT/big 1 BIG       $(fig "$dg_rss / 1024" 1) MiB, $(wall_clock "$run/dg.time")"
+  echo "curl -o /dev/null -X POST -H 'Expect:' --upload-file BIG URL        $(fig "$curl_rss / 1024" 1) MiB, $(wall_clock "$run/curl.time")"
   echo '```'
   echo
   echo '```'

@@ -1,9 +1,7 @@
 local check = require "dicomgcs.check"
 local env = require "spec.support.env"
+local file = require "spec.support.file"
 local testdata = require "dicomgcs.testdata"
-
-local function slurp(p) local f = assert(io.open(p, "rb")); local s = f:read("a"); f:close(); return s end
-local function spit(p, s) local f = assert(io.open(p, "wb")); f:write(s); f:close() end
 
 describe("pre-flight check", function()
   local dir, good, bad
@@ -11,15 +9,15 @@ describe("pre-flight check", function()
   setup(function()
     dir = env.tmpdir("check")
     good = assert(testdata.generate{ dir = dir .. "/in", studies = 1, series = 1, instances = 2, nested = false })
-    local bytes = slurp(good[1].path)
+    local bytes = file.read(good[1].path)
     bad = {
       [dir .. "/in/text.dcm"] = "not_dicom",
       [dir .. "/in/truncated.dcm"] = "truncated",
       [dir .. "/in/nopreamble.dcm"] = "no_preamble",
     }
-    spit(dir .. "/in/text.dcm", "plain text, definitely not DICOM; long enough to have 132 bytes " .. string.rep("x", 100))
-    spit(dir .. "/in/truncated.dcm", bytes:sub(1, 300))
-    spit(dir .. "/in/nopreamble.dcm", bytes:sub(129))
+    file.write(dir .. "/in/text.dcm", "plain text, definitely not DICOM; long enough to have 132 bytes " .. string.rep("x", 100))
+    file.write(dir .. "/in/truncated.dcm", bytes:sub(1, 300))
+    file.write(dir .. "/in/nopreamble.dcm", bytes:sub(129))
   end)
 
   it("flags every broken local file with its reason and passes the good ones", function()

@@ -1,27 +1,24 @@
-local dicomgcs_mod = require "dicomgcs"
 local env = require "spec.support.env"
+local file = require "spec.support.file"
 local json = require "dicomgcs.json"
-local testdata = require "dicomgcs.testdata"
 
-local function cli(host, args)
-  local errfile = env.tmpdir("clierr") .. "/stderr"
-  local out, code = env.run(("DICOMGCS_EMULATOR_HOST=%s DICOMGCS_POLL_INTERVAL=0.05 bin/dicomgcs %s 2>%s"):format(
-    host, args, env.quote(errfile)))
-  local f = io.open(errfile); local err = f and f:read("a") or ""; if f then f:close() end
-  return out, code, err
+local function cli(host, args) return env.dicomgcs(args, host) end
+
+-- A client on the emulator at `host` with dataset `dataset`, its store "st", and a bucket that the
+-- store may import from, holding generated files (`series` x `instances`) under in/: returns
+-- client, bucket, files.
+local function store_and_files(host, dataset, series, instances)
+  local c = env.client{ emulator = host, token = "t", dataset = dataset, dicom_store = "st" }
+  assert(c:create_dataset{}); assert(c:create_dicom_store{})
+  local bucket = env.bucket(c, nil, "import")
+  local files = env.upload_testdata(c, "gs://" .. bucket .. "/in/",
+    { studies = 1, series = series, instances = instances, nested = false }, "clif")
+  return c, bucket, files
 end
 
 -- A store with good and broken files imported into it: returns client, bucket, op, good files.
 local function failed_import(host)
-  local c = assert(dicomgcs_mod.client{ project = "spec-project", location = "us-central1", emulator = host,
-                                        token = "t", dataset = env.unique("ds"), dicom_store = "st" })
-  assert(c:create_dataset{}); assert(c:create_dicom_store{})
-  local bucket = env.unique("bkt")
-  assert(c.storage:create_bucket(bucket))
-  if c.storage.grant_service_agent then assert(c.storage:grant_service_agent(bucket, "import")) end
-  local dir = env.tmpdir("clif")
-  local good = assert(testdata.generate{ dir = dir, studies = 1, series = 1, instances = 3, nested = false })
-  assert(c.storage:upload(dir, "gs://" .. bucket .. "/in/"))
+  local c, bucket, good = store_and_files(host, env.unique("ds"), 1, 3)
   assert(c.storage:write("gs://" .. bucket .. "/in/bad1.dcm", "not dicom"))
   assert(c.storage:write("gs://" .. bucket .. "/in/bad2.dcm", "not dicom either"))
   local op = assert(c:import{ uri = "gs://" .. bucket .. "/in/*.dcm" })
@@ -64,15 +61,7 @@ describe("dicomgcs operations failures / retry-failed / cancel", function()
 
   it("cancels a running import and reports what it did before it stopped", function()
     local emu = env.start_emulator{ "--op-delay-ms", "150" }
-    local c = assert(dicomgcs_mod.client{ project = "spec-project", location = "us-central1", emulator = emu.host,
-                                          token = "t", dataset = "cancel", dicom_store = "st" })
-    assert(c:create_dataset{}); assert(c:create_dicom_store{})
-    local bucket = env.unique("bkt")
-    assert(c.storage:create_bucket(bucket))
-    if c.storage.grant_service_agent then assert(c.storage:grant_service_agent(bucket, "import")) end
-    local dir = env.tmpdir("cancel")
-    local files = assert(testdata.generate{ dir = dir, studies = 1, series = 2, instances = 10, nested = false })
-    assert(c.storage:upload(dir, "gs://" .. bucket .. "/in/"))
+    local c, bucket, files = store_and_files(emu.host, "cancel", 2, 10)
     local op = assert(c:import{ uri = "gs://" .. bucket .. "/in/*.dcm" })
     local out, code, err = cli(emu.host, "operations cancel " .. op.name .. " --format=json " .. loc)
     assert.are.equal(0, code, err)
@@ -100,7 +89,7 @@ describe("dicomgcs operations report", function()
     for _ in out:gmatch("[^\n]+") do n = n + 1 end
     assert.are.equal(#good + 2, n)
     assert.truthy(err:find(("%d matched: %d succeeded, 2 failed, 0 skipped."):format(#good + 2, #good), 1, true), err)
-    local f = assert(io.open(base .. ".csv")); local csv = f:read("a"); f:close()
+    local csv = file.read(base .. ".csv")
     assert.truthy(csv:find("/in/bad1.dcm,failed,", 1, true))
     c:close()
   end)

@@ -1,15 +1,9 @@
 local env = require "spec.support.env"
+local file = require "spec.support.file"
 local json = require "dicomgcs.json"
 local testdata = require "dicomgcs.testdata"
 
-local function dicomgcs(args)
-  local cmd = ("DICOMGCS_EMULATOR_HOST=%s DICOMGCS_POLL_INTERVAL=0.05 bin/dicomgcs %s"):format(env.emulator().host, args)
-  local out, code = env.run(cmd .. " 2>" .. env.quote(os.getenv("TMPDIR") or "/tmp") .. "/dicomgcs-cli-stderr")
-  local f = io.open((os.getenv("TMPDIR") or "/tmp") .. "/dicomgcs-cli-stderr")
-  local err = f and f:read("a") or ""
-  if f then f:close() end
-  return out, code, err
-end
+local function dicomgcs(args) return env.dicomgcs(args) end
 
 describe("bin/dicomgcs", function()
   local loc = "--project=spec-project --location=us-central1"
@@ -85,7 +79,7 @@ describe("bin/dicomgcs", function()
     local ds, bucket = env.unique("ds"), env.unique("bkt")
     local dir = env.tmpdir("cli-bad")
     assert(testdata.generate{ dir = dir, studies = 1, series = 1, instances = 1, nested = false })
-    local f = assert(io.open(dir .. "/junk.dcm", "w")); f:write("not dicom"); f:close()
+    file.write(dir .. "/junk.dcm", "not dicom")
     dicomgcs("storage buckets create gs://" .. bucket .. " " .. loc)
     dicomgcs("storage grant-service-agent gs://" .. bucket .. " --for=import " .. loc)
     dicomgcs("storage cp -r " .. env.quote(dir) .. " gs://" .. bucket .. "/in/ " .. loc)

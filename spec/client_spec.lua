@@ -1,6 +1,5 @@
 local dicomgcs = require "dicomgcs"
 local env = require "spec.support.env"
-local testdata = require "dicomgcs.testdata"
 
 describe("dicomgcs.client", function()
   it("raises on an unknown option, naming it", function()
@@ -90,16 +89,13 @@ describe("datasets and DICOM stores", function()
 end)
 
 describe("import and export", function()
-  local c, bucket, files, dir
+  local c, bucket, files
 
   setup(function()
     c = env.store_client()
-    bucket = env.unique("bkt")
-    assert(c.storage:create_bucket(bucket))
-    assert(c.storage:grant_service_agent(bucket, "export"))
-    dir = env.tmpdir("import")
-    files = assert(testdata.generate{ dir = dir, studies = 2, series = 2, instances = 2 })
-    local up = assert(c.storage:upload(dir, "gs://" .. bucket .. "/in/"))
+    bucket = env.bucket(c)
+    local _, up
+    files, _, up = env.upload_testdata(c, "gs://" .. bucket .. "/in/", { studies = 2, series = 2, instances = 2 }, "import")
     assert.are.equal(#files, up.ok)
   end)
 

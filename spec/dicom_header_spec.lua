@@ -5,22 +5,13 @@
 -- dcmdump reads; see the `note` of each broken file in spec/support/make_dicom.lua.
 local dicomfile = require "dicomgcs.dicomfile"
 local core = require "dicomgcs.core"
+local env = require "spec.support.env"
+local file = require "spec.support.file"
 local make_dicom = dofile("spec/support/make_dicom.lua")
-
-local function sh_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
 
 -- Top-level UIDs and the exit status according to dcmdump.
 local function dcmdump(path)
-  local p = io.popen("dcmdump -q -Un " .. sh_quote(path) .. " 2>/dev/null; echo \"exit=$?\"")
-  local out = p:read("a")
-  p:close()
+  local out = env.run("dcmdump -q -Un " .. env.quote(path) .. " 2>/dev/null; echo \"exit=$?\"")
   local uids, in_dataset = {}, false
   for line in out:gmatch("[^\n]+") do
     if line:match("^# Dicom%-Data%-Set") then in_dataset = true end
@@ -37,13 +28,8 @@ describe("dicom header reader #dcmtk", function()
   local dir, manifest
 
   lazy_setup(function()
-    dir = os.tmpname()
-    os.remove(dir)
+    dir = env.tmpdir("dcmtk")
     manifest = make_dicom.generate(dir)
-  end)
-
-  lazy_teardown(function()
-    if dir then os.execute("rm -rf " .. sh_quote(dir)) end
   end)
 
   it("reads every good file and agrees with dcmdump on the four UIDs", function()
@@ -102,7 +88,7 @@ describe("dicom header reader #dcmtk", function()
   end)
 
   it("asks for more data on a prefix and succeeds once it has the UIDs", function()
-    local bytes = read(dir .. "/explicit_le.dcm")
+    local bytes = file.read(dir .. "/explicit_le.dcm")
     local full = dicomfile.check_bytes(bytes, true)
     assert.are.equal("ok", full.status)
     for _, n in ipairs({ 0, 50, 131, 132, 200, full.offset - 1 }) do
@@ -141,7 +127,7 @@ describe("core.dicom_header on fuzz regression inputs", function()
     local p = io.popen("ls fuzz/corpus/dicom_header 2>/dev/null")
     local n = 0
     for name in p:lines() do
-      local bytes = read("fuzz/corpus/dicom_header/" .. name)
+      local bytes = file.read("fuzz/corpus/dicom_header/" .. name)
       for _, complete in ipairs({ true, false }) do
         local r = core.dicom_header(bytes, complete)
         assert.is_string(r.status)

@@ -1,29 +1,15 @@
 -- dicomgcs.dicomweb against the emulator (and a small hostile server for WADO-RS edge cases).
 local dicomweb = require "dicomgcs.dicomweb"
 local env = require "spec.support.env"
+local file = require "spec.support.file"
 local json = require "dicomgcs.json"
 local testdata = require "dicomgcs.testdata"
-
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write(path, bytes)
-  local f = assert(io.open(path, "wb"))
-  f:write(bytes)
-  f:close()
-end
 
 local function by_path(summary)
   local t = {}
   for _, r in ipairs(summary.results) do t[r.path] = r end
   return t
 end
-
-local function exists(path) return io.open(path, "rb") ~= nil end
 
 describe("dicomweb:store", function()
   local c, dw, dir, files
@@ -35,7 +21,7 @@ describe("dicomweb:store", function()
   end)
 
   it("stores a folder recursively, one request per file, and accounts for every file", function()
-    write(dir .. "/in/notes.txt", "not DICOM")
+    file.write(dir .. "/in/notes.txt", "not DICOM")
     local seen = {}
     local s = assert(dw:store(dir .. "/in", { concurrency = 4, on_progress = function(p)
       seen[#seen + 1] = { files = p.files_done, total = p.files_total, bytes = p.bytes_done, bytes_total = p.bytes_total }
@@ -134,7 +120,7 @@ describe("dicomweb retrieve, metadata, rendered, frames", function()
     assert.are.equal(0, s.failed)
     for _, f in ipairs(files) do
       local p = ("%s/out/%s/%s/%s.dcm"):format(dir, f.study_uid, f.series_uid, f.sop_uid)
-      assert.are.equal(read(f.path), read(p))
+      assert.are.equal(file.read(f.path), file.read(p))
     end
     -- no temporary files left behind
     local leftovers = env.run("find " .. env.quote(dir .. "/out") .. " -name '.dicomgcs-*'")
@@ -144,7 +130,7 @@ describe("dicomweb retrieve, metadata, rendered, frames", function()
   it("retrieves a series and an instance; flat layout", function()
     local s = assert(dw:retrieve{ study = files[1].study_uid, series = files[1].series_uid, dest = dir .. "/se", layout = "flat" })
     assert.are.equal(2, s.instances)
-    assert.truthy(exists(dir .. "/se/" .. files[1].sop_uid .. ".dcm"))
+    assert.truthy(file.exists(dir .. "/se/" .. files[1].sop_uid .. ".dcm"))
     s = assert(dw:retrieve{ study = files[4].study_uid, series = files[4].series_uid, instance = files[4].sop_uid, dest = dir .. "/one" })
     assert.are.equal(1, s.instances)
   end)
@@ -182,7 +168,7 @@ describe("dicomweb retrieve, metadata, rendered, frames", function()
     local png = assert(dw:rendered{ study = o.study, series = o.series, instance = o.instance, format = "png" })
     assert.are.equal("\137PNG", png:sub(1, 4))
     local path = assert(dw:rendered{ study = o.study, series = o.series, instance = o.instance, output_file = dir .. "/r.jpg" })
-    assert.are.equal("\255\216", read(path):sub(1, 2))
+    assert.are.equal("\255\216", file.read(path):sub(1, 2))
     local frames = assert(dw:frames{ study = o.study, series = o.series, instance = o.instance, frames = 1 })
     assert.are.equal(1, #frames)
     assert.are.equal(64 * 64 * 2, #frames[1])
@@ -292,12 +278,12 @@ describe("dicomweb against a hostile server", function()
     local dir = env.tmpdir("dwhostile")
     local good = assert(testdata.generate{ dir = dir .. "/g", studies = 1, series = 1, instances = 1 })
     -- a DICOM file whose SOP Instance UID tries to climb out of the folder
-    local evil = read(good[1].path)
+    local evil = file.read(good[1].path)
     local uid = good[1].sop_uid
     local bad = ("../../x"):rep(10):sub(1, #uid)
     evil = evil:gsub(uid:gsub("%p", "%%%0"), (bad:gsub("%%", "%%%%")))
-    write(dir .. "/evil.dcm", evil)
-    write(dir .. "/server.js", [[
+    file.write(dir .. "/evil.dcm", evil)
+    file.write(dir .. "/server.js", [[
 const http = require('http'); const fs = require('fs');
 const good = fs.readFileSync(process.argv[2]); const evil = fs.readFileSync(process.argv[3]);
 const B = 'xyzBOUNDARY';
@@ -311,12 +297,9 @@ http.createServer((req, res) => {
 }).listen(0, '127.0.0.1', function () { console.log('PORT ' + this.address().port); });
 setTimeout(() => process.exit(0), 120000);
 ]])
-    server = assert(io.popen("exec node " .. env.quote(dir .. "/server.js") .. " " .. env.quote(good[1].path) .. " " ..
-      env.quote(dir .. "/evil.dcm") .. " & echo PID $!", "r"))
-    local pid = server:read("l"):match("PID (%d+)")
-    local port = server:read("l"):match("PORT (%d+)")
-    env.on_exit(function() os.execute("kill " .. pid .. " 2>/dev/null") end)
-    base = "http://127.0.0.1:" .. port .. "/dicomWeb"
+    server = env.start_server("node " .. env.quote(dir .. "/server.js") .. " " .. env.quote(good[1].path) .. " " ..
+      env.quote(dir .. "/evil.dcm"))
+    base = "http://127.0.0.1:" .. server.port .. "/dicomWeb"
   end)
 
   it("keeps the complete parts of a truncated multipart response and reports the cut one", function()
@@ -350,7 +333,7 @@ describe("dicomgcs dicomweb (command line)", function()
     local common = (" --project=spec-project --location=us-central1 --dataset=%s --dicom-store=%s"):format(c.dataset, c.dicom_store)
     local dir = env.tmpdir("dwcli")
     local files = assert(testdata.generate{ dir = dir .. "/in", studies = 1, series = 1, instances = 2 })
-    write(dir .. "/in/readme.txt", "hello")
+    file.write(dir .. "/in/readme.txt", "hello")
     local e = "DICOMGCS_EMULATOR_HOST=" .. env.emulator().host .. " "
     local out, code = env.run(e .. "bin/dicomgcs dicomweb store " .. env.quote(dir .. "/in") .. common ..
       " --format=json --concurrency=2 2>/dev/null")

@@ -4,7 +4,7 @@
 -- `lua5.4 examples/X.lua WORKDIR` against the emulator, and must exit 0.
 local env = require "spec.support.env"
 
-local root = env.run("pwd"):gsub("%s+$", "")
+local root = env.root()
 local RUN, SKIP = "runs in make test", "not run in make test"
 local TIMEOUT = tonumber(os.getenv("DICOMGCS_EXAMPLE_TIMEOUT") or "") or 600
 
@@ -43,10 +43,8 @@ describe("examples/*.lua", function()
     if decl == RUN then
       it(e.name .. ".lua runs against the emulator and exits 0 #slow", function()
         local work = env.tmpdir("example-" .. e.name)
-        local cmd = ("cd %s && env DICOMGCS_EMULATOR_HOST=%s LUA_PATH_5_4=%s LUA_CPATH_5_4=%s " ..
-                     "timeout %d lua5.4 %s %s"):format(env.quote(root), env.quote(env.emulator().host),
-          env.quote(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;"), env.quote(root .. "/build/?.so;;"),
-          TIMEOUT, env.quote(e.path), env.quote(work .. "/work"))
+        local cmd = ("cd %s && env DICOMGCS_EMULATOR_HOST=%s %s timeout %d lua5.4 %s %s"):format(env.quote(root),
+          env.quote(env.emulator().host), env.lua_paths(), TIMEOUT, env.quote(e.path), env.quote(work .. "/work"))
         local out, code = env.run(cmd, true)
         if code == 124 then out = out .. ("\n(killed after %d s; DICOMGCS_EXAMPLE_TIMEOUT)"):format(TIMEOUT) end
         assert(code == 0, ("%s exited with status %s:\n%s"):format(e.path, tostring(code), out))

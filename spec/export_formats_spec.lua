@@ -2,12 +2,10 @@
 -- content types), that a transcoded .dcm really has the transfer syntax asked for (dcmdump), and
 -- that PNG / JPEG objects are real images (magic bytes). api.md §5.
 local env = require "spec.support.env"
+local file = require "spec.support.file"
 local testdata = require "dicomgcs.testdata"
 
-local function read(path)
-  local f = io.open(path, "rb"); if not f then return nil end
-  local s = f:read("a"); f:close(); return s
-end
+local read = file.read_if_exists
 local function transfer_syntax(path)
   return env.run(("dcmdump -M -Un +P 0002,0010 %s 2>&1"):format(env.quote(path))):match("%[([%d%.]+)%]")
 end
@@ -72,25 +70,22 @@ describe("export formats", function()
     assert.equals(read(f.path), read(("%s/%s/%s/%s.dcm"):format(dir, f.study_uid, f.series_uid, f.sop_uid)))
   end)
 
-  it("image/png writes .png images", function()
-    local names, prefix = export("png", { mime_type = "image/png" })
-    assert.same(expected("png", ".png"), names)
-    local dir = download(prefix, "png")
-    for _, f in ipairs(files) do
-      local bytes = read(("%s/%s/%s/%s.png"):format(dir, f.study_uid, f.series_uid, f.sop_uid))
-      assert.equals("\137PNG\r\n\26\n", bytes:sub(1, 8))
-    end
-  end)
-
-  it("image/jpeg; transfer-syntax=1.2.840.10008.1.2.4.50 writes .jpg images", function()
-    local names, prefix = export("jpg", { mime_type = "image/jpeg", transfer_syntax = "1.2.840.10008.1.2.4.50" })
-    assert.same(expected("jpg", ".jpg"), names)
-    local dir = download(prefix, "jpg")
-    for _, f in ipairs(files) do
-      local bytes = read(("%s/%s/%s/%s.jpg"):format(dir, f.study_uid, f.series_uid, f.sop_uid))
-      assert.equals("\255\216\255", bytes:sub(1, 3))
-    end
-  end)
+  for _, case in ipairs{
+    { title = "image/png writes .png images", tag = "png", ext = ".png", magic = "\137PNG\r\n\26\n",
+      o = { mime_type = "image/png" } },
+    { title = "image/jpeg; transfer-syntax=1.2.840.10008.1.2.4.50 writes .jpg images", tag = "jpg", ext = ".jpg",
+      magic = "\255\216\255", o = { mime_type = "image/jpeg", transfer_syntax = "1.2.840.10008.1.2.4.50" } },
+  } do
+    it(case.title, function()
+      local names, prefix = export(case.tag, case.o)
+      assert.same(expected(case.tag, case.ext), names)
+      local dir = download(prefix, case.tag)
+      for _, f in ipairs(files) do
+        local bytes = read(("%s/%s/%s/%s%s"):format(dir, f.study_uid, f.series_uid, f.sop_uid, case.ext))
+        assert.equals(case.magic, bytes:sub(1, #case.magic))
+      end
+    end)
+  end
 
   it("application/octet-stream writes the raw pixel data without an extension", function()
     local names, prefix = export("raw", { mime_type = "application/octet-stream", transfer_syntax = "1.2.840.10008.1.2.1" })

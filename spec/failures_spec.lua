@@ -1,13 +1,10 @@
 local env = require "spec.support.env"
+local file = require "spec.support.file"
 local failures = require "dicomgcs.failures"
 local manifest = require "dicomgcs.manifest"
 local report = require "dicomgcs.report"
 local testdata = require "dicomgcs.testdata"
 local timestamp = require "dicomgcs.timestamp"
-
-local function slurp(path)
-  local f = assert(io.open(path, "rb")); local s = f:read("a"); f:close(); return s
-end
 
 describe("failures of an import", function()
   local c, bucket, good, op, err
@@ -15,13 +12,10 @@ describe("failures of an import", function()
 
   setup(function()
     c = env.store_client()
-    bucket = env.unique("bkt")
-    assert(c.storage:create_bucket(bucket))
-    assert(c.storage:grant_service_agent(bucket, "export"))
-    local dir = env.tmpdir("fail")
-    good = assert(testdata.generate{ dir = dir, studies = 1, series = 1, instances = 4, nested = false })
-    assert(c.storage:upload(dir, "gs://" .. bucket .. "/mix/"))
-    local bytes = slurp(good[1].path)
+    bucket = env.bucket(c)
+    good = env.upload_testdata(c, "gs://" .. bucket .. "/mix/", { studies = 1, series = 1, instances = 4, nested = false },
+      "fail")
+    local bytes = file.read(good[1].path)
     broken.text = "gs://" .. bucket .. "/mix/notes.dcm"
     broken.truncated = "gs://" .. bucket .. "/mix/truncated.dcm"
     broken.nopreamble = "gs://" .. bucket .. "/mix/nopreamble.dcm"
@@ -74,9 +68,9 @@ describe("failures of an import", function()
     assert.are.equal(r.totals.matched, r.totals.succeeded + r.totals.failed + r.totals.skipped)
     local base = env.tmpdir("report") .. "/import"
     assert(report.write(r, base))
-    local csv = slurp(base .. ".csv")
+    local csv = file.read(base .. ".csv")
     for _, uri in pairs(broken) do assert.truthy(csv:find(uri .. ",failed,", 1, true), uri) end
-    assert.truthy(slurp(base .. ".json"):find('"complete":true', 1, true))
+    assert.truthy(file.read(base .. ".json"):find('"complete":true', 1, true))
   end)
 
   it("re-imports only the files that were made good", function()
@@ -134,12 +128,9 @@ end)
 describe("reconciliation", function()
   it("settles every matched file by looking at the store when the logs say nothing", function()
     local c = env.store_client()
-    local bucket = env.unique("bkt")
-    assert(c.storage:create_bucket(bucket))
-    assert(c.storage:grant_service_agent(bucket, "import"))
-    local dir = env.tmpdir("reconcile")
-    local good = assert(testdata.generate{ dir = dir, studies = 1, series = 1, instances = 3, nested = false })
-    assert(c.storage:upload(dir, "gs://" .. bucket .. "/r/"))
+    local bucket = env.bucket(c, nil, "import")
+    local good = env.upload_testdata(c, "gs://" .. bucket .. "/r/", { studies = 1, series = 1, instances = 3, nested = false },
+      "reconcile")
     assert(c.storage:write("gs://" .. bucket .. "/r/junk.dcm", "junk, not DICOM"))
     local op = assert(c:import{ uri = "gs://" .. bucket .. "/r/*.dcm" })
     op:wait{ interval = 0.05 }

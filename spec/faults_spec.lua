@@ -5,6 +5,7 @@
 -- engine's retry counter. Timing is only asserted where the protocol sets it (Retry-After), and
 -- read from the emulator's request log, not from the test's clock.
 local env = require "spec.support.env"
+local file = require "spec.support.file"
 local dicomgcs = require "dicomgcs"
 local http = require "dicomgcs.http"
 
@@ -52,19 +53,6 @@ end
 
 local function retries(cl) return (cl or c).transport.engine:stats().retries end
 
-local function write_file(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
-end
-
-local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
 local function bytes(n, seed)
   local t = {}
   for i = 1, n // 256 do t[i] = string.char((i * 7 + seed) % 256):rep(256) end
@@ -82,7 +70,7 @@ describe("engine under injected faults", function()
     assert(c.storage:create_bucket(bucket))
     small_data = bytes(256 * 1024, 1)
     small = dir .. "/small.bin"
-    write_file(small, small_data)
+    file.write(small, small_data)
     big_data = bytes(1024 * 1024, 2)
     assert(c.storage:write("gs://" .. bucket .. "/dl-obj", big_data))
   end)
@@ -186,7 +174,7 @@ describe("engine under injected faults", function()
       local out = dir .. "/dl-reset"
       local summary = assert(c.storage:download(uri("dl-obj"), out))
       assert.equal(1, summary.ok, summary.results[1] and summary.results[1].err and tostring(summary.results[1].err))
-      assert.equal(big_data, read_file(out .. "/dl-obj"))
+      assert.equal(big_data, file.read(out .. "/dl-obj"))
       assert.equal(1, retries() - r0)
       local log = requests("/o/dl-obj\\?alt=media")
       assert.equal(2, #log)
@@ -241,7 +229,7 @@ describe("engine under injected faults", function()
       assert.equal(0, retries(cl))
       cl:close()
       assert.equal(1, summary.ok)
-      assert.equal(big_data, read_file(out .. "/dl-obj"))
+      assert.equal(big_data, file.read(out .. "/dl-obj"))
       local log = requests("/o/dl-obj\\?alt=media")
       assert.equal(1, #log)
       assert.equal(id, log[1].fault)
@@ -301,7 +289,7 @@ describe("engine under injected faults", function()
       local n = 150
       local src = dir .. "/aimd"
       os.execute("mkdir -p " .. env.quote(src))
-      for i = 1, n do write_file(("%s/f%03d.bin"):format(src, i), bytes(8192, i)) end
+      for i = 1, n do file.write(("%s/f%03d.bin"):format(src, i), bytes(8192, i)) end
       local cl = client{ concurrency = 64, retry = { max_attempts = 40, base_delay_ms = 5, max_delay_ms = 200 } }
       assert.equal(64, cl.transport.engine:stats().cap)
       local id = fault{ path = "^/upload/", method = "POST", status = 429, share = 0.3, count = 60 }

@@ -1,14 +1,12 @@
 local core = require "dicomgcs.core"
 local env = require "spec.support.env"
+local file = require "spec.support.file"
 
 local function write(path, text)
   core.mkdir_p(path:match("^(.*)/"))
-  local f = assert(io.open(path, "wb")); f:write(text); f:close()
+  file.write(path, text)
 end
-local function read(path)
-  local f = io.open(path, "rb"); if not f then return nil end
-  local s = f:read("a"); f:close(); return s
-end
+local read = file.read_if_exists
 
 describe("Cloud Storage", function()
   local c, bucket

@@ -3,39 +3,24 @@
 -- a temporary configuration and storage, DICOM port off, no authentication; stopped at exit.
 local dicomweb = require "dicomgcs.dicomweb"
 local env = require "spec.support.env"
+local file = require "spec.support.file"
 local testdata = require "dicomgcs.testdata"
 
 local ORTHANC = "/usr/sbin/Orthanc"
 local PLUGINS = { "/usr/share/orthanc/plugins/libOrthancDicomWeb.so", "/usr/lib/orthanc/libOrthancDicomWeb.so.1.7" }
 
-local function exists(p) local f = io.open(p, "rb"); if f then f:close() return true end return false end
-
 local plugin
-for _, p in ipairs(PLUGINS) do if not plugin and exists(p) then plugin = p end end
+for _, p in ipairs(PLUGINS) do if not plugin and file.exists(p) then plugin = p end end
 if not plugin then
   local found = env.run("ls /usr/share/orthanc/plugins/libOrthancDicomWeb.so* /usr/lib/orthanc/libOrthancDicomWeb.so* 2>/dev/null")
   plugin = found:match("[^\n]+")
 end
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function free_port()
-  local out = env.run([[node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"]])
-  return assert(tonumber(out:match("%d+")), "no free port: " .. out)
-end
-
 -- Start Orthanc; returns { url=, stop= }.
 local function start_orthanc()
   local dir = env.tmpdir("orthanc")
-  local port = free_port()
-  local cfg = dir .. "/orthanc.json"
-  local f = assert(io.open(cfg, "w"))
-  f:write(([[{
+  local port = env.free_port()
+  local cfg = file.write(dir .. "/orthanc.json", ([[{
   "Name": "dicomgcs-spec",
   "StorageDirectory": "%s/db",
   "IndexDirectory": "%s/db",
@@ -46,7 +31,6 @@ local function start_orthanc()
   "Plugins": ["%s"],
   "DicomWeb": { "Enable": true, "Root": "/dicom-web/", "EnableWado": false }
 }]]):format(dir, dir, port, plugin))
-  f:close()
   local pid = env.run(("cd %s && (%s %s > %s/orthanc.log 2>&1 & echo $!)"):format(env.quote(dir), ORTHANC,
     env.quote(cfg), env.quote(dir))):match("%d+")
   assert(pid, "Orthanc did not start")
@@ -59,16 +43,16 @@ local function start_orthanc()
   env.on_exit(stop)
   local core = require "dicomgcs.core"
   local url = "http://127.0.0.1:" .. port
-  for _ = 1, 100 do
+  local up = env.wait_until(function()
     local res = core.fetch{ url = url .. "/system", retry = { max_attempts = 1 } }
-    if res and res.status == 200 then return { url = url, stop = stop, dir = dir } end
-    core.sleep(0.1)
-  end
+    return res and res.status == 200
+  end, 10)
+  if up then return { url = url, stop = stop, dir = dir } end
   error("Orthanc did not answer on " .. url .. ": " .. env.run("tail -5 " .. env.quote(dir .. "/orthanc.log")))
 end
 
 describe("dicomweb against Orthanc #orthanc", function()
-  if not (exists(ORTHANC) and plugin) then
+  if not (file.exists(ORTHANC) and plugin) then
     it("needs Orthanc and its DICOMweb plugin", function()
       pending("apt-get install orthanc orthanc-dicomweb (scripts/install-deps does it)")
     end)
@@ -85,7 +69,7 @@ describe("dicomweb against Orthanc #orthanc", function()
   teardown(function() if orthanc then orthanc.stop() end end)
 
   it("stores a folder: single-part is refused with 415, the client falls back to multipart", function()
-    local f = assert(io.open(dir .. "/in/notes.txt", "w")); f:write("not DICOM"); f:close()
+    file.write(dir .. "/in/notes.txt", "not DICOM")
     local s = assert(dw:store(dir .. "/in", { concurrency = 4 }))
     os.remove(dir .. "/in/notes.txt")
     assert.is_true(s.multipart_fallback)
@@ -117,7 +101,7 @@ describe("dicomweb against Orthanc #orthanc", function()
     assert.are.equal(4, s.instances)
     for i = 1, 4 do
       local f = files[i]
-      assert.are.equal(read(f.path), read(("%s/out/%s/%s/%s.dcm"):format(dir, f.study_uid, f.series_uid, f.sop_uid)))
+      assert.are.equal(file.read(f.path), file.read(("%s/out/%s/%s/%s.dcm"):format(dir, f.study_uid, f.series_uid, f.sop_uid)))
     end
     local md = assert(dw:metadata{ study = files[1].study_uid, series = files[1].series_uid })
     assert.are.equal(2, #md)

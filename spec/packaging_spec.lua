@@ -1,8 +1,9 @@
 -- How dicomgcs reaches its users besides the source tree: installed as a rock by LuaRocks
 -- (scripts/test-luarocks), and embedded in a C host program (examples/embed/).
 local env = require "spec.support.env"
+local file = require "spec.support.file"
 
-local root = env.run("pwd"):gsub("%s+$", "")
+local root = env.root()
 local HOST = root .. "/build/dicomgcs_host"
 
 describe("scripts/test-luarocks", function()
@@ -35,11 +36,7 @@ describe("examples/embed (build/dicomgcs_host)", function()
   end
 
   local function script(text)
-    local path = env.tmpdir("script") .. "/script.lua"
-    local f = assert(io.open(path, "w"))
-    f:write(text)
-    f:close()
-    return path
+    return file.write(env.tmpdir("script") .. "/script.lua", text)
   end
 
   it("builds warnings-clean (-Wall -Wextra -Werror) from the core's objects", function()

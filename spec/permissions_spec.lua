@@ -2,7 +2,6 @@
 -- Service Agent may read (objectViewer) or write (objectAdmin) the bucket, and stops with an
 -- error naming the member, the role and the command that grants it; grant-service-agent grants it.
 local env = require "spec.support.env"
-local testdata = require "dicomgcs.testdata"
 
 local function dicomgcs(args)
   return env.run(("DICOMGCS_EMULATOR_HOST=%s bin/dicomgcs %s"):format(env.emulator().host, args), true)
@@ -15,9 +14,7 @@ describe("the Healthcare service agent's access to buckets", function()
     c = env.store_client()
     bucket = env.unique("perm")
     assert(c.storage:create_bucket(bucket))
-    local dir = env.tmpdir("perm")
-    assert(testdata.generate{ dir = dir, studies = 1, series = 1, instances = 2, nested = false })
-    assert(c.storage:upload(dir, "gs://" .. bucket .. "/in/"))
+    env.upload_testdata(c, "gs://" .. bucket .. "/in/", { studies = 1, series = 1, instances = 2, nested = false }, "perm")
     number = assert(c.storage:project_number())
     agent = assert(c.storage:service_agent())
   end)

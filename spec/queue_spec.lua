@@ -1,28 +1,15 @@
-local core = require "dicomgcs.core"
 local dicomgcs = require "dicomgcs"
 local env = require "spec.support.env"
+local file = require "spec.support.file"
 local manifest = require "dicomgcs.manifest"
 local plan = require "dicomgcs.plan"
 
-local function read(path)
-  local f = io.open(path, "rb"); if not f then return "" end
-  local s = f:read("a"); f:close(); return s
-end
+local function read(path) return file.read_if_exists(path) or "" end
 
 local function count_done(path)
   local n = 0
   for line in read(path):gmatch("[^\n]+") do if line:find('"state":"done"', 1, true) then n = n + 1 end end
   return n
-end
-
--- Wait (bounded) until `pred()` holds; returns whether it did.
-local function wait_until(pred, seconds)
-  local deadline = core.monotime() + seconds
-  while core.monotime() < deadline do
-    if pred() then return true end
-    core.sleep(0.05)
-  end
-  return pred()
 end
 
 local function example_cmd(dir)
@@ -33,12 +20,8 @@ end
 describe("dicomgcs.queue", function()
   it("never has more than K operations in flight, and runs several at once", function()
     local c = env.store_client()
-    local bucket = env.unique("bkt")
-    assert(c.storage:create_bucket(bucket))
-    if c.storage.grant_service_agent then assert(c.storage:grant_service_agent(bucket, "import")) end
-    local dir = env.tmpdir("q")
-    assert(require("dicomgcs.testdata").generate{ dir = dir, studies = 6, series = 1, instances = 2, nested = true })
-    assert(c.storage:upload(dir, "gs://" .. bucket .. "/in/"))
+    local bucket = env.bucket(c, nil, "import")
+    env.upload_testdata(c, "gs://" .. bucket .. "/in/", { studies = 6, series = 1, instances = 2, nested = true }, "q")
     local most = 0
     local q = assert(dicomgcs.queue{ client = c, max_in_flight = 2, interval = 0.02, max_interval = 0.1,
       on_progress = function(t) most = math.max(most, t.running) end })
@@ -70,7 +53,7 @@ describe("dicomgcs.queue", function()
     os.execute(example_cmd(dir) .. " >" .. env.quote(dir .. "/run1.log") .. " 2>&1 & echo $! >" .. env.quote(pidfile))
     local pid = read(pidfile):match("%d+")
     assert.truthy(pid)
-    local progressed = wait_until(function() return count_done(dir .. "/bulk.jsonl") >= 4 end, 120)
+    local progressed = env.wait_until(function() return count_done(dir .. "/bulk.jsonl") >= 4 end, 120)
     os.execute("kill -9 " .. pid .. " 2>/dev/null")
     assert.is_true(progressed, "the first run made no progress: " .. read(dir .. "/run1.log"))
     local m = assert(manifest.open(dir .. "/bulk.jsonl"))
@@ -124,12 +107,8 @@ describe("dicomgcs.queue hooks and the server's operation limit", function()
       -- no transport-level retries here, so that the queue itself meets the server's 429
       retry = { max_attempts = 1 } })
     assert(c:create_dataset{}); assert(c:create_dicom_store{})
-    local bucket = env.unique("bkt")
-    assert(c.storage:create_bucket(bucket))
-    assert(c.storage:grant_service_agent(bucket, "import"))
-    local dir = env.tmpdir("limit")
-    assert(require("dicomgcs.testdata").generate{ dir = dir, studies = 3, series = 1, instances = 2, nested = true })
-    assert(c.storage:upload(dir, "gs://" .. bucket .. "/in/"))
+    local bucket = env.bucket(c, nil, "import")
+    env.upload_testdata(c, "gs://" .. bucket .. "/in/", { studies = 3, series = 1, instances = 2, nested = true }, "limit")
     assert(c.storage:write("gs://" .. bucket .. "/in/study-2/junk.dcm", "junk"))
     local classified, done_ops, failed_files = {}, 0, {}
     local q = assert(dicomgcs.queue{ client = c, max_in_flight = 3, interval = 0.02, max_interval = 0.2,

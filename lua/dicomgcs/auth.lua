@@ -28,6 +28,7 @@ local files = require "dicomgcs.auth.files"
 local static = require "dicomgcs.auth.static"
 local metadata = require "dicomgcs.auth.metadata"
 local impersonated = require "dicomgcs.auth.impersonated"
+local options = require "dicomgcs.options"
 
 local auth = {}
 
@@ -256,9 +257,7 @@ end
 function auth.default(opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("auth.default: options must be a table", 2) end
-  for k in pairs(opts) do
-    if not KNOWN[k] then error(("auth.default: unknown option '%s'"):format(tostring(k)), 2) end
-  end
+  options.check(opts, KNOWN, "auth.default")
   local ctx = make_context(opts)
   local imp_target = opts.impersonate_service_account
   if imp_target ~= nil and (type(imp_target) ~= "string" or imp_target == "") then

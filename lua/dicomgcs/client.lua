@@ -6,6 +6,8 @@ local gcs = require "dicomgcs.gcs"
 local http = require "dicomgcs.http"
 local names = require "dicomgcs.names"
 local operation = require "dicomgcs.operation"
+local options = require "dicomgcs.options"
+local paging = require "dicomgcs.paging"
 local wildcard = require "dicomgcs.wildcard"
 
 local client = {}
@@ -20,13 +22,6 @@ local known_options = {
   concurrency = true, ca_file = true, proxy = true, connect_timeout = true, idle_timeout = true,
   retry = true,
 }
-
-local function check_options(opts, known, where)
-  if type(opts) ~= "table" then error(where .. ": expected a table of options", 3) end
-  for k in pairs(opts) do
-    if not known[k] then error(("%s: unknown option '%s'"):format(where, tostring(k)), 3) end
-  end
-end
 
 -- A token provider for the engine: a fixed token, or Application Default Credentials.
 local function token_provider_for(opts, eps)
@@ -56,7 +51,7 @@ end
 -- Returns the client or nil, Error; raises on unknown options.
 function client.new(opts)
   opts = opts or {}
-  check_options(opts, known_options, "dicomgcs.client")
+  options.check(opts, known_options, "dicomgcs.client")
   local self = setmetatable({}, Client)
   for _, k in ipairs{ "project", "location", "dataset", "dicom_store" } do
     if opts[k] ~= nil then
@@ -159,14 +154,11 @@ end
 
 -- Collect every page of a list call. Returns an array or nil, Error.
 local function list_all(self, url, field, what, page_size)
-  local out, token = {}, nil
-  repeat
+  return paging.all(paging.by_token(function(token)
     local doc, err = self.transport:json("GET", url .. http.query{ pageSize = page_size, pageToken = token }, nil, what)
     if not doc then return nil, err end
-    for _, item in ipairs(doc[field] or {}) do out[#out + 1] = item end
-    token = doc.nextPageToken
-  until token == nil or token == ""
-  return out
+    return doc[field] or {}, doc.nextPageToken
+  end))
 end
 
 --- List the datasets of the location. Returns an array of Datasets or nil, Error.
@@ -234,7 +226,7 @@ local import_options = { uri = true, dicom_store = true, dataset = true, project
 -- `?`, and `**` at the end), checked before anything is sent. With `o.wait` the call waits
 -- (see Operation:wait for `timeout`, `on_progress`, `interval`). Returns an Operation or nil, Error.
 function Client:import(o)
-  check_options(o, import_options, "import")
+  options.check(o, import_options, "import")
   local store, err = self:dicom_store_name(o); if not store then return nil, err end
   local bucket, pattern = wildcard.parse_uri(o.uri)
   if not bucket then return nil, pattern end
@@ -260,7 +252,7 @@ local export_options = { uri_prefix = true, mime_type = true, transfer_syntax = 
 -- (e.g. "application/dicom", "image/png"), `o.transfer_syntax` (UID or "*", added to the MIME
 -- type). Returns an Operation (waited when `o.wait`) or nil, Error.
 function Client:export(o)
-  check_options(o, export_options, "export")
+  options.check(o, export_options, "export")
   local store, err = self:dicom_store_name(o); if not store then return nil, err end
   local bucket, perr = wildcard.parse_uri(o.uri_prefix, { allow_empty_object = true })
   if not bucket then return nil, perr end
@@ -300,17 +292,14 @@ function Client:list_operations(o)
   o = o or {}
   local ds, err = self:dataset_name(o); if not ds then return nil, err end
   local url = self.endpoints.healthcare .. "/" .. ds .. "/operations"
-  local out, token = {}, nil
-  repeat
+  return paging.all(paging.by_token(function(token)
     local doc; doc, err = self.transport:json("GET", url .. http.query{ filter = o.filter, pageToken = token,
       pageSize = o.page_size }, nil, "list operations in " .. ds)
     if not doc then return nil, err end
-    for _, d in ipairs(doc.operations or {}) do
-      out[#out + 1] = operation.new(self.transport, self.endpoints.healthcare, d)
-    end
-    token = doc.nextPageToken
-  until token == nil or token == ""
-  return out
+    local ops = {}
+    for i, d in ipairs(doc.operations or {}) do ops[i] = operation.new(self.transport, self.endpoints.healthcare, d) end
+    return ops, doc.nextPageToken
+  end))
 end
 
 --- Every known failed file of a finished import/export: logged errors plus the operation's

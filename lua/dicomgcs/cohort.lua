@@ -8,6 +8,7 @@
 local dicomweb = require "dicomgcs.dicomweb"
 local errors = require "dicomgcs.errors"
 local operation = require "dicomgcs.operation"
+local options = require "dicomgcs.options"
 local wildcard = require "dicomgcs.wildcard"
 
 local cohort = {}
@@ -118,9 +119,7 @@ end
 -- Returns { operation=, filter_uri=, selected= (resource lines), expected=, written=,
 -- missing={uids}, unexpected={names}, exact=bool } or nil, Error.
 function cohort.export(client, o)
-  for k in pairs(o) do
-    if not known[k] then error(("export_cohort: unknown option '%s'"):format(tostring(k)), 3) end
-  end
+  options.check(o, known, "export_cohort", 3)
   local bucket, prefix = wildcard.parse_uri(o.uri_prefix, { allow_empty_object = true })
   if not bucket then return nil, prefix end
   if prefix ~= "" and prefix:sub(-1) ~= "/" then prefix = prefix .. "/" end

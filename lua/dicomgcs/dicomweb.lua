@@ -18,20 +18,13 @@ local errors = require "dicomgcs.errors"
 local http = require "dicomgcs.http"
 local json = require "dicomgcs.json"
 local localpath = require "dicomgcs.localpath"
+local options = require "dicomgcs.options"
+local paging = require "dicomgcs.paging"
 
 local dicomweb = {}
 
 local DW = { __name = "dicomgcs.DICOMweb" }
 DW.__index = DW
-
-local function check_opts(opts, known, where)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then error(where .. ": expected a table of options", 3) end
-  for k in pairs(opts) do
-    if not known[k] then error(("%s: unknown option '%s'"):format(where, tostring(k)), 3) end
-  end
-  return opts
-end
 
 -- Servers known to refuse single-part application/dicom STOW (they answered 415), by base URL.
 local multipart_only = {}
@@ -98,7 +91,7 @@ local known_new = { base_url = true, transport = true, headers = true, token = t
 -- `/projects/`, for the Healthcare API), `o.orthanc_root` (Orthanc's REST root, for deletes;
 -- default: `base_url` without its last segment). Raises on unknown options.
 function dicomweb.new(o)
-  o = check_opts(o, known_new, "dicomweb.new")
+  o = options.check(o or {}, known_new, "dicomweb.new")
   if type(o.base_url) ~= "string" or not o.base_url:match("^https?://[^/]+") then
     error("dicomweb.new: base_url must be an http(s):// URL", 2)
   end
@@ -243,7 +236,7 @@ local known_store = { concurrency = true, batch = true, batch_bytes = true, stud
 -- sop_instance_uid=, study_instance_uid=, series_instance_uid=, reason=, failure_reason=,
 -- http_status=, err= }`, in input order. Raises on unknown options.
 function DW:store(paths, opts)
-  opts = check_opts(opts, known_store, "dicomweb:store")
+  opts = options.check(opts or {}, known_store, "dicomweb:store")
   if type(paths) == "string" then paths = { paths } end
   if type(paths) ~= "table" then error("dicomweb:store: paths must be a path or a list of paths", 2) end
   local ok, uerr = check_uid(opts.study, "study")
@@ -528,7 +521,7 @@ local known_retrieve = { study = true, series = true, instance = true, dest = tr
 -- truncated response keeps the complete instances and reports the cut one as failed, with
 -- `summary.err` set.
 function DW:retrieve(o)
-  o = check_opts(o, known_retrieve, "dicomweb:retrieve")
+  o = options.check(o or {}, known_retrieve, "dicomweb:retrieve")
   if not o.study then error("dicomweb:retrieve: study= is required", 2) end
   if type(o.dest) ~= "string" or o.dest == "" then error("dicomweb:retrieve: dest= (a folder) is required", 2) end
   local path, perr = resource_path(o)
@@ -618,7 +611,7 @@ local known_meta = { study = true, series = true, instance = true }
 --- Metadata (`application/dicom+json`, bulk data left out) of a study, series or instance.
 -- Returns an array of DICOM JSON objects or nil, Error.
 function DW:metadata(o)
-  o = check_opts(o, known_meta, "dicomweb:metadata")
+  o = options.check(o or {}, known_meta, "dicomweb:metadata")
   if not o.study then error("dicomweb:metadata: study= is required", 2) end
   local path, perr = resource_path(o)
   if not path then return nil, perr end
@@ -636,7 +629,7 @@ local known_rendered = { study = true, series = true, instance = true, frame = t
 -- "png". With `o.output_file` the image is streamed there and the path returned; otherwise the
 -- bytes. Returns them, content type, or nil, Error.
 function DW:rendered(o)
-  o = check_opts(o, known_rendered, "dicomweb:rendered")
+  o = options.check(o or {}, known_rendered, "dicomweb:rendered")
   if not (o.study and o.series and o.instance) then error("dicomweb:rendered: study=, series= and instance= are required", 2) end
   local path, perr = resource_path(o)
   if not path then return nil, perr end
@@ -658,7 +651,7 @@ local known_frames = { study = true, series = true, instance = true, frames = tr
 --- Frames of an instance: `o.frames` a number or a list of numbers (from 1). Returns a list of
 -- byte strings (one per frame, in the order asked), content type of the parts, or nil, Error.
 function DW:frames(o)
-  o = check_opts(o, known_frames, "dicomweb:frames")
+  o = options.check(o or {}, known_frames, "dicomweb:frames")
   if not (o.study and o.series and o.instance) then error("dicomweb:frames: study=, series= and instance= are required", 2) end
   local path, perr = resource_path(o)
   if not path then return nil, perr end
@@ -739,7 +732,7 @@ end
 -- `o.limit` (most results in all). Returns a function that gives the next page (a non-empty
 -- array of DICOM JSON objects), nil at the end, or nil, Error. Raises on unknown options.
 function DW:pages(level, o)
-  o = check_opts(o, known_search, "dicomweb:pages")
+  o = options.check(o or {}, known_search, "dicomweb:pages")
   local url, uerr = search_url(self, level, o)
   local offset = o.offset or 0
   local got, finished, last_first = 0, false, nil
@@ -786,40 +779,18 @@ end
 -- `for study in dw:search("studies", { filters = { PatientID = "P1" } }) do ... end`.
 -- Returns the iterator, or nil, Error for bad arguments; a failure mid-way raises the Error.
 function DW:search(level, o)
-  o = check_opts(o, known_search, "dicomweb:search")
+  o = options.check(o or {}, known_search, "dicomweb:search")
   local _, uerr = search_url(self, level, o)
   if uerr then return nil, uerr end
-  local next_page = self:pages(level, o)
-  local page, i = nil, 0
-  return function()
-    while true do
-      if page and i < #page then i = i + 1; return page[i] end
-      local err
-      page, err = next_page()
-      i = 0
-      if not page then
-        if err then error(err, 0) end
-        return nil
-      end
-    end
-  end
+  return paging.each(self:pages(level, o))
 end
 
 --- Every result of a search as one array, or nil, Error.
 function DW:search_all(level, o)
-  o = check_opts(o, known_search, "dicomweb:search_all")
+  o = options.check(o or {}, known_search, "dicomweb:search_all")
   local _, uerr = search_url(self, level, o)
   if uerr then return nil, uerr end
-  local out = {}
-  local next_page = self:pages(level, o)
-  while true do
-    local page, err = next_page()
-    if not page then
-      if err then return nil, err end
-      return out
-    end
-    for _, x in ipairs(page) do out[#out + 1] = x end
-  end
+  return paging.all(self:pages(level, o))
 end
 
 -- ==================== Delete ====================
@@ -858,7 +829,7 @@ end
 -- servers answer at once: true. A server without DICOMweb deletes that is an Orthanc (405) is
 -- asked through its REST API. Returns that or nil, Error.
 function DW:delete(o)
-  o = check_opts(o, known_delete, "dicomweb:delete")
+  o = options.check(o or {}, known_delete, "dicomweb:delete")
   if not o.study then error("dicomweb:delete: study= is required", 2) end
   local path, perr = resource_path(o)
   if not path then return nil, perr end

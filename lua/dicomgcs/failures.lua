@@ -5,6 +5,7 @@
 -- failures account for the operation's failure counter; when they do not, reconcile.
 -- @module dicomgcs.failures
 local errors = require "dicomgcs.errors"
+local paging = require "dicomgcs.paging"
 
 local failures = {}
 
@@ -46,23 +47,11 @@ end
 -- page by page. A failure to read the logs raises the Error (use `failures.page` to handle it).
 function failures.each(client, op, opts)
   opts = opts or {}
-  local page, i, token, finished = { failures = {} }, 0, nil, false
-  return function()
-    while true do
-      if i < #page.failures then
-        i = i + 1
-        return page.failures[i]
-      end
-      if finished then return nil end
-      local err
-      page, err = failures.page(client, op, token, opts.page_size)
-      if not page then error(err, 0) end
-      i = 0
-      token = page.next_page_token
-      -- an empty page may still carry a token: keep paging until none is left
-      finished = token == nil or token == ""
-    end
-  end
+  return paging.each(paging.by_token(function(token)
+    local page, err = failures.page(client, op, token, opts.page_size)
+    if not page then return nil, err end
+    return page.failures, page.next_page_token
+  end))
 end
 
 --- The sample errors an operation carries in `error.details[].sampleErrors`.

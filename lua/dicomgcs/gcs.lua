@@ -7,6 +7,7 @@ local errors = require "dicomgcs.errors"
 local http = require "dicomgcs.http"
 local iam = require "dicomgcs.gcs.iam"
 local localpath = require "dicomgcs.localpath"
+local paging = require "dicomgcs.paging"
 local transfer = require "dicomgcs.gcs.transfer"
 local wildcard = require "dicomgcs.wildcard"
 
@@ -68,24 +69,12 @@ end
 -- the Error (an iterator cannot return it); use `list_page` to handle errors yourself.
 function Storage:objects(bucket, opts)
   opts = opts or {}
-  local page, i, token, finished = nil, 0, nil, false
-  return function()
-    while true do
-      if page and i < #(page.items or {}) then
-        i = i + 1
-        return page.items[i]
-      end
-      if finished then return nil end
-      local err
-      page, err = self:list_page(bucket, { prefix = opts.prefix, page_token = token, page_size = opts.page_size,
-                                           match_glob = opts.match_glob })
-      if not page then error(err, 0) end
-      i = 0
-      token = page.nextPageToken
-      -- an empty page may still carry a token: keep going until there is none
-      finished = token == nil or token == ""
-    end
-  end
+  return paging.each(paging.by_token(function(token)
+    local page, err = self:list_page(bucket, { prefix = opts.prefix, page_token = token, page_size = opts.page_size,
+                                               match_glob = opts.match_glob })
+    if not page then return nil, err end
+    return page.items or {}, page.nextPageToken
+  end))
 end
 
 -- The Cloud Storage `matchGlob` equivalent of an import wildcard, when one is exact: the import's
@@ -197,7 +186,7 @@ end
 -- wildcard) into folder `dest`. Object names become paths relative to the prefix; a name that
 -- could escape `dest` (`..`, absolute, NUL) fails for that object only. Objects of
 -- `ranged_threshold` (64 MiB) or more are fetched as parallel Range requests of `range_size`
--- (32 MiB) and joined; every file's CRC32C is checked against the object's (`verify=false` skips).
+-- (32 MiB) written in place into one file; every file's CRC32C is checked against the object's (`verify=false` skips).
 -- opts: `verify`, `ranged_threshold`, `range_size`, `on_progress(result, summary, total)`.
 -- Returns a summary or nil, Error when the listing itself fails.
 function Storage:download(uri, dest, opts)

@@ -11,8 +11,8 @@
 -- operations still running, records them, says so on stderr, and raises again.
 -- @module dicomgcs.queue
 local core = require "dicomgcs.core"
-local errors = require "dicomgcs.errors"
 local manifest = require "dicomgcs.manifest"
+local options = require "dicomgcs.options"
 
 local queue = {}
 
@@ -40,9 +40,7 @@ end
 -- `classify_error(err, job) -> "retry"|"fail"`, polling `interval` (default 1 s) and
 -- `max_interval` (default 30 s), `log(line)` (default: stderr).
 function queue.new(opts)
-  for k in pairs(opts) do
-    if not known[k] then error(("dicomgcs.queue: unknown option '%s'"):format(tostring(k)), 2) end
-  end
+  options.check(opts, known, "dicomgcs.queue")
   assert(opts.client, "dicomgcs.queue: client is required")
   local self = setmetatable({
     client = opts.client, max_in_flight = opts.max_in_flight or 3, jobs = {}, by_key = {},
@@ -64,9 +62,7 @@ local job_fields = { key = true, kind = true, uri = true, uri_prefix = true, mim
 -- `kind` "import" (with `uri`) or "export" (with `uri_prefix`, `mime_type`, `transfer_syntax`),
 -- and optionally `dicom_store`, `dataset`, `project`, `location` (default: the client's).
 function Queue:add(job)
-  for k in pairs(job) do
-    if not job_fields[k] then error(("queue:add: unknown field '%s'"):format(tostring(k)), 2) end
-  end
+  options.check(job, job_fields, "queue:add", 2, "field")
   assert(type(job.key) == "string", "queue:add: key (a string) is required")
   assert(job.kind == "import" or job.kind == "export", "queue:add: kind must be 'import' or 'export'")
   if self.by_key[job.key] then error(("queue:add: duplicate key '%s'"):format(job.key), 2) end

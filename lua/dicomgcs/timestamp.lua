@@ -21,7 +21,7 @@ function timestamp.parse(s)
   if not y then return nil end
   local frac, zone = rest:match("^(%.%d+)(.*)$")
   if not frac then frac, zone = "", rest end
-  local offset = 0
+  local offset
   if zone == "Z" or zone == "z" then
     offset = 0
   else

@@ -6,15 +6,7 @@
 #include <string.h>
 
 #include "dg_dicom.h"
-
-static int n_tests = 0, n_failed = 0;
-
-static void ok(int cond, const char *name) {
-  n_tests++;
-  if (!cond) n_failed++;
-  printf("%sok %d - %s\n", cond ? "" : "not ", n_tests, name);
-  fflush(stdout);
-}
+#include "tap.h"
 
 enum { EXPL = 0, IMPL = 1, BIG = 2 };
 
@@ -378,6 +370,5 @@ int main(void) {
   test_prefixes();
   test_broken();
   test_uid_rules();
-  printf("1..%d\n", n_tests);
-  return n_failed ? 1 : 0;
+  return tap_done();
 }

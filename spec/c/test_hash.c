@@ -8,14 +8,7 @@
 #include <unistd.h>
 
 #include "dg_hash.h"
-
-static int n_tests = 0, n_failed = 0;
-static void ok(int cond, const char *name) {
-  n_tests++;
-  if (!cond) n_failed++;
-  printf("%sok %d - %s\n", cond ? "" : "not ", n_tests, name);
-  fflush(stdout);
-}
+#include "tap.h"
 
 static void write_file(const char *p, const void *b, size_t n) {
   FILE *f = fopen(p, "wb");
@@ -77,6 +70,5 @@ int main(void) {
   ok(dg_hash_file("/nonexistent/x", 0, -1, DG_HASH_MD5, &d, err, sizeof err) != 0 && strstr(err, "/nonexistent/x"),
      "a missing file is an error naming it");
   unlink(j); rmdir(dir);
-  printf("1..%d\n", n_tests);
-  return n_failed ? 1 : 0;
+  return tap_done();
 }

@@ -15,15 +15,7 @@
 
 #include "dg_base64.h"
 #include "dg_jwt.h"
-
-static int n_tests = 0, n_failed = 0;
-
-static void ok(int cond, const char *name) {
-  n_tests++;
-  if (!cond) n_failed++;
-  printf("%sok %d - %s\n", cond ? "" : "not ", n_tests, name);
-  fflush(stdout);
-}
+#include "tap.h"
 
 /* PEM text of pkey: PKCS#8 when traditional == 0, else the legacy form
  * (PKCS#1 "BEGIN RSA PRIVATE KEY" for RSA). With cipher, encrypted. */
@@ -192,6 +184,5 @@ int main(void) {
 
   free(pem8); free(pem1); free(pem_ec); free(pem_enc);
   EVP_PKEY_free(rsa); EVP_PKEY_free(other); EVP_PKEY_free(ec);
-  printf("1..%d\n", n_tests);
-  return n_failed == 0 ? 0 : 1;
+  return tap_done();
 }

@@ -7,15 +7,7 @@
 #include <string.h>
 
 #include "dg_multipart.h"
-
-static int n_tests = 0, n_failed = 0;
-
-static void ok(int cond, const char *name) {
-  n_tests++;
-  if (!cond) n_failed++;
-  printf("%sok %d - %s\n", cond ? "" : "not ", n_tests, name);
-  fflush(stdout);
-}
+#include "tap.h"
 
 #define MAXP 8
 typedef struct {
@@ -304,6 +296,5 @@ int main(void) {
   test_malformed();
   test_content_type();
   test_empty_bodies();
-  printf("1..%d\n", n_tests);
-  return n_failed ? 1 : 0;
+  return tap_done();
 }

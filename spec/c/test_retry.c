@@ -7,13 +7,7 @@
 
 #include "dg_retry.h"
 #include "dg_engine.h"
-
-static int n_test = 0, n_fail = 0;
-static void ok(int cond, const char *desc) {
-  n_test++;
-  if (!cond) n_fail++;
-  printf("%sok %d - %s\n", cond ? "" : "not ", n_test, desc);
-}
+#include "tap.h"
 
 /* Random sources: fixed values, so the jitter's bounds are hit exactly. */
 static uint64_t rnd_zero(void *ud) { (void)ud; return 0; }
@@ -172,6 +166,5 @@ int main(void) {
   test_next_delay();
   test_aimd();
   test_url();
-  printf("1..%d\n", n_test);
-  return n_fail ? 1 : 0;
+  return tap_done();
 }

@@ -3,6 +3,7 @@
 -- endpoints, and an environment table for auth.default{getenv = ...}.
 package.path = "spec/support/?.lua;" .. package.path
 local env = require "env"
+local file = require "spec.support.file"
 local json = require "dicomgcs.json"
 local core = require "dicomgcs.core"
 
@@ -16,20 +17,9 @@ function H.sleep(s)
   if core.sleep then core.sleep(s) else require("socket").sleep(s) end
 end
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = file.read
 H.read = read
-
-function H.write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-  return path
-end
+H.write = file.write
 
 function H.write_json(path, t) return H.write(path, json.encode(t)) end
 

@@ -14,12 +14,37 @@ function env.run(cmd, merge)
   return out, code
 end
 
+--- Run a shell command; returns stdout, exit code, stderr (each kept apart).
+function env.run_split(cmd)
+  local errfile = os.tmpname()
+  local out, code = env.run(cmd .. " 2>" .. shell_quote(errfile))
+  local err = io.open(errfile, "rb")
+  local text = err and err:read("a") or ""
+  if err then err:close() end
+  os.remove(errfile)
+  return out, code, text
+end
+
+--- Run `bin/dicomgcs ARGS` (a shell fragment) against an emulator (default the shared one),
+-- polling fast; returns stdout, exit code, stderr.
+function env.dicomgcs(args, host)
+  return env.run_split(("DICOMGCS_EMULATOR_HOST=%s DICOMGCS_POLL_INTERVAL=0.05 bin/dicomgcs %s"):format(
+    host or env.emulator().host, args))
+end
+
+local root
+--- The absolute path of the source tree (the specs run from it).
+function env.root()
+  if not root then root = env.run("pwd"):gsub("%s+$", "") end
+  return root
+end
+
 --- Environment assignments that let a child `lua5.4` load this tree's modules, whatever the
 -- caller's environment (prefix a shell command with it).
 function env.lua_paths()
-  local root = env.run("pwd"):gsub("%s+$", "")
+  local dir = env.root()
   return ("LUA_PATH_5_4=%s LUA_CPATH_5_4=%s"):format(
-    shell_quote(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;"), shell_quote(root .. "/build/?.so;;"))
+    shell_quote(dir .. "/lua/?.lua;" .. dir .. "/lua/?/init.lua;;"), shell_quote(dir .. "/build/?.so;;"))
 end
 
 local cleanups = {}
@@ -58,6 +83,38 @@ function env.start_emulator(options)
   end
   env.on_exit(emu.stop)
   return emu
+end
+
+--- Wait (bounded) until `pred()` holds, checking every 50 ms; returns whether it did.
+function env.wait_until(pred, seconds)
+  local core = require "dicomgcs.core"
+  local deadline = core.monotime() + seconds
+  while core.monotime() < deadline do
+    if pred() then return true end
+    core.sleep(0.05)
+  end
+  return pred()
+end
+
+--- A TCP port on 127.0.0.1 that nobody listens on (at the time of asking).
+function env.free_port()
+  local out = env.run([[node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"]])
+  return assert(tonumber(out:match("%d+")), "no free port: " .. out)
+end
+
+--- Start a server in the background with shell command `cmd`; it must print `PORT N` on a line
+-- of its stdout once it listens. Killed at exit. Returns { port=, pid= }.
+function env.start_server(cmd)
+  local out = assert(io.popen("exec " .. cmd .. " & echo PID $!", "r"))
+  local pid = assert(out:read("l"), "no PID from: " .. cmd):match("PID (%d+)")
+  env.on_exit(function() os.execute("kill " .. pid .. " 2>/dev/null") end)
+  local port
+  for line in out:lines() do
+    port = line:match("PORT (%d+)")
+    if port then break end
+  end
+  assert(port, "the server printed no PORT line: " .. cmd)
+  return { port = tonumber(port), pid = tonumber(pid), output = out }
 end
 
 local shared
@@ -100,12 +157,25 @@ function env.store_client(opts)
 end
 
 --- Create a bucket for imports and exports: like on Google, the Healthcare service agent needs
--- a role on it, granted here through the public API as a user would (objectAdmin covers both).
-function env.bucket(c, name)
+-- a role on it, granted here through the public API as a user would. `purpose` is what the role
+-- is for: "export" (the default: objectAdmin, which covers imports too) or "import" (objectViewer).
+function env.bucket(c, name, purpose)
   name = name or env.unique("bkt")
   assert(c.storage:create_bucket(name))
-  assert(c.storage:grant_service_agent(name, "export"))
+  assert(c.storage:grant_service_agent(name, purpose or "export"))
   return name
+end
+
+--- Generate DICOM files (dicomgcs.testdata.generate options `gen`, without `dir`) in a fresh
+-- folder tagged `tag` and upload them to `uri` (gs://BUCKET/PREFIX/); returns the files, the
+-- folder and the upload summary.
+function env.upload_testdata(c, uri, gen, tag)
+  local dir = env.tmpdir(tag)
+  local o = { dir = dir }
+  for k, v in pairs(gen) do o[k] = v end
+  local files = assert(require("dicomgcs.testdata").generate(o))
+  local summary = assert(c.storage:upload(dir, uri))
+  return files, dir, summary
 end
 
 --- An admin call to the emulator (`/_emulator/...`): returns decoded JSON (or nil, message).

@@ -11,6 +11,9 @@
 -- good ones. Also usable as a module: require("make_dicom").generate(dir).
 -- Needs dump2dcm, dcmconv, img2dcm, dcmcjpeg on PATH.
 
+local env = require "spec.support.env"
+local support_file = require "spec.support.file"
+
 local M = {}
 
 local STUDY = "1.2.826.0.1.3680043.8.498.1"       -- odd length: NUL-padded on disk
@@ -67,20 +70,7 @@ local function sh(cmd)
   if not ok then error("command failed: " .. cmd, 2) end
 end
 
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
+local q, read, write = env.quote, support_file.read, support_file.write
 
 local function le16(n) return string.pack("<I2", n) end
 

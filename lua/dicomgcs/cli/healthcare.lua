@@ -253,7 +253,8 @@ return {
     help = "Re-import, one exact-URI import each, the failed files of an import whose error was\n" ..
       "transient or whose object was replaced since it failed. Prints what was retried and what\n" ..
       "was skipped, and why.",
-    flags = { ["dicom-store"] = { type = "string", metavar = "STORE", help = "import into this store (default: the operation's dataset store given by --dicom-store)" },
+    flags = { ["dicom-store"] = { type = "string", metavar = "STORE",
+                                  help = "import into this store (default: the operation's dataset store given by --dicom-store)" },
               concurrency = { type = "string", metavar = "N", help = "imports at a time (default 3)" } },
     run = function(ctx)
       local c = ctx.client()

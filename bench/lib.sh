@@ -1,0 +1,81 @@
+# shellcheck shell=bash
+# bench/lib.sh - helpers the benchmark scripts share; sourced (`. bench/lib.sh`), never run on its
+# own (scripts/bench skips it). Needs node for bench_free_port and hyperfine_means.
+
+# bench_need NAME HINT TOOL...: exit 1, saying which is missing, unless every TOOL is on PATH.
+bench_need() {
+  local name=$1 hint=$2 tool
+  shift 2
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null 2>&1 || { echo "$name: $tool is missing ($hint)" >&2; exit 1; }
+  done
+}
+
+# A TCP port on 127.0.0.1 that nobody listens on (at the time of asking).
+bench_free_port() {
+  node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
+}
+
+NGINX_ECHO_MODULE=/usr/lib/nginx/modules/ngx_http_echo_module.so
+
+# bench_need_nginx_echo NAME: exit 1 unless nginx's echo module (for the sink below) is installed.
+bench_need_nginx_echo() {
+  [ -f "$NGINX_ECHO_MODULE" ] ||
+    { echo "$1: $NGINX_ECHO_MODULE is missing (apt-get install libnginx-mod-http-echo)" >&2; exit 1; }
+}
+
+# nginx_sink_start DIR PORT ANSWER: an nginx on 127.0.0.1:PORT, its files in DIR, that reads every
+# request body (echo_read_request_body) and then answers with the directives ANSWER (e.g.
+# "echo ok;"), so that the server is not what a benchmark measures. Returns once it answers.
+nginx_sink_start() {
+  local dir=$1 port=$2 answer=$3
+  [ -f "$NGINX_ECHO_MODULE" ] || { echo "nginx_sink_start: $NGINX_ECHO_MODULE is missing (libnginx-mod-http-echo)" >&2; return 1; }
+  mkdir -p "$dir/logs" "$dir/tmp"
+  cat > "$dir/nginx.conf" <<CONF
+load_module $NGINX_ECHO_MODULE;
+worker_processes 1;
+daemon on;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $dir/tmp/body;
+  proxy_temp_path $dir/tmp/proxy;
+  fastcgi_temp_path $dir/tmp/fastcgi;
+  uwsgi_temp_path $dir/tmp/uwsgi;
+  scgi_temp_path $dir/tmp/scgi;
+  client_max_body_size 0;
+  client_body_buffer_size 1m;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$port;
+    location / { echo_read_request_body; $answer }
+  }
+}
+CONF
+  nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log" || return 1
+  local _
+  for _ in $(seq 50); do
+    [ -s "$dir/nginx.pid" ] && curl -s -o /dev/null "http://127.0.0.1:$port/" && return 0
+    sleep 0.1
+  done
+  echo "nginx_sink_start: nginx did not answer on port $port (see $dir/logs/error.log)" >&2
+  return 1
+}
+
+# nginx_sink_stop DIR: stop the sink started in DIR, if it runs.
+nginx_sink_stop() {
+  [ -f "$1/nginx.pid" ] && kill "$(cat "$1/nginx.pid")" 2>/dev/null
+  return 0
+}
+
+# hyperfine_means JSON: the mean time (s) of each command of a `hyperfine --export-json` file, one a line.
+hyperfine_means() {
+  node -e "for (const x of require(process.argv[1]).results) console.log(x.mean)" "$1"
+}
+
+# peak_rss_kib FILE / wall_clock FILE: from the report of `/usr/bin/time -v -o FILE CMD`, the
+# peak resident set size (KiB) and the elapsed wall-clock time.
+peak_rss_kib() { awk -F': ' '/Maximum resident set size/{print $2}' "$1"; }
+wall_clock() { awk -F': ' '/Elapsed \(wall clock\)/{print $2}' "$1"; }

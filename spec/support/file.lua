@@ -1,0 +1,36 @@
+-- Whole-file reads and writes for specs, in binary mode: `local file = require "spec.support.file"`.
+local file = {}
+
+--- The contents of a file; raises when it cannot be opened.
+function file.read(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+--- The contents of a file, or nil when there is none.
+function file.read_if_exists(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+--- Write `data` to a file, replacing it; returns the path.
+function file.write(path, data)
+  local f = assert(io.open(path, "wb"))
+  f:write(data)
+  f:close()
+  return path
+end
+
+--- Whether a file can be opened for reading.
+function file.exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+return file
