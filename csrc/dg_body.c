@@ -5,6 +5,29 @@
 
 #include "dg_body.h"
 
+int dg_body_check(const dg_part_spec *parts, size_t n, char *err, size_t errlen) {
+  for (size_t i = 0; i < n; i++) {
+    const dg_part_spec *p = &parts[i];
+    if (!p->path) {
+      if (p->offset != 0 || p->has_length) {
+        snprintf(err, errlen, "body part %zu: offset and length apply only to a file part", i + 1);
+        return -1;
+      }
+      continue;
+    }
+    if (p->offset < 0) {
+      snprintf(err, errlen, "body part %zu (%s): offset must be >= 0", i + 1, p->path);
+      return -1;
+    }
+    if (p->has_length && (p->length < 0 || p->length > INT64_MAX - p->offset)) {
+      snprintf(err, errlen, "body part %zu (%s): length must be >= 0 and offset + length "
+               "below 2^63", i + 1, p->path);
+      return -1;
+    }
+  }
+  return 0;
+}
+
 int dg_body_init(dg_body *b, const dg_allocator *a, const dg_part_spec *parts, size_t n) {
   memset(b, 0, sizeof *b);
   b->a = a;
@@ -16,6 +39,9 @@ int dg_body_init(dg_body *b, const dg_allocator *a, const dg_part_spec *parts, s
   for (size_t i = 0; i < n; i++) {
     b->parts[i].data = parts[i].data;
     b->parts[i].len = parts[i].len;
+    b->parts[i].offset = parts[i].offset;
+    b->parts[i].length = parts[i].length;
+    b->parts[i].has_length = parts[i].has_length;
     if (parts[i].path) {
       b->parts[i].path = dg_strdup(a, parts[i].path);
       if (!b->parts[i].path) { dg_body_free(b); return -1; }
@@ -58,7 +84,19 @@ int dg_body_open(dg_body *b) {
         snprintf(b->err, sizeof b->err, "body file %s is not a regular file", p->path);
         return -1;
       }
-      p->size = (int64_t)st.st_size;
+      int64_t fsize = (int64_t)st.st_size;
+      if (p->offset < 0 || (p->has_length && (p->length < 0 || p->length > INT64_MAX - p->offset))) {
+        snprintf(b->err, sizeof b->err, "body file %s: bad slice (offset %lld, length %lld)",
+                 p->path, (long long)p->offset, (long long)p->length);
+        return -1;
+      }
+      if (p->has_length ? fsize < p->offset + p->length : fsize < p->offset) {
+        snprintf(b->err, sizeof b->err, "body file %s has %lld bytes, fewer than the slice needs "
+                 "(offset %lld + length %lld)", p->path, (long long)fsize, (long long)p->offset,
+                 (long long)(p->has_length ? p->length : 0));
+        return -1;
+      }
+      p->size = p->has_length ? p->length : fsize - p->offset;
     } else {
       p->size = (int64_t)p->len;
     }
@@ -73,12 +111,12 @@ static int open_part(dg_body *b) {
   b->fp = fopen(p->path, "rb");
   if (!b->fp) return fail_errno(b, "cannot open body file", p->path, errno);
   if (fstat(fileno(b->fp), &st) != 0) return fail_errno(b, "cannot stat body file", p->path, errno);
-  if ((int64_t)st.st_size < p->size) {
+  if ((int64_t)st.st_size < p->offset + p->size) {
     snprintf(b->err, sizeof b->err, "body file %s shrank during the upload (%lld of %lld bytes)",
-             p->path, (long long)st.st_size, (long long)p->size);
+             p->path, (long long)st.st_size, (long long)(p->offset + p->size));
     return -1;
   }
-  if (b->off > 0 && fseeko(b->fp, (off_t)b->off, SEEK_SET) != 0)
+  if (p->offset + b->off > 0 && fseeko(b->fp, (off_t)(p->offset + b->off), SEEK_SET) != 0)
     return fail_errno(b, "cannot seek body file", p->path, errno);
   return 0;
 }
@@ -104,8 +142,8 @@ long long dg_body_read(dg_body *b, char *buf, size_t n) {
       if (got < want) {
         if (ferror(b->fp)) return fail_errno(b, "cannot read body file", p->path, errno);
         snprintf(b->err, sizeof b->err, "body file %s shrank or vanished during the upload "
-                 "(ended at %lld of %lld bytes)", p->path, (long long)(b->off + (int64_t)got),
-                 (long long)p->size);
+                 "(ended at %lld of %lld bytes)", p->path,
+                 (long long)(p->offset + b->off + (int64_t)got), (long long)(p->offset + p->size));
         return -1;
       }
     }

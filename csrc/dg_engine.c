@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 
@@ -38,6 +40,7 @@ struct dg_transfer {
   dg_engine *e;                    /* NULL for dg_fetch */
   dg_allocator alloc;
   char *method, *url, *safe_url, *output_file, *part_file, *noproxy;
+  int64_t out_offset;              /* >= 0: write into output_file at this byte (no part_file) */
   char **headers;
   size_t n_headers;
   int has_ctype, has_authz;
@@ -54,7 +57,9 @@ struct dg_transfer {
   /* per attempt */
   long status;
   dg_buf hdrs, body_buf;
-  FILE *out;
+  FILE *out;                       /* part_file mode */
+  int out_fd;                      /* out_offset mode: -1 until the first 2xx byte */
+  int64_t out_pos;                 /* out_offset mode: where the next byte goes */
   int64_t sent, recvd;
   int64_t retry_after_ms;
   const char *fail_kind;           /* set by a callback (io) or the engine (callback) */
@@ -191,6 +196,7 @@ static int has_header(const char *h, const char *name) {
 
 static void transfer_release_attempt(dg_transfer *t) {
   if (t->out) { fclose(t->out); t->out = NULL; }
+  if (t->out_fd >= 0) { close(t->out_fd); t->out_fd = -1; }
   dg_body_close(&t->body);
 }
 
@@ -243,11 +249,28 @@ static dg_transfer *transfer_new(const dg_allocator *a, const dg_request *r, cha
     snprintf(err, errlen, "request: output_file is empty");
     return NULL;
   }
+  if (r->output_offset >= 0) {
+    struct stat st;
+    if (!r->output_file) {
+      snprintf(err, errlen, "request: output_offset needs output_file");
+      return NULL;
+    }
+    int serr = stat(r->output_file, &st) != 0 ? errno : 0;
+    if (serr || !S_ISREG(st.st_mode)) {
+      snprintf(err, errlen, "request: output_file %s must be an existing regular file when "
+               "output_offset is given (%s)", r->output_file,
+               serr ? strerror(serr) : "not a regular file");
+      return NULL;
+    }
+  }
+  if (r->has_body && dg_body_check(r->parts, r->n_parts, err, errlen) != 0) return NULL;
   dg_transfer *t = dg_malloc(a, sizeof *t);
   if (!t) goto oom0;
   memset(t, 0, sizeof *t);
   t->alloc = *a;
   a = &t->alloc;
+  t->out_fd = -1;
+  t->out_offset = -1;
   dg_buf_init(&t->hdrs, a, 0);
   dg_buf_init(&t->body_buf, a, 0);
   memset(&t->body, 0, sizeof t->body);
@@ -273,7 +296,10 @@ static dg_transfer *transfer_new(const dg_allocator *a, const dg_request *r, cha
   t->has_body = r->has_body;
   if (r->has_body && dg_body_init(&t->body, a, r->parts, r->n_parts) != 0) goto oom;
   if (r->noproxy && !(t->noproxy = dg_strdup(a, r->noproxy))) goto oom;
-  if (r->output_file) {
+  if (r->output_file && r->output_offset >= 0) {
+    t->out_offset = r->output_offset;
+    if (!(t->output_file = dg_strdup(a, r->output_file))) goto oom;
+  } else if (r->output_file) {
     size_t n = strlen(r->output_file);
     t->output_file = dg_strdup(a, r->output_file);
     t->part_file = dg_malloc(a, n + 6);
@@ -343,11 +369,42 @@ static size_t on_header(char *p, size_t sz, size_t nm, void *ud) {
 
 static int is_2xx(long s) { return s >= 200 && s < 300; }
 
+/* out_offset mode: write len bytes at out_pos of the existing output_file (opened without
+ * O_CREAT or O_TRUNC on the attempt's first byte, so each attempt starts again at out_offset). */
+static int write_at(dg_transfer *t, const char *p, size_t len) {
+  char m[DG_ERRLEN];
+  if (t->out_fd < 0) {
+    t->out_fd = open(t->output_file, O_WRONLY | O_CLOEXEC);
+    if (t->out_fd < 0) {
+      snprintf(m, sizeof m, "cannot open %s for writing at offset %lld: %s", t->output_file,
+               (long long)t->out_offset, strerror(errno));
+      set_fail(t, "io", m);
+      return -1;
+    }
+    t->out_pos = t->out_offset;
+  }
+  while (len > 0) {
+    ssize_t w = pwrite(t->out_fd, p, len, (off_t)t->out_pos);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      snprintf(m, sizeof m, "cannot write %s at offset %lld: %s", t->output_file,
+               (long long)t->out_pos, w < 0 ? strerror(errno) : "nothing written");
+      set_fail(t, "io", m);
+      return -1;
+    }
+    p += w;
+    len -= (size_t)w;
+    t->out_pos += (int64_t)w;
+  }
+  return 0;
+}
+
 static size_t on_write(char *p, size_t sz, size_t nm, void *ud) {
   dg_transfer *t = ud;
   size_t len = sz * nm;
   t->recvd += (int64_t)len;
   if (t->e) t->e->bytes_received += (int64_t)len;
+  if (t->out_offset >= 0 && is_2xx(t->status)) return write_at(t, p, len) == 0 ? len : 0;
   if (t->output_file && is_2xx(t->status)) {
     if (!t->out) {
       t->out = fopen(t->part_file, "wb");
@@ -464,7 +521,17 @@ static void finish_response(dg_transfer *t) {
   t->res.status = t->status;
   t->res.headers = t->hdrs.data ? t->hdrs.data : "";
   t->res.headers_len = t->hdrs.len;
-  if (t->output_file && is_2xx(t->status)) {
+  if (t->out_offset >= 0 && is_2xx(t->status)) {
+    int bad = t->out_fd >= 0 && close(t->out_fd) != 0 ? errno : 0;
+    t->out_fd = -1;
+    if (bad) {
+      char m[DG_ERRLEN];
+      snprintf(m, sizeof m, "cannot write %s: %s", t->output_file, strerror(bad));
+      finish_error(t, "io", m, 0);
+      return;
+    }
+    t->res.has_body = 0;
+  } else if (t->output_file && is_2xx(t->status)) {
     int bad = 0;
     if (!t->out) t->out = fopen(t->part_file, "wb");    /* empty body: still create the file */
     if (!t->out) bad = errno;
@@ -687,6 +754,7 @@ void dg_request_default(dg_request *r) {
   r->idle_timeout_s = -1;
   r->total_timeout_ms = 0;
   r->auth = -1;
+  r->output_offset = -1;
 }
 
 dg_engine *dg_engine_new(const dg_allocator *a, const dg_engine_opts *o, char *err, size_t errlen) {

@@ -70,6 +70,10 @@ typedef struct dg_request {
   const dg_part_spec *parts;
   size_t n_parts;
   const char *output_file;       /* 2xx body streamed to output_file.part, renamed on success */
+  int64_t output_offset;         /* >= 0: the 2xx body is written into the EXISTING output_file
+                                    from this byte (no truncation, no .part, no rename; each
+                                    attempt starts again at this byte; on failure the file is left
+                                    as it is). < 0 (the default): the .part + rename above */
   const char *noproxy;           /* CURLOPT_NOPROXY for this request ("*": never a proxy); NULL: environment */
   dg_retry_policy retry;
   long connect_timeout_ms;       /* < 0: engine's */

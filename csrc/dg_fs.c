@@ -3,7 +3,9 @@
 #include "dg_fs.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,18 @@ static enum dg_fs_type type_of(mode_t m) {
   if (S_ISDIR(m)) return DG_FS_DIR;
   if (S_ISLNK(m)) return DG_FS_LINK;
   return DG_FS_OTHER;
+}
+
+int dg_fs_preallocate(const char *path, uint64_t size) {
+  if (size > (uint64_t)INT64_MAX) { errno = EFBIG; return -1; }
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd < 0) return -1;
+  int err = size > 0 ? posix_fallocate(fd, 0, (off_t)size) : 0;
+  if (err == EOPNOTSUPP || err == EINVAL || err == ENOSYS)
+    err = ftruncate(fd, (off_t)size) == 0 ? 0 : errno;
+  if (close(fd) != 0 && !err) err = errno;
+  if (err) { unlink(path); errno = err; return -1; }
+  return 0;
 }
 
 int dg_fs_mkdir_p(const char *path) {

@@ -72,6 +72,14 @@ static const char *opt_string(lua_State *L, int idx, const char *where, const ch
   return lua_tostring(L, idx);
 }
 
+/* A non-negative integer (a float with an integral value is accepted), raising otherwise. */
+static int64_t opt_offset(lua_State *L, int idx, const char *where, const char *field) {
+  int isint = 0;
+  lua_Integer v = lua_type(L, idx) == LUA_TNUMBER ? lua_tointegerx(L, idx, &isint) : 0;
+  if (!isint || v < 0) luaL_error(L, "%s: field '%s' must be an integer >= 0", where, field);
+  return (int64_t)v;
+}
+
 static void check_table(lua_State *L, int idx, const char *where, const char *field) {
   if (lua_type(L, idx) != LUA_TTABLE) luaL_error(L, "%s: field '%s' must be a table", where, field);
 }
@@ -139,6 +147,8 @@ static void parse_timeout(lua_State *L, int idx, dg_request *r) {
 static void parse_request(lua_State *L, int idx, req_scratch *s, int anchor) {
   const char *w = "request";
   int nbodies = 0;
+  dg_part_spec *file_part = NULL;        /* body_file's part, for body_offset/body_length */
+  int64_t body_offset = -1, body_length = -1;
   idx = lua_absindex(L, idx);
   luaL_checktype(L, idx, LUA_TTABLE);
   int ins = lua_gettop(L) + 1;           /* scratch userdata go here, below the iteration */
@@ -153,6 +163,9 @@ static void parse_request(lua_State *L, int idx, req_scratch *s, int anchor) {
     if (strcmp(k, "url") == 0) s->r.url = opt_string(L, v, w, k);
     else if (strcmp(k, "method") == 0) s->r.method = opt_string(L, v, w, k);
     else if (strcmp(k, "output_file") == 0) s->r.output_file = opt_string(L, v, w, k);
+    else if (strcmp(k, "output_offset") == 0) s->r.output_offset = opt_offset(L, v, w, k);
+    else if (strcmp(k, "body_offset") == 0) body_offset = opt_offset(L, v, w, k);
+    else if (strcmp(k, "body_length") == 0) body_length = opt_offset(L, v, w, k);
     else if (strcmp(k, "noproxy") == 0) s->r.noproxy = opt_string(L, v, w, k);
     else if (strcmp(k, "headers") == 0) {
       check_table(L, v, w, k);
@@ -181,6 +194,7 @@ static void parse_request(lua_State *L, int idx, req_scratch *s, int anchor) {
       s->parts = lua_newuserdatauv(L, sizeof *s->parts, 0);
       lua_insert(L, ins);
       v++;
+      memset(s->parts, 0, sizeof *s->parts);
       s->parts[0].data = p; s->parts[0].len = len; s->parts[0].path = NULL;
       anchor_string(L, anchor, v);
       s->r.parts = s->parts; s->r.n_parts = 1; s->r.has_body = 1;
@@ -190,20 +204,24 @@ static void parse_request(lua_State *L, int idx, req_scratch *s, int anchor) {
       s->parts = lua_newuserdatauv(L, sizeof *s->parts, 0);
       lua_insert(L, ins);
       v++;
+      memset(s->parts, 0, sizeof *s->parts);
       s->parts[0].data = NULL; s->parts[0].len = 0; s->parts[0].path = p;
+      file_part = s->parts;
       s->r.parts = s->parts; s->r.n_parts = 1; s->r.has_body = 1;
       nbodies++;
     } else if (strcmp(k, "body_parts") == 0) {
       check_table(L, v, w, k);
       size_t n = lua_rawlen(L, v);
       s->parts = lua_newuserdatauv(L, (n ? n : 1) * sizeof *s->parts, 0);
+      memset(s->parts, 0, (n ? n : 1) * sizeof *s->parts);
       lua_insert(L, ins);
       v++;
       for (size_t i = 0; i < n; i++) {
         lua_rawgeti(L, v, (lua_Integer)i + 1);
         int pi = lua_gettop(L);
         if (lua_type(L, pi) != LUA_TTABLE)
-          luaL_error(L, "request: body_parts[%d] must be a table {data=} or {file=}", (int)i + 1);
+          luaL_error(L, "request: body_parts[%d] must be a table {data=} or {file=[, offset=, length=]}",
+                     (int)i + 1);
         lua_pushliteral(L, "data");
         lua_rawget(L, pi);
         lua_pushliteral(L, "file");
@@ -214,10 +232,17 @@ static void parse_request(lua_State *L, int idx, req_scratch *s, int anchor) {
                      (int)i + 1);
         lua_pushnil(L);
         while (lua_next(L, pi)) {
-          if (lua_type(L, -2) != LUA_TSTRING || (strcmp(lua_tostring(L, -2), "data") != 0 &&
-                                                  strcmp(lua_tostring(L, -2), "file") != 0))
+          const char *pk = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+          if (pk && (strcmp(pk, "offset") == 0 || strcmp(pk, "length") == 0)) {
+            char pw[48];
+            snprintf(pw, sizeof pw, "request: body_parts[%d]", (int)i + 1);
+            if (!has_f) luaL_error(L, "%s: field '%s' applies only to a file part", pw, pk);
+            int64_t x = opt_offset(L, -1, pw, pk);
+            if (pk[0] == 'o') s->parts[i].offset = x;
+            else { s->parts[i].length = x; s->parts[i].has_length = 1; }
+          } else if (!pk || (strcmp(pk, "data") != 0 && strcmp(pk, "file") != 0))
             luaL_error(L, "request: body_parts[%d]: unknown field '%s'", (int)i + 1,
-                       lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : luaL_typename(L, -2));
+                       pk ? pk : luaL_typename(L, -2));
           lua_pop(L, 1);
         }
         if (has_d) {
@@ -255,6 +280,14 @@ static void parse_request(lua_State *L, int idx, req_scratch *s, int anchor) {
   }
   if (!s->r.url) luaL_error(L, "request: field 'url' is required (a string)");
   if (nbodies > 1) luaL_error(L, "request: give at most one of 'body', 'body_file', 'body_parts'");
+  if ((body_offset >= 0 || body_length >= 0) && !file_part)
+    luaL_error(L, "request: fields 'body_offset' and 'body_length' need 'body_file'");
+  if (file_part) {
+    if (body_offset >= 0) file_part->offset = body_offset;
+    if (body_length >= 0) { file_part->length = body_length; file_part->has_length = 1; }
+  }
+  if (s->r.output_offset >= 0 && !s->r.output_file)
+    luaL_error(L, "request: field 'output_offset' needs 'output_file'");
 }
 
 /* ---------------------------------------------------------------- results */

@@ -1,5 +1,5 @@
 /*
- * ldg_fs.c - binding of dg_fs: core.mkdir_p, core.stat, core.listdir.
+ * ldg_fs.c - binding of dg_fs: core.mkdir_p, core.stat, core.listdir, core.preallocate.
  * Failures return nil, "path: reason" (errno saved before any Lua call).
  */
 #include <errno.h>
@@ -47,6 +47,15 @@ static int l_stat(lua_State *L) {
   return 1;
 }
 
+static int l_preallocate(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  lua_Integer size = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, size >= 0, 2, "size must be >= 0");
+  if (dg_fs_preallocate(path, (uint64_t)size) != 0) return push_errno(L, path, errno);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 struct list_ctx { lua_State *L; lua_Integer n; };
 
 /* Runs inside dg_fs_list with the result table on top; lua_pushstring may raise on
@@ -90,7 +99,8 @@ static int l_listdir(lua_State *L) {
 
 void ldg_register_fs(lua_State *L) {
   static const luaL_Reg fns[] = {
-    {"mkdir_p", l_mkdir_p}, {"stat", l_stat}, {"listdir", l_listdir}, {NULL, NULL}
+    {"mkdir_p", l_mkdir_p}, {"stat", l_stat}, {"listdir", l_listdir},
+    {"preallocate", l_preallocate}, {NULL, NULL}
   };
   luaL_setfuncs(L, fns, 0);
 }

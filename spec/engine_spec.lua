@@ -586,6 +586,216 @@ describe("dicomgcs.core engine", function()
     end)
   end)
 
+  describe("output_offset", function()
+    local CYCLE = {}
+    for i = 0, 250 do CYCLE[#CYCLE + 1] = string.char(i) end
+    CYCLE = table.concat(CYCLE)
+    -- bytes a..b (0-based, inclusive) of the server's pattern object
+    local function pattern(a, b)
+      local s = CYCLE:rep((b - a + 1) // 251 + 2)
+      local from = a % 251 + 1
+      return s:sub(from, from + b - a)
+    end
+    local function read_all(path)
+      local f = assert(io.open(path, "rb"))
+      local s = f:read("a")
+      f:close()
+      return s
+    end
+    local function preallocate(path, size)
+      local f = assert(io.open(path, "wb"))
+      if size > 0 then f:seek("set", size - 1); f:write("\0") end
+      f:close()
+    end
+
+    it("fills one preallocated file from parallel ranged GETs, with no .part file", function()
+      local out = tmpname()
+      local n = 3 * 1000 * 1000 + 7
+      preallocate(out, n)
+      local ids, step = {}, 800 * 1000
+      for a = 0, n - 1, step do
+        local b = math.min(n, a + step) - 1
+        ids[#ids + 1] = eng:submit{ url = url("/range?n=" .. n), output_file = out, output_offset = a,
+          headers = { ("Range: bytes=%d-%d"):format(a, b) } }
+      end
+      local done = drain(eng)
+      for _, id in ipairs(ids) do
+        assert.is_nil(done[id].err)
+        assert.equal(206, done[id].res.status)
+        assert.is_nil(done[id].res.body)
+      end
+      assert.equal(4, #ids)
+      assert.equal(n, file_size(out))
+      assert.is_true(read_all(out) == pattern(0, n - 1), "the file differs from the object")
+      assert.is_nil(file_size(out .. ".part"))
+      os.remove(out)
+    end)
+
+    it("writes only its range and leaves the bytes around it", function()
+      local out = tmpname()
+      write_file(out, string.rep("X", 10000))
+      local res = assert(core.fetch{ url = url("/range?n=5000"), output_file = out, output_offset = 1000,
+        headers = { "Range: bytes=0-999" } })
+      assert.equal(206, res.status)
+      assert.equal(string.rep("X", 1000) .. pattern(0, 999) .. string.rep("X", 8000), read_all(out))
+      os.remove(out)
+    end)
+
+    it("starts again at output_offset when a retry follows a dropped connection", function()
+      local out, k = tmpname(), key()
+      write_file(out, string.rep("X", 6000))
+      local res, err = eng:request{ url = url("/range?n=5000&fail=1&key=" .. k), output_file = out,
+        output_offset = 100, headers = { "Range: bytes=2000-4999" }, retry = fast }
+      assert.is_nil(err)
+      assert.equal(206, res.status)
+      assert.equal(2, res.attempts)
+      assert.equal(3000, res.bytes_received)
+      -- the first attempt wrote 1000 bytes of 'E' at 100; the retry overwrote them from 100
+      assert.equal(string.rep("X", 100) .. pattern(2000, 4999) .. string.rep("X", 2900), read_all(out))
+      os.remove(out)
+    end)
+
+    it("leaves the file in place on a failure or a non-2xx answer", function()
+      local out, k = tmpname(), key()
+      write_file(out, string.rep("X", 3000))
+      local res, err = eng:request{ url = url("/range?n=5000&fail=9&key=" .. k), output_file = out,
+        output_offset = 0, headers = { "Range: bytes=0-2999" }, retry = { max_attempts = 2, base_delay_ms = 1 } }
+      assert.is_nil(res)
+      assert.equal("transport", err.kind)
+      assert.equal(2, err.attempts)
+      assert.equal(3000, file_size(out))
+      write_file(out, string.rep("X", 3000))
+      res = assert(eng:request{ url = url("/status?code=404&body=nothing"), output_file = out, output_offset = 10 })
+      assert.equal(404, res.status)
+      assert.equal("nothing", res.body)
+      assert.equal(string.rep("X", 3000), read_all(out))
+      assert.is_nil(file_size(out .. ".part"))
+      os.remove(out)
+    end)
+
+    it("fails with kind io naming a file removed before the body came, and does not create it", function()
+      local out = tmpname()
+      write_file(out, "")
+      local id = eng:submit{ url = url("/range?n=100"), output_file = out, output_offset = 0 }
+      os.remove(out)
+      local d = drain(eng)[id]
+      assert.is_nil(d.res)
+      assert.equal("io", d.err.kind)
+      assert.matches(out, d.err.message, 1, true)
+      assert.is_nil(file_size(out))
+    end)
+
+    it("checks its arguments, naming the file", function()
+      local out = tmpname()
+      write_file(out, "x")
+      for _, bad in ipairs{ -1, 1.5, "3", true } do
+        assert.has_error(function() eng:submit{ url = url("/range?n=1"), output_file = out, output_offset = bad } end,
+          "request: field 'output_offset' must be an integer >= 0")
+      end
+      assert.has_error(function() eng:submit{ url = url("/range?n=1"), output_offset = 0 } end,
+        "request: field 'output_offset' needs 'output_file'")
+      local missing = out .. "-missing"
+      local ok, msg = pcall(eng.submit, eng, { url = url("/range?n=1"), output_file = missing, output_offset = 0 })
+      assert.is_false(ok)
+      assert.matches("output_file " .. missing .. " must be an existing regular file", msg, 1, true)
+      ok, msg = pcall(core.fetch, { url = url("/range?n=1"), output_file = "/tmp", output_offset = 0 })
+      assert.is_false(ok)
+      assert.matches("not a regular file", msg, 1, true)
+      assert.is_nil(file_size(missing))
+      assert.equal(0, eng:pending())
+      os.remove(out)
+    end)
+  end)
+
+  describe("file slices in body_parts", function()
+    local data = {}
+    for i = 0, 9999 do data[#data + 1] = string.char(32 + (i * 7 + 3) % 95) end   -- ASCII: /echo returns latin1 in JSON
+    data = table.concat(data)
+    local path
+    before_each(function() path = tmpname(); write_file(path, data) end)
+    after_each(function() os.remove(path) end)
+
+    it("streams exactly length bytes from offset, and the rest of the file without length", function()
+      local parts = { { data = "A" }, { file = path, offset = 10, length = 20 }, { data = "B" },
+        { file = path, offset = 9990 }, { file = path, offset = 500, length = 0 }, { file = path, offset = 10000 },
+        { file = path, length = 3 }, { data = "C" } }
+      local expect = "A" .. data:sub(11, 30) .. "B" .. data:sub(9991) .. data:sub(1, 3) .. "C"
+      local res = assert(eng:request{ method = "POST", url = url("/echo"), body_parts = parts })
+      local doc = cjson.decode(res.body)
+      assert.equal(#expect, doc.length)
+      assert.equal(#expect, tonumber(doc.headers["content-length"]))
+      assert.equal(expect, doc.body)
+      assert.equal(#expect, res.bytes_sent)
+    end)
+
+    it("takes body_offset and body_length with body_file", function()
+      local res = assert(eng:request{ method = "PUT", url = url("/echo"), body_file = path, body_offset = 4096,
+        body_length = 5000 })
+      assert.equal(data:sub(4097, 9096), cjson.decode(res.body).body)
+      res = assert(eng:request{ method = "PUT", url = url("/echo"), body_file = path, body_offset = 9000 })
+      assert.equal(data:sub(9001), cjson.decode(res.body).body)
+      res = assert(core.fetch{ method = "PUT", url = url("/echo"), body_file = path, body_length = 7 })
+      assert.equal(data:sub(1, 7), cjson.decode(res.body).body)
+    end)
+
+    it("sends the same slice again on a retry", function()
+      local k = key()
+      local res = assert(eng:request{ method = "PUT", url = url("/echo?fail=2&key=" .. k), retry = fast,
+        body_parts = { { data = "<" }, { file = path, offset = 1234, length = 4321 }, { data = ">" } } })
+      assert.equal(200, res.status)
+      assert.equal(3, res.attempts)
+      assert.equal(3, #server_log(k))
+      assert.equal("<" .. data:sub(1235, 1234 + 4321) .. ">", cjson.decode(res.body).body)
+    end)
+
+    it("fails with kind io naming a file shorter than its slice", function()
+      local res, err = eng:request{ method = "PUT", url = url("/echo"),
+        body_parts = { { file = path, offset = 9000, length = 1001 } } }
+      assert.is_nil(res)
+      assert.equal("io", err.kind)
+      assert.matches(path, err.message, 1, true)
+      res, err = eng:request{ method = "PUT", url = url("/echo"), body_file = path, body_offset = 10001 }
+      assert.is_nil(res)
+      assert.equal("io", err.kind)
+      assert.matches(path, err.message, 1, true)
+    end)
+
+    it("fails with kind io when the file shrinks below offset + length during the upload", function()
+      local big = tmpname()
+      write_file(big, string.rep("z", 4 * 1024 * 1024))
+      local id = eng:submit{ method = "PUT", url = url("/echo"), retry = { max_attempts = 1 },
+        body_parts = { { file = big, offset = 1024 * 1024, length = 3 * 1024 * 1024 } },
+        on_progress = function(sent)
+          if sent > 0 then
+            local f = io.open(big, "wb"); if f then f:close() end   -- truncate to 0
+          end
+        end }
+      local d = drain(eng)[id]
+      assert.is_nil(d.res)
+      assert.equal("io", d.err.kind)
+      assert.matches(big, d.err.message, 1, true)
+      os.remove(big)
+    end)
+
+    it("raises on bad slice arguments, naming the part", function()
+      local function submit(req) req.url = url("/echo"); req.method = "PUT"; return eng:submit(req) end
+      assert.has_error(function() submit{ body_parts = { { data = "x", offset = 1 } } } end,
+        "request: body_parts[1]: field 'offset' applies only to a file part")
+      assert.has_error(function() submit{ body_parts = { { data = "x" }, { file = path, offset = -1 } } } end,
+        "request: body_parts[2]: field 'offset' must be an integer >= 0")
+      assert.has_error(function() submit{ body_parts = { { file = path, length = 2.5 } } } end,
+        "request: body_parts[1]: field 'length' must be an integer >= 0")
+      assert.has_error(function() submit{ body_parts = { { file = path, size = 2 } } } end,
+        "request: body_parts[1]: unknown field 'size'")
+      assert.has_error(function() submit{ body = "x", body_offset = 1 } end,
+        "request: fields 'body_offset' and 'body_length' need 'body_file'")
+      assert.has_error(function() submit{ body_file = path, body_length = -5 } end,
+        "request: field 'body_length' must be an integer >= 0")
+      assert.has_error(function() submit{ body_file = path, body_offset = math.maxinteger, body_length = 2 } end)
+      assert.equal(0, eng:pending())
+    end)
+  end)
+
   describe("misuse", function()
     it("raises naming the field", function()
       assert.has_error(function() eng:request{ url = url("/"), bogus = 1 } end, "request: unknown field 'bogus'")

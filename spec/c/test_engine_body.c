@@ -57,9 +57,10 @@ int main(void) {
   write_file(f1, big, sizeof big);
   write_file(f2, "FILE-B", 6);
 
+  /* whole parts: offset 0, no length */
   dg_part_spec parts[] = {
-    { "--b\r\n\r\n", 7, NULL }, { NULL, 0, f1 }, { "\r\n--b\r\n\r\n", 9, NULL },
-    { NULL, 0, f2 }, { "", 0, NULL }, { "\r\n--b--", 7, NULL },
+    { "--b\r\n\r\n", 7, NULL, 0, 0, 0 }, { NULL, 0, f1, 0, 0, 0 }, { "\r\n--b\r\n\r\n", 9, NULL, 0, 0, 0 },
+    { NULL, 0, f2, 0, 0, 0 }, { "", 0, NULL, 0, 0, 0 }, { "\r\n--b--", 7, NULL, 0, 0, 0 },
   };
   dg_body b;
   ok(dg_body_init(&b, &counter, parts, 6) == 0, "init with 6 parts");
@@ -106,16 +107,106 @@ int main(void) {
   ok(dg_body_open(&b) == -1 && strstr(b.err, f1) != NULL, "open with a missing file fails naming it");
   dg_body_free(&b);
 
-  dg_part_spec one[] = { { NULL, 0, missing } };
+  dg_part_spec one[] = { { NULL, 0, missing, 0, 0, 0 } };
   ok(dg_body_init(&b, &counter, one, 1) == 0 && dg_body_open(&b) == -1 && strstr(b.err, "none.bin"),
      "missing body_file");
   dg_body_free(&b);
-  dg_part_spec dir_part[] = { { NULL, 0, dir } };
+  dg_part_spec dir_part[] = { { NULL, 0, dir, 0, 0, 0 } };
   ok(dg_body_init(&b, &counter, dir_part, 1) == 0 && dg_body_open(&b) == -1, "a directory is refused");
   dg_body_free(&b);
   ok(dg_body_init(&b, &counter, NULL, 0) == 0 && dg_body_open(&b) == 0 && b.total == 0 &&
      dg_body_read(&b, out, 10) == 0, "empty body");
   dg_body_free(&b);
+
+  /* ---- file slices: length bytes from offset, or the rest of the file from offset ---- */
+  write_file(f1, big, sizeof big);
+  {
+    dg_part_spec sl[] = {
+      { "<", 1, NULL, 0, 0, 0 },
+      { NULL, 0, f1, 10, 20, 1 },           /* bytes 10..29 */
+      { NULL, 0, f1, 9990, 0, 0 },          /* the rest: 10 bytes */
+      { NULL, 0, f1, 500, 0, 1 },           /* empty slice */
+      { NULL, 0, f1, 10000, 0, 0 },         /* empty: offset at the end */
+      { NULL, 0, f1, 0, 3, 1 },             /* bytes 0..2 */
+      { NULL, 0, f2, 2, 3, 1 },             /* "LE-" */
+      { ">", 1, NULL, 0, 0, 0 },
+    };
+    char err[256];
+    ok(dg_body_check(sl, 8, err, sizeof err) == 0, "slices pass the check");
+    ok(dg_body_init(&b, &counter, sl, 8) == 0 && dg_body_open(&b) == 0 && b.total == 1 + 20 + 10 + 0 + 0 + 3 + 3 + 1,
+       "total counts slice lengths");
+    n = 0;
+    expect[n++] = '<';
+    memcpy(expect + n, big + 10, 20); n += 20;
+    memcpy(expect + n, big + 9990, 10); n += 10;
+    memcpy(expect + n, big, 3); n += 3;
+    memcpy(expect + n, "LE-", 3); n += 3;
+    expect[n++] = '>';
+    int exact = 1;
+    size_t chunks[] = { 1, 2, 7, 64, 4096 };
+    for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
+      if (dg_body_open(&b) != 0 || read_all(&b, out, sizeof out, chunks[c], &got) != 0 || got != n ||
+          memcmp(out, expect, n) != 0) exact = 0;
+    }
+    ok(exact, "slices read exactly, in chunks of 1, 2, 7, 64 and 4096 bytes, each after a rewind");
+    ok(dg_body_seek(&b, 15) == 0 && read_all(&b, out, sizeof out, 5, &got) == 0 && got == n - 15 &&
+       memcmp(out, expect + 15, n - 15) == 0, "seek into the middle of a slice (libcurl's rewind)");
+    ok(dg_body_seek(&b, 0) == 0 && read_all(&b, out, sizeof out, 3, &got) == 0 && got == n &&
+       memcmp(out, expect, n) == 0, "seek back to 0 replays the slices");
+    /* the file shrinks below offset + length while a later attempt reads it */
+    ok(dg_body_open(&b) == 0 && dg_body_read(&b, out, 11) == 11, "retry: partway into the first slice");
+    if (truncate(f1, 25) != 0) printf("# truncate failed\n");
+    r = dg_body_read(&b, out, sizeof out);
+    ok(r == -1 && strstr(b.err, f1) != NULL, "a slice whose file shrank mid-read fails naming the file");
+    ok(dg_body_open(&b) == -1 && strstr(b.err, f1) != NULL && strstr(b.err, "offset 10 + length 20"),
+       "open fails naming the file when it is shorter than a slice");
+    dg_body_free(&b);
+
+    /* a slice of a large file read in one go; the file grows meanwhile (ignored) */
+    write_file(f1, big, sizeof big);
+    dg_part_spec mid[] = { { NULL, 0, f1, 4000, 5000, 1 } };
+    ok(dg_body_init(&b, &counter, mid, 1) == 0 && dg_body_open(&b) == 0 && b.total == 5000, "one slice");
+    FILE *app = fopen(f1, "ab");
+    if (app) { fwrite("more", 1, 4, app); fclose(app); }
+    ok(read_all(&b, out, sizeof out, 100000, &got) == 0 && got == 5000 && memcmp(out, big + 4000, 5000) == 0,
+       "exactly length bytes even when the file grew");
+    dg_body_free(&b);
+
+    /* exactly offset + length bytes in the file is enough; one fewer is not */
+    write_file(f1, big, 100);
+    dg_part_spec edge[] = { { NULL, 0, f1, 60, 40, 1 } };
+    ok(dg_body_init(&b, &counter, edge, 1) == 0 && dg_body_open(&b) == 0 && b.total == 40,
+       "a slice ending at the end of the file");
+    edge[0].length = 41;
+    dg_body_free(&b);
+    ok(dg_body_init(&b, &counter, edge, 1) == 0 && dg_body_open(&b) == -1 && strstr(b.err, f1) &&
+       strstr(b.err, "100 bytes"), "one byte past the end fails, naming file and size");
+    dg_body_free(&b);
+    dg_part_spec past[] = { { NULL, 0, f1, 101, 0, 0 } };
+    ok(dg_body_init(&b, &counter, past, 1) == 0 && dg_body_open(&b) == -1 && strstr(b.err, f1),
+       "an offset past the end (no length) fails naming the file");
+    dg_body_free(&b);
+
+    /* bad arguments */
+    dg_part_spec bad1[] = { { "x", 1, NULL, 0, 0, 0 }, { "y", 1, NULL, 2, 0, 0 } };
+    ok(dg_body_check(bad1, 2, err, sizeof err) == -1 && strstr(err, "part 2") &&
+       strstr(err, "only to a file part"), "offset on a data part is refused, naming the part");
+    dg_part_spec bad2[] = { { "y", 1, NULL, 0, 1, 1 } };
+    ok(dg_body_check(bad2, 1, err, sizeof err) == -1, "length on a data part is refused");
+    dg_part_spec bad3[] = { { NULL, 0, f1, -1, 0, 0 } };
+    ok(dg_body_check(bad3, 1, err, sizeof err) == -1 && strstr(err, f1) && strstr(err, "offset"),
+       "a negative offset is refused, naming the file");
+    ok(dg_body_init(&b, &counter, bad3, 1) == 0 && dg_body_open(&b) == -1 && strstr(b.err, f1),
+       "dg_body_open refuses it too");
+    dg_body_free(&b);
+    dg_part_spec bad4[] = { { NULL, 0, f1, 0, -5, 1 } };
+    ok(dg_body_check(bad4, 1, err, sizeof err) == -1 && strstr(err, "length"), "a negative length is refused");
+    dg_part_spec bad5[] = { { NULL, 0, f1, INT64_MAX - 1, 2, 1 } };
+    ok(dg_body_check(bad5, 1, err, sizeof err) == -1, "offset + length overflowing is refused");
+    ok(dg_body_init(&b, &counter, bad5, 1) == 0 && dg_body_open(&b) == -1, "and by dg_body_open");
+    dg_body_free(&b);
+    write_file(f2, "FILE-B", 6);
+  }
 
   dg_buf buf;
   dg_buf_init(&buf, &counter, 10);
@@ -128,6 +219,7 @@ int main(void) {
   dg_buf_free(&buf);
 
   ok(live_bytes == 0 && live_blocks == 0, "no leaks (counting allocator)");
+  unlink(f1);
   unlink(f2);
   rmdir(dir);
   printf("1..%d\n", n_test);

@@ -4,10 +4,14 @@
 // MAX_MS in all, or on SIGTERM/SIGINT.
 //
 // Routes (query parameters in brackets):
-//   /echo[?status=]            JSON {method, url, headers, length, sha256, body (<= 64 KiB)}
+//   /echo[?status=&fail=&key=] JSON {method, url, headers, length, sha256, body (<= 64 KiB)};
+//                              the first `fail` requests of key answer 503 (after the body)
 //   /status?code=[&n=&key=&retry_after=&body=]   `code` for the first n requests of key
 //                              (default: always), then 200 "ok"
 //   /bytes?n=                  n bytes, byte i = i % 251, with Content-Length
+//   /range?n=[&key=&fail=]     an object of n bytes (byte i = i % 251) honouring one
+//                              "Range: bytes=a-b" (206 + Content-Range, 416 outside); the first
+//                              `fail` requests of key send up to 1000 bytes of 'E' and drop
 //   /reset?[n=&key=&size=]     the first n requests (default all) of key: headers promising
 //                              `size` bytes (default 100000), 1000 bytes, then the socket is
 //                              destroyed; later ones get the whole body
@@ -91,7 +95,9 @@ const server = http.createServer((req, res) => {
         sha256: h.digest('hex'),
         body: length <= 65536 ? Buffer.concat(keep).toString('latin1') : null,
       };
-      res.writeHead(Number(q('status', 200)), {
+      const fail = Number(q('fail', 0));
+      const status = fail > 0 && key && bump(key) <= fail ? 503 : Number(q('status', 200));
+      res.writeHead(status, {
         'content-type': 'application/json', 'x-multi': ['a', 'b'],
       });
       res.end(JSON.stringify(out));
@@ -119,6 +125,44 @@ const server = http.createServer((req, res) => {
     const n = Number(q('n', 0));
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': n });
     streamBytes(res, n, 65536, 0, () => res.end());
+    return;
+  }
+  if (path === '/range') {
+    const n = Number(q('n', 0));
+    let a = 0, b = n - 1, status = 200;
+    const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range || '');
+    if (m) {
+      a = Number(m[1]);
+      b = m[2] === '' ? n - 1 : Math.min(Number(m[2]), n - 1);
+      if (a >= n || b < a) {
+        res.writeHead(416, { 'content-type': 'text/plain', 'content-range': `bytes */${n}` });
+        res.end('range not satisfiable');
+        return;
+      }
+      status = 206;
+    }
+    const len = b - a + 1;
+    const headers = { 'content-type': 'application/octet-stream', 'content-length': len };
+    if (status === 206) headers['content-range'] = `bytes ${a}-${b}/${n}`;
+    res.writeHead(status, headers);
+    const fail = Number(q('fail', 0));
+    if (fail > 0 && key && bump(key) <= fail) {
+      res.write(Buffer.alloc(Math.min(1000, Math.max(len - 1, 0)), 'E'));
+      setTimeout(() => req.socket.destroy(), 20);
+      return;
+    }
+    const step = 65536;
+    let off = a;
+    const more = () => {
+      while (off <= b) {
+        const k = Math.min(step, b - off + 1);
+        const ok = res.write(pattern(off, k));
+        off += k;
+        if (!ok) { res.once('drain', more); return; }
+      }
+      res.end();
+    };
+    more();
     return;
   }
   if (path === '/slow') {

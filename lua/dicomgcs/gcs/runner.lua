@@ -1,6 +1,6 @@
 --- Runs many multi-step transfers on one engine: each job is a coroutine that yields the
 -- requests it needs (one, or several at once) and gets their outcomes back, so a resumable
--- upload (start, chunks, status queries) or a ranged download (N range GETs, then a join) reads
+-- upload (start, chunks, status queries) or a ranged download (N range GETs into one file) reads
 -- as straight-line code while every job's requests share the engine's concurrency.
 -- Private to dicomgcs.gcs.
 -- @module dicomgcs.gcs.runner

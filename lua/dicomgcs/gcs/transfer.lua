@@ -8,6 +8,7 @@ local errors = require "dicomgcs.errors"
 local http = require "dicomgcs.http"
 local json = require "dicomgcs.json"
 local localpath = require "dicomgcs.localpath"
+local options = require "dicomgcs.options"
 local runner = require "dicomgcs.gcs.runner"
 
 local transfer = {}
@@ -18,7 +19,7 @@ local MIB = 1024 * 1024
 transfer.defaults = {
   resumable_threshold = 8 * MIB,   -- files this large or larger use a resumable session
   chunk_size = nil,                -- nil: one streamed PUT, chunks only after a drop; else a multiple of 256 KiB
-  resume_chunk_size = 8 * MIB,     -- chunk size when resuming after a drop (read into memory)
+  resume_chunk_size = 8 * MIB,     -- chunk size when resuming after a drop (streamed as a file slice)
   max_resume_attempts = 10,        -- failed chunks in a row before giving up on one file
   ranged_threshold = 64 * MIB,     -- objects this large or larger download in ranges
   range_size = 32 * MIB,
@@ -29,13 +30,6 @@ local upload_options = { content_type = true, on_progress = true, checksum = tru
   max_active = true, max_large = true }
 local download_options = { on_progress = true, verify = true, ranged_threshold = true, range_size = true,
   max_active = true, max_large = true }
-
-local function check_options(opts, known, where)
-  if type(opts) ~= "table" then error(where .. ": expected a table of options", 3) end
-  for k in pairs(opts) do
-    if not known[k] then error(("%s: unknown option '%s'"):format(where, tostring(k)), 3) end
-  end
-end
 
 local function setting(opts, k)
   if opts[k] ~= nil then return opts[k] end
@@ -87,19 +81,6 @@ local function hash_header(d)
   if d.md5 then parts[#parts + 1] = "md5=" .. d.md5 end
   if #parts == 0 then return nil end
   return "X-Goog-Hash: " .. table.concat(parts, ",")
-end
-
-local function read_range(path, offset, n)
-  local f, oerr = io.open(path, "rb")
-  if not f then return nil, errors.new{ kind = "io", message = "cannot read " .. tostring(oerr) } end
-  local ok, serr = f:seek("set", offset)
-  if not ok then f:close(); return nil, errors.new{ kind = "io", message = "cannot seek in " .. path .. ": " .. tostring(serr) } end
-  local data = f:read(n) or ""
-  f:close()
-  if #data ~= n then
-    return nil, errors.new{ kind = "io", message = ("%s: the file is shorter than when it was measured (it changed during the upload)"):format(path) }
-  end
-  return data
 end
 
 -- The last persisted byte from a 308's Range header ("bytes=0-N") as the next offset.
@@ -169,18 +150,16 @@ local function upload_resumable(st, io, path, bucket, name, ctype, d, opts, what
       streamed = true
       req.headers[2] = ("Content-Range: bytes 0-%d/%d"):format(size - 1, size)
       if hash then req.headers[3] = hash end
-      req.body_file = path
+      req.body_file, req.body_length = path, size   -- exactly what Content-Range says
     else
+      -- a chunk streamed from the file by the engine (a file that shrank fails with kind io)
       local n = math.min(chunk or resume_chunk, size - offset)
       local final = offset + n == size
-      local data, rerr = read_range(path, offset, n)
-      if not data then return abandon(rerr) end
       req.headers[2] = ("Content-Range: bytes %d-%d/%d"):format(offset, offset + n - 1, size)
       if final and hash then req.headers[3] = hash end
-      req.body = data
+      req.body_file, req.body_offset, req.body_length = path, offset, n
     end
     local r, e = io.request(req, what)
-    req = nil   -- luacheck: ignore (let a chunk's bytes go)
     if r and (r.status == 200 or r.status == 201) then
       return decode_object(r, what)
     elseif r and r.status == 308 then
@@ -207,7 +186,7 @@ end
 --- Upload `files` ({path=, rel=}) to names built by `name_of(file)` in `bucket`.
 function transfer.upload(st, files, bucket, name_of, opts, list_prefix)
   opts = opts or {}
-  check_options(opts, upload_options, "upload")
+  options.check(opts, upload_options, "upload")
   local want = checksum_set(opts.checksum)
   local chunk = opts.chunk_size
   if chunk ~= nil and (math.type(chunk) ~= "integer" or chunk <= 0 or chunk % KIB256 ~= 0) then
@@ -277,7 +256,7 @@ end
 --- Download `objects` (listing entries) of `bucket`; `path_of(obj)` gives the local path or nil, Error.
 function transfer.download(st, objects, bucket, path_of, opts)
   opts = opts or {}
-  check_options(opts, download_options, "download")
+  options.check(opts, download_options, "download")
   local verify = opts.verify ~= false
   local threshold, range_size = setting(opts, "ranged_threshold"), setting(opts, "range_size")
   if math.type(range_size) ~= "integer" or range_size <= 0 then
@@ -303,50 +282,63 @@ function transfer.download(st, objects, bucket, path_of, opts)
       end
       local url = st:object_url(bucket, obj.name) .. "?alt=media" ..
         (obj.generation and ("&generation=" .. http.escape(obj.generation)) or "")
+      -- With `verify` and a CRC32C on the object: nil if `file` holds it, else an Error.
+      local function digest_error(file)
+        if not (verify and obj.crc32c) then return nil end
+        local d, herr = core.hash_file(file, { crc32c = true })
+        if not d then return errors.new{ kind = "io", message = what .. ": " .. herr } end
+        if d.size ~= size then
+          return errors.new{ kind = "checksum", message = ("%s: got %d bytes, the object has %d"):format(what, d.size, size) }
+        end
+        if d.crc32c ~= obj.crc32c then return checksum_error(what, "CRC32C", d.crc32c, obj.crc32c) end
+        return nil
+      end
       job.fn = function(io)
-        local d
         if size >= threshold and size > range_size then
-          local list, parts = {}, {}
+          -- N ranged GETs written in place (output_offset) into one file preallocated to the
+          -- object's size under a temporary name, renamed once complete and verified.
+          local tmp = path .. ".dgpart"
+          local pok, paerr = core.preallocate(tmp, size)   -- blocks reserved: a full disk fails here
+          if not pok then
+            return nil, errors.new{ kind = "io", message = ("%s: cannot create a %d-byte file at %s"):format(what, size, paerr) }
+          end
+          local list, want = {}, {}
           local n = (size + range_size - 1) // range_size
           for i = 1, n do
             local a = (i - 1) * range_size
             local b = math.min(size, a + range_size) - 1
-            parts[i] = ("%s.dgpart%d"):format(path, i)
+            want[i] = b - a + 1
             list[i] = { { method = "GET", url = url, headers = { ("Range: bytes=%d-%d"):format(a, b) },
-                          output_file = parts[i] }, what .. (" (bytes %d-%d)"):format(a, b) }
+                          output_file = tmp, output_offset = a }, what .. (" (bytes %d-%d)"):format(a, b) }
           end
-          local outs = io.requests(list)
           local failed
-          for i, o in ipairs(outs) do
+          for i, o in ipairs(io.requests(list)) do
             if not o.res then failed = failed or o.err
-            elseif o.res.status ~= 206 and n > 1 then
+            elseif o.res.status ~= 206 then
               failed = failed or errors.new{ kind = "http", http_status = o.res.status,
                 message = ("%s: the server ignored Range for part %d (HTTP %d)"):format(what, i, o.res.status) }
+            elseif o.res.bytes_received ~= want[i] then
+              failed = failed or errors.new{ kind = "checksum", message = ("%s: part %d: got %d bytes, asked for %d")
+                :format(what, i, o.res.bytes_received, want[i]) }
             end
           end
+          failed = failed or digest_error(tmp)
+          if not failed then
+            local rok, rerr = os.rename(tmp, path)
+            if not rok then failed = errors.new{ kind = "io", message = what .. ": cannot rename " .. tostring(rerr) } end
+          end
           if failed then
-            for _, p in ipairs(parts) do os.remove(p) end
+            os.remove(tmp)
             return nil, failed
           end
-          local jerr
-          d, jerr = core.join_files(path, parts, { crc32c = verify })
-          if not d then return nil, errors.new{ kind = "io", message = what .. ": " .. jerr } end
         else
           local res, err = io.request({ method = "GET", url = url, output_file = path }, what)
           if not res then return nil, err end
-          if verify and obj.crc32c then
-            local herr
-            d, herr = core.hash_file(path, { crc32c = true })
-            if not d then return nil, errors.new{ kind = "io", message = what .. ": " .. herr } end
+          local bad = digest_error(path)
+          if bad then
+            os.remove(path)
+            return nil, bad
           end
-        end
-        if d and verify and d.size ~= size then
-          os.remove(path)
-          return nil, errors.new{ kind = "checksum", message = ("%s: got %d bytes, the object has %d"):format(what, d.size, size) }
-        end
-        if d and verify and obj.crc32c and d.crc32c and d.crc32c ~= obj.crc32c then
-          os.remove(path)
-          return nil, checksum_error(what, "CRC32C", d.crc32c, obj.crc32c)
         end
         return { bytes = size, object = obj }
       end
