@@ -127,6 +127,11 @@ emit "gcs_upload_${BIG_MIB}MiB $(rate $BIG_MIB $T_DG) MiB/s ratio=$(ratio $T_DG 
 emit "gcs_upload_${BIG_MIB}MiB_peak_rss $(awk -v k=$RSS_UP 'BEGIN{printf "%.1f", k/1024}') MiB ratio=$(ratio $RSS_UP $RSS_CURL_UP) vs curl"
 
 mkdir -p "$WORK/bigdown"
+# One untimed download first: on these VMs the first 2 GiB written after the uploads costs ~6 s of
+# kernel time filling fresh page-cache memory, whichever tool does it; without this the tool
+# that happens to go first (dicomgcs) pays for everyone.
+curl -sS -f -o "$WORK/bigdown/warmup.bin" "http://$H/storage/v1/b/bench/o/big.bin?alt=media"
+rm -f "$WORK/bigdown/warmup.bin"
 best "dicomgcs download big" $DG storage cp gs://bench/big.bin "$WORK/bigdown" --project=bench-project
 T_DG=$T; RSS_DOWN=$RSS
 cmp -s "$WORK/big.bin" "$WORK/bigdown/big.bin" || { echo "bench/gcs.sh: 2 GiB download mismatch" >&2; exit 1; }
