@@ -271,6 +271,33 @@ function Client:export(o)
   return maybe_wait(operation.new(self.transport, self.endpoints.healthcare, doc), o)
 end
 
+local bigquery_options = { table_uri = true, write_disposition = true, force = true, dicom_store = true,
+  dataset = true, project = true, location = true, wait = true, timeout = true, on_progress = true,
+  interval = true, max_interval = true }
+
+local WRITE_DISPOSITIONS = { WRITE_EMPTY = true, WRITE_TRUNCATE = true, WRITE_APPEND = true }
+
+--- Export the store's metadata to a BigQuery table (`bigqueryDestination`). `o.table_uri`
+-- (`bq://PROJECT.DATASET.TABLE`), `o.write_disposition` (WRITE_EMPTY, WRITE_TRUNCATE or
+-- WRITE_APPEND), `o.force` (overwrite, when no disposition is given). Returns an Operation
+-- (waited when `o.wait`) or nil, Error.
+function Client:export_bigquery(o)
+  options.check(o, bigquery_options, "export_bigquery")
+  local store, err = self:dicom_store_name(o); if not store then return nil, err end
+  if type(o.table_uri) ~= "string" or not o.table_uri:match("^bq://[%w%-%.:]+%.[%w_]+%.[%w_]+$") then
+    return nil, errors.input(("BigQuery table '%s' is not bq://PROJECT.DATASET.TABLE"):format(tostring(o.table_uri)))
+  end
+  if o.write_disposition and not WRITE_DISPOSITIONS[o.write_disposition] then
+    return nil, errors.input(("write disposition '%s' is not WRITE_EMPTY, WRITE_TRUNCATE or WRITE_APPEND"):format(
+      tostring(o.write_disposition)))
+  end
+  local body = { bigqueryDestination = { tableUri = o.table_uri, writeDisposition = o.write_disposition,
+                                         force = o.force } }
+  local doc; doc, err = api(self, "POST", store .. ":export", body, "export " .. store .. " to " .. o.table_uri)
+  if not doc then return nil, err end
+  return maybe_wait(operation.new(self.transport, self.endpoints.healthcare, doc), o)
+end
+
 --- An Operation by full name (`projects/.../operations/ID`) or by id within the client's
 -- dataset. No request is made; call `op:get()` or `op:wait{}`. Returns it or nil, Error.
 function Client:operation(name, o)

@@ -161,6 +161,18 @@ return {
         transfer_syntax = ctx.flags["transfer-syntax"] }))
     end },
 
+  { path = { "dicom-stores", "export", "bq" },
+    usage = "dicom-stores export bq STORE --bq-table=bq://P.D.T --dataset=D --location=L",
+    summary = "export a DICOM store's metadata to BigQuery", min_args = 1, max_args = 1,
+    help = "Export the metadata of every instance of the store to a BigQuery table and wait, unless --async.",
+    flags = { ["bq-table"] = { type = "string", metavar = "URI", help = "bq://PROJECT.DATASET.TABLE" },
+              ["write-disposition"] = { type = "string", help = "WRITE_EMPTY, WRITE_TRUNCATE or WRITE_APPEND" },
+              async = async_flag, timeout = timeout_flag },
+    run = function(ctx)
+      if not ctx.flags["bq-table"] then fail("--bq-table is required, e.g. --bq-table=bq://PROJECT.DATASET.TABLE") end
+      return start_operation(ctx, must(ctx.client():export_bigquery{ dicom_store = ctx.words[1],
+        table_uri = ctx.flags["bq-table"], write_disposition = ctx.flags["write-disposition"] }))
+    end },
   { path = { "operations", "describe" }, usage = "operations describe OPERATION --dataset=D --location=L",
     summary = "show an operation", min_args = 1, max_args = 1,
     help = "Show a long-running operation (full name, or id with --dataset).",
