@@ -74,6 +74,9 @@ typedef struct dg_request {
                                     from this byte (no truncation, no .part, no rename; each
                                     attempt starts again at this byte; on failure the file is left
                                     as it is). < 0 (the default): the .part + rename above */
+  int hash;                      /* DG_HASH_CRC32C (dg_hash.h): CRC32C of the 2xx body bytes as
+                                    they arrive (written to output_file or kept), per attempt
+                                    (a retry starts again from 0); 0 (the default): none */
   const char *noproxy;           /* CURLOPT_NOPROXY for this request ("*": never a proxy); NULL: environment */
   dg_retry_policy retry;
   long connect_timeout_ms;       /* < 0: engine's */
@@ -95,6 +98,8 @@ typedef struct dg_result {
   int body_truncated;            /* non-2xx body longer than the 1 MiB cap */
   int attempts;
   int64_t bytes_sent, bytes_received;   /* of the last attempt */
+  int has_crc32c;                /* the request asked for DG_HASH_CRC32C and the status is 2xx */
+  uint32_t crc32c;               /* CRC32C of the last attempt's body bytes (then valid) */
   const char *kind;              /* error: transport|timeout|cancelled|auth|io|callback */
   const char *message;
   int curl_code;                 /* 0 when not from libcurl */

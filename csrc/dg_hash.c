@@ -46,11 +46,61 @@ static uint32_t crc_sw(uint32_t c, const unsigned char *p, size_t n) {
   return c;
 }
 
+/* a*b modulo the CRC32C polynomial, both in the reflected form (x^0 is bit 31). */
+static uint32_t multmodp(uint32_t a, uint32_t b) {
+  uint32_t m = 1u << 31, p = 0;
+  for (;;) {
+    if (a & m) {
+      p ^= b;
+      if ((a & (m - 1)) == 0) break;
+    }
+    m >>= 1;
+    b = b & 1 ? (b >> 1) ^ POLY : b >> 1;
+  }
+  return p;
+}
+
+/* x^(8*n) modulo the polynomial: the operator that appends n zero bytes to a raw CRC state. */
+static uint32_t x8nmodp(uint64_t n) {
+  uint32_t sq = 1u << 30, p = 1u << 31;     /* x^1, x^0 */
+  for (int i = 0; i < 3; i++) sq = multmodp(sq, sq);   /* x^8 */
+  while (n) {
+    if (n & 1) p = multmodp(sq, p);
+    n >>= 1;
+    sq = multmodp(sq, sq);
+  }
+  return p;
+}
+
+uint32_t dg_crc32c_combine(uint32_t crc1, uint32_t crc2, uint64_t len2) {
+  return multmodp(x8nmodp(len2), crc1) ^ crc2;
+}
+
 #if defined(__x86_64__) && defined(__GNUC__)
+#define HW_BLK 8192                /* bytes per lane when three lanes run interleaved */
+static uint32_t hw_shift1 = 0, hw_shift2 = 0;   /* x^(8*BLK), x^(16*BLK); set once (idempotent) */
+
 __attribute__((target("sse4.2")))
 static uint32_t crc_hw(uint32_t c, const unsigned char *p, size_t n) {
   uint64_t c64 = c;
   while (n && ((uintptr_t)p & 7)) { c64 = __builtin_ia32_crc32qi((uint32_t)c64, *p++); n--; }
+  if (n >= 3 * HW_BLK) {
+    /* three independent crc32 chains hide the instruction's latency; the lanes are joined
+     * by the linearity of the raw CRC state: crc(c, A|B|C) = c_A*x^(16 BLK) ^ c_B*x^(8 BLK) ^ c_C */
+    if (!hw_shift2) { hw_shift1 = x8nmodp(HW_BLK); hw_shift2 = x8nmodp(2 * HW_BLK); }
+    while (n >= 3 * HW_BLK) {
+      uint64_t a = c64, b = 0, d = 0;
+      for (size_t i = 0; i < HW_BLK; i += 8) {
+        uint64_t x, y, z;
+        memcpy(&x, p + i, 8); memcpy(&y, p + HW_BLK + i, 8); memcpy(&z, p + 2 * HW_BLK + i, 8);
+        a = __builtin_ia32_crc32di(a, x);
+        b = __builtin_ia32_crc32di(b, y);
+        d = __builtin_ia32_crc32di(d, z);
+      }
+      c64 = multmodp(hw_shift2, (uint32_t)a) ^ multmodp(hw_shift1, (uint32_t)b) ^ (uint32_t)d;
+      p += 3 * HW_BLK; n -= 3 * HW_BLK;
+    }
+  }
   while (n >= 32) {
     uint64_t a, b, d, e;
     memcpy(&a, p, 8); memcpy(&b, p + 8, 8); memcpy(&d, p + 16, 8); memcpy(&e, p + 24, 8);

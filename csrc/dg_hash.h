@@ -18,6 +18,9 @@
 
 /* Continue a CRC32C: crc is the previous value (0 to start). */
 uint32_t dg_crc32c(uint32_t crc, const void *buf, size_t n);
+/* The CRC32C of A followed by B from crc1 = CRC32C(A), crc2 = CRC32C(B), len2 = |B|
+ * (zlib's crc32_combine for the Castagnoli polynomial). */
+uint32_t dg_crc32c_combine(uint32_t crc1, uint32_t crc2, uint64_t len2);
 /* 1 when the hardware (SSE4.2) path is used. */
 int dg_crc32c_hw(void);
 

@@ -20,6 +20,7 @@
 
 #include "ldg.h"
 #include "dg_engine.h"
+#include "dg_hash.h"
 
 #define LDG_ENGINE "dicomgcs.Engine"
 #define LDG_FETCH_HOLD "dicomgcs.FetchResult"
@@ -167,6 +168,11 @@ static void parse_request(lua_State *L, int idx, req_scratch *s, int anchor) {
     else if (strcmp(k, "body_offset") == 0) body_offset = opt_offset(L, v, w, k);
     else if (strcmp(k, "body_length") == 0) body_length = opt_offset(L, v, w, k);
     else if (strcmp(k, "noproxy") == 0) s->r.noproxy = opt_string(L, v, w, k);
+    else if (strcmp(k, "hash") == 0) {
+      const char *h = opt_string(L, v, w, k);
+      if (strcmp(h, "crc32c") != 0) luaL_error(L, "%s: field 'hash' must be \"crc32c\"", w);
+      s->r.hash = DG_HASH_CRC32C;
+    }
     else if (strcmp(k, "headers") == 0) {
       check_table(L, v, w, k);
       size_t n = lua_rawlen(L, v);
@@ -332,6 +338,7 @@ static void push_result(lua_State *L, const dg_result *r) {
     set_int(L, "attempts", r->attempts);
     set_int(L, "bytes_sent", r->bytes_sent);
     set_int(L, "bytes_received", r->bytes_received);
+    if (r->has_crc32c) set_int(L, "crc32c", (lua_Integer)r->crc32c);
     lua_pushnil(L);
   } else {
     lua_pushnil(L);

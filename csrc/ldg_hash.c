@@ -1,6 +1,8 @@
 /*
  * ldg_hash.c - binding of dg_hash: Cloud Storage checksums for the Lua layer.
  *   core.crc32c(bytes [, crc]) -> integer
+ *   core.crc32c_combine(crc1, crc2, len2) -> integer (CRC32C of A..B from those of A and B)
+ *   core.crc32c_b64(crc) -> "base64" (the object-metadata form of an integer CRC32C)
  *   core.hasher{crc32c=true, md5=true} -> h; h:update(bytes); h:digest() -> digest
  *   core.hash_file(path, {crc32c=, md5=, offset=, length=}) -> digest | nil, msg
  *   core.join_files(dest, {part, ...}, {crc32c=, md5=}) -> digest | nil, msg (parts removed)
@@ -48,6 +50,23 @@ static int l_crc32c(lua_State *L) {
   const char *p = luaL_checklstring(L, 1, &n);
   lua_Integer c = luaL_optinteger(L, 2, 0);
   lua_pushinteger(L, (lua_Integer)dg_crc32c((uint32_t)c, p, n));
+  return 1;
+}
+
+static int l_crc32c_combine(lua_State *L) {
+  lua_Integer c1 = luaL_checkinteger(L, 1), c2 = luaL_checkinteger(L, 2), n = luaL_checkinteger(L, 3);
+  luaL_argcheck(L, n >= 0, 3, "length must not be negative");
+  lua_pushinteger(L, (lua_Integer)dg_crc32c_combine((uint32_t)c1, (uint32_t)c2, (uint64_t)n));
+  return 1;
+}
+
+static int l_crc32c_b64(lua_State *L) {
+  uint32_t c = (uint32_t)luaL_checkinteger(L, 1);
+  unsigned char be[4] = { (unsigned char)(c >> 24), (unsigned char)(c >> 16), (unsigned char)(c >> 8),
+                          (unsigned char)c };
+  char out[9];
+  dg_hash_b64(be, 4, out);
+  lua_pushstring(L, out);
   return 1;
 }
 
@@ -160,7 +179,8 @@ static const luaL_Reg hasher_methods[] = {
 };
 
 static const luaL_Reg hash_functions[] = {
-  {"crc32c", l_crc32c}, {"crc32c_hw", l_crc32c_hw}, {"hasher", l_hasher},
+  {"crc32c", l_crc32c}, {"crc32c_hw", l_crc32c_hw},
+  {"crc32c_combine", l_crc32c_combine}, {"crc32c_b64", l_crc32c_b64}, {"hasher", l_hasher},
   {"hash_file", l_hash_file}, {"join_files", l_join_files}, {NULL, NULL}
 };
 

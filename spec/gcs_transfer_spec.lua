@@ -136,6 +136,32 @@ describe("Cloud Storage transfers", function()
     assert.are.equal("", (env.run("ls " .. env.quote(again))))
   end)
 
+  it("fails a download whose CRC32C differs (ranged or not) and keeps no file", function()
+    local transfer = require "dicomgcs.gcs.transfer"
+    local data = random_bytes(3 * MIB + 5)
+    assert(c.storage:write("gs://" .. bucket .. "/bad/r.bin", data))
+    local out = env.tmpdir("badcrc")
+    for _, ranged in ipairs{ MIB, 64 * MIB } do
+      local obj = { name = "bad/r.bin", size = tostring(#data), crc32c = "AAAAAA==" }
+      local s = transfer.download(c.storage, { obj }, bucket, function() return out .. "/r.bin" end,
+        { ranged_threshold = ranged, range_size = MIB })
+      assert.are.equal(1, s.failed)
+      assert.are.equal("checksum", s.results[1].err.kind)
+      assert.matches("CRC32C mismatch", tostring(s.results[1].err))
+      assert.are.equal("", (env.run("ls " .. env.quote(out))))
+    end
+    -- the right CRC32C passes, both ways
+    for _, ranged in ipairs{ MIB, 64 * MIB } do
+      local obj = { name = "bad/r.bin", size = tostring(#data), crc32c = core.crc32c_b64(core.crc32c(data)) }
+      local s = transfer.download(c.storage, { obj }, bucket, function() return out .. "/r.bin" end,
+        { ranged_threshold = ranged, range_size = MIB })
+      assert.are.equal(1, s.ok, s.results[1].err and tostring(s.results[1].err))
+      assert.is_true(read(out .. "/r.bin") == data)
+      os.remove(out .. "/r.bin")
+    end
+    assert(c.storage:delete("gs://" .. bucket .. "/bad/r.bin"))
+  end)
+
   it("refuses object names that would escape the folder, and downloads the rest", function()
     local function put_raw(name)
       local res = assert(core.fetch{ method = "POST", body = "x", headers = { "Content-Type: text/plain" },

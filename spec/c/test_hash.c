@@ -38,6 +38,34 @@ int main(void) {
     if (c != dg_crc32c(0, big + off, sizeof big - off)) same = 0;
   }
   ok(same, "crc32c is the same over any split and alignment");
+
+  /* a bit-at-a-time reference over the whole buffer (covers the hardware 3-lane path) */
+  uint32_t ref = 0xFFFFFFFFu;
+  for (size_t i = 0; i < sizeof big; i++) {
+    ref ^= big[i];
+    for (int k = 0; k < 8; k++) ref = (ref >> 1) ^ (0x82F63B78u & (0u - (ref & 1u)));
+  }
+  ok(dg_crc32c(0, big, sizeof big) == ~ref, "crc32c of 100003 bytes matches a bitwise reference");
+
+  /* combine: CRC(A|B) from CRC(A), CRC(B), |B|, for many splits, and chained in order */
+  uint32_t whole = dg_crc32c(0, big, sizeof big);
+  int comb = 1;
+  size_t cuts[] = { 0, 1, 7, 8, 4096, 24576, 50000, 99999, sizeof big };
+  for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+    size_t a = cuts[i];
+    uint32_t c = dg_crc32c_combine(dg_crc32c(0, big, a), dg_crc32c(0, big + a, sizeof big - a), sizeof big - a);
+    if (c != whole) comb = 0;
+  }
+  ok(comb, "crc32c_combine of two parts equals the whole-buffer CRC at any split");
+  uint32_t chain = 0;
+  for (size_t i = 0; i < sizeof big; i += 9973) {
+    size_t n = sizeof big - i < 9973 ? sizeof big - i : 9973;
+    chain = dg_crc32c_combine(chain, dg_crc32c(0, big + i, n), n);
+  }
+  ok(chain == whole, "crc32c_combine chained over 11 parts equals the whole-buffer CRC");
+  ok(dg_crc32c_combine(0x12345678u, 0, 0) == 0x12345678u, "crc32c_combine with an empty second part");
+  ok(dg_crc32c_combine(dg_crc32c(0, "12345", 5), dg_crc32c(0, "6789", 4), 4) == 0xE3069283u,
+     "crc32c_combine on the check value");
   printf("# crc32c hardware path: %s\n", dg_crc32c_hw() ? "yes" : "no");
 
   dg_hasher h; dg_digest d;

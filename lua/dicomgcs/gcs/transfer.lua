@@ -282,15 +282,17 @@ function transfer.download(st, objects, bucket, path_of, opts)
       end
       local url = st:object_url(bucket, obj.name) .. "?alt=media" ..
         (obj.generation and ("&generation=" .. http.escape(obj.generation)) or "")
-      -- With `verify` and a CRC32C on the object: nil if `file` holds it, else an Error.
-      local function digest_error(file)
-        if not (verify and obj.crc32c) then return nil end
-        local d, herr = core.hash_file(file, { crc32c = true })
-        if not d then return errors.new{ kind = "io", message = what .. ": " .. herr } end
-        if d.size ~= size then
-          return errors.new{ kind = "checksum", message = ("%s: got %d bytes, the object has %d"):format(what, d.size, size) }
+      local check = verify and obj.crc32c and true or false
+      -- With `verify` and a CRC32C on the object: nil if the `got` bytes whose CRC32C (an
+      -- integer, computed by the engine as they were written) is `crc` are the object, else an Error.
+      local function digest_error(got, crc)
+        if not check then return nil end
+        if got ~= size or math.type(crc) ~= "integer" then
+          return errors.new{ kind = "checksum", message = ("%s: got %d bytes, the object has %d%s"):format(what,
+            got, size, math.type(crc) == "integer" and "" or " (no CRC32C computed)") }
         end
-        if d.crc32c ~= obj.crc32c then return checksum_error(what, "CRC32C", d.crc32c, obj.crc32c) end
+        local b64 = core.crc32c_b64(crc)
+        if b64 ~= obj.crc32c then return checksum_error(what, "CRC32C", b64, obj.crc32c) end
         return nil
       end
       job.fn = function(io)
@@ -309,10 +311,11 @@ function transfer.download(st, objects, bucket, path_of, opts)
             local b = math.min(size, a + range_size) - 1
             want[i] = b - a + 1
             list[i] = { { method = "GET", url = url, headers = { ("Range: bytes=%d-%d"):format(a, b) },
-                          output_file = tmp, output_offset = a }, what .. (" (bytes %d-%d)"):format(a, b) }
+                          output_file = tmp, output_offset = a, hash = check and "crc32c" or nil }, what .. (" (bytes %d-%d)"):format(a, b) }
           end
           local failed
-          for i, o in ipairs(io.requests(list)) do
+          local results = io.requests(list)
+          for i, o in ipairs(results) do
             if not o.res then failed = failed or o.err
             elseif o.res.status ~= 206 then
               failed = failed or errors.new{ kind = "http", http_status = o.res.status,
@@ -322,7 +325,12 @@ function transfer.download(st, objects, bucket, path_of, opts)
                 :format(what, i, o.res.bytes_received, want[i]) }
             end
           end
-          failed = failed or digest_error(tmp)
+          if not failed and check then
+            -- the file's CRC32C from the parts' (each over exactly its range), in order
+            local crc = 0
+            for i = 1, n do crc = core.crc32c_combine(crc, results[i].res.crc32c, want[i]) end
+            failed = digest_error(size, crc)
+          end
           if not failed then
             local rok, rerr = os.rename(tmp, path)
             if not rok then failed = errors.new{ kind = "io", message = what .. ": cannot rename " .. tostring(rerr) } end
@@ -332,9 +340,10 @@ function transfer.download(st, objects, bucket, path_of, opts)
             return nil, failed
           end
         else
-          local res, err = io.request({ method = "GET", url = url, output_file = path }, what)
+          local res, err = io.request({ method = "GET", url = url, output_file = path,
+            hash = check and "crc32c" or nil }, what)
           if not res then return nil, err end
-          local bad = digest_error(path)
+          local bad = digest_error(res.bytes_received, res.crc32c)
           if bad then
             os.remove(path)
             return nil, bad
