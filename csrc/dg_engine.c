@@ -530,26 +530,21 @@ static void finish_response(dg_transfer *t) {
   t->res.status = t->status;
   t->res.headers = t->hdrs.data ? t->hdrs.data : "";
   t->res.headers_len = t->hdrs.len;
-  if (t->out_offset >= 0 && is_2xx(t->status)) {
-    int bad = t->out_fd >= 0 && close(t->out_fd) != 0 ? errno : 0;
-    t->out_fd = -1;
-    if (bad) {
-      char m[DG_ERRLEN];
-      snprintf(m, sizeof m, "cannot write %s: %s", t->output_file, strerror(bad));
-      finish_error(t, "io", m, 0);
-      return;
-    }
-    t->res.has_body = 0;
-  } else if (t->output_file && is_2xx(t->status)) {
+  if (t->output_file && is_2xx(t->status)) {
     int bad = 0;
-    if (!t->out) t->out = fopen(t->part_file, "wb");    /* empty body: still create the file */
-    if (!t->out) bad = errno;
-    else {
-      if (fflush(t->out) != 0) bad = errno;
-      if (fclose(t->out) != 0 && !bad) bad = errno;
-      t->out = NULL;
+    if (t->out_offset >= 0) {                         /* written in place: just close */
+      bad = t->out_fd >= 0 && close(t->out_fd) != 0 ? errno : 0;
+      t->out_fd = -1;
+    } else {
+      if (!t->out) t->out = fopen(t->part_file, "wb");  /* empty body: still create the file */
+      if (!t->out) bad = errno;
+      else {
+        if (fflush(t->out) != 0) bad = errno;
+        if (fclose(t->out) != 0 && !bad) bad = errno;
+        t->out = NULL;
+      }
+      if (!bad && rename(t->part_file, t->output_file) != 0) bad = errno;
     }
-    if (!bad && rename(t->part_file, t->output_file) != 0) bad = errno;
     if (bad) {
       char m[DG_ERRLEN];
       snprintf(m, sizeof m, "cannot write %s: %s", t->output_file, strerror(bad));

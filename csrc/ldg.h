@@ -10,6 +10,7 @@
 #define LDG_H
 
 #include <lua.h>
+#include <lauxlib.h>
 
 #if defined(__GNUC__)
 #define LDG_API __attribute__((visibility("default")))
@@ -27,6 +28,11 @@ void ldg_register_fs(lua_State *L);
 void ldg_register_auth(lua_State *L);
 /* crc32c, hasher, hash_file, join_files: Cloud Storage checksums (ldg_hash.c) */
 void ldg_register_hash(lua_State *L);
+
+/* Create the metatable `name` once per state (luaL_newmetatable, so it also gets __name):
+ * `meta` holds its metamethods (__gc, __close, __tostring…), `methods` (may be NULL) becomes
+ * its __index. Leaves the stack as it was. (ldg_core.c) */
+void ldg_define_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods);
 
 LDG_API int luaopen_dicomgcs_core(lua_State *L);
 

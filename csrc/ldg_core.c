@@ -41,6 +41,18 @@ static int l_isatty(lua_State *L) {
   return 1;
 }
 
+void ldg_define_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods) {
+  if (luaL_newmetatable(L, name)) {
+    luaL_setfuncs(L, meta, 0);
+    if (methods) {
+      lua_newtable(L);
+      luaL_setfuncs(L, methods, 0);
+      lua_setfield(L, -2, "__index");
+    }
+  }
+  lua_pop(L, 1);
+}
+
 static const luaL_Reg core_functions[] = {
   {"monotime", l_monotime},
   {"sleep", l_sleep},

@@ -664,22 +664,12 @@ void ldg_register_engine(lua_State *L) {
     { "pending", eng_pending }, { "cancel", eng_cancel }, { "stats", eng_stats },
     { "close", eng_close }, { NULL, NULL }
   };
-  if (luaL_newmetatable(L, LDG_ENGINE)) {
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, eng_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, eng_gc);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, eng_tostring);
-    lua_setfield(L, -2, "__tostring");
-  }
-  lua_pop(L, 1);
-  if (luaL_newmetatable(L, LDG_FETCH_HOLD)) {
-    lua_pushcfunction(L, hold_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_pop(L, 1);
+  static const luaL_Reg meta[] = {
+    { "__gc", eng_gc }, { "__close", eng_gc }, { "__tostring", eng_tostring }, { NULL, NULL }
+  };
+  static const luaL_Reg hold_meta[] = { { "__gc", hold_gc }, { NULL, NULL } };
+  ldg_define_class(L, LDG_ENGINE, meta, methods);
+  ldg_define_class(L, LDG_FETCH_HOLD, hold_meta, NULL);
   lua_pushcfunction(L, l_engine);
   lua_setfield(L, -2, "engine");
   lua_pushcfunction(L, l_fetch);

@@ -185,16 +185,9 @@ static const luaL_Reg hash_functions[] = {
 };
 
 void ldg_register_hash(lua_State *L) {
-  if (luaL_newmetatable(L, LDG_HASHER)) {
-    luaL_newlib(L, hasher_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, h_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, h_gc);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, h_tostring);
-    lua_setfield(L, -2, "__tostring");
-  }
-  lua_pop(L, 1);
+  static const luaL_Reg meta[] = {
+    { "__gc", h_gc }, { "__close", h_gc }, { "__tostring", h_tostring }, { NULL, NULL }
+  };
+  ldg_define_class(L, LDG_HASHER, meta, hasher_methods);
   luaL_setfuncs(L, hash_functions, 0);
 }

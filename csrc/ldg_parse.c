@@ -293,11 +293,6 @@ static const luaL_Reg parse_functions[] = {
 };
 
 void ldg_register_parsers(lua_State *L) {
-  if (luaL_newmetatable(L, LDG_MULTIPART)) {
-    luaL_setfuncs(L, mp_meta, 0);
-    luaL_newlib(L, mp_methods);
-    lua_setfield(L, -2, "__index");
-  }
-  lua_pop(L, 1);
+  ldg_define_class(L, LDG_MULTIPART, mp_meta, mp_methods);
   luaL_setfuncs(L, parse_functions, 0);
 }
