@@ -299,7 +299,9 @@ function Client:export_bigquery(o)
 end
 
 --- An Operation by full name (`projects/.../operations/ID`) or by id within the client's
--- dataset. No request is made; call `op:get()` or `op:wait{}`. Returns it or nil, Error.
+-- dataset, fetched: its `done`, `counter`, `error` are the server's at the time of the call.
+-- `o.fetch = false` makes no request (`done` is false until `op:get()`). Returns the Operation
+-- or nil, Error (an unknown operation is an Error with http_status 404).
 function Client:operation(name, o)
   if type(name) ~= "string" then return nil, errors.input("operation name must be a string") end
   if not name:find("/", 1, true) then
@@ -310,7 +312,9 @@ function Client:operation(name, o)
     return nil, errors.input(("'%s' is not an operation name"):format(name),
       "use projects/P/locations/L/datasets/D/operations/ID")
   end
-  return operation.new(self.transport, self.endpoints.healthcare, name)
+  local op = operation.new(self.transport, self.endpoints.healthcare, name)
+  if o and o.fetch == false then return op end
+  return op:get()
 end
 
 --- List the operations of the dataset (`o.filter`: the API's list filter). Returns an array of
