@@ -65,7 +65,7 @@ local function summarize(ctx, summary, verb, tail)
     ctx.print({ ok = summary.ok, failed = summary.failed, bytes = summary.bytes,
                 results = require("dicomgcs.json").array(rows) })
   end
-  local skipped = (summary.skipped or 0) > 0 and (" (%d already there with the same checksum)"):format(summary.skipped) or ""
+  local skipped = (summary.skipped or 0) > 0 and (", %d already there with the same checksum"):format(summary.skipped) or ""
   io.stderr:write(("%s %d of %d file(s)%s %s; %d failed.\n"):format(verb, summary.ok, #summary.results, skipped,
     tail, summary.failed))
   if summary.failed == 0 then return 0 end
