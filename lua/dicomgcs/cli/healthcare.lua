@@ -1,6 +1,7 @@
 --- Commands for datasets, DICOM stores, import/export and operations.
 -- @module dicomgcs.cli.healthcare
 
+local errors = require "dicomgcs.errors"
 local term = require "dicomgcs.cli.term"
 
 local function fail(err) error(err, 0) end
@@ -9,7 +10,10 @@ local function must(v, err) if v == nil then fail(err) end return v end
 local async_flag = { type = "boolean", help = "return the operation name at once instead of waiting" }
 local timeout_flag = { type = "string", metavar = "SECONDS", help = "stop waiting after this long (the operation goes on)" }
 
--- Wait for an operation with a progress line; print it; map the outcome to an exit code.
+-- Wait for an operation with a progress line; print it; map the outcome to an exit code:
+-- 0 done, 3 done with some files failed, 1 failed as a whole (or not waited to the end).
+-- op:wait may hand back an operation some files failed in (partial failure is a result) or
+-- nil, err: both end here the same way.
 local function wait_and_report(ctx, op)
   local progress = ctx.progress()
   local done, err = op:wait{ on_progress = progress.report, timeout = tonumber(ctx.flags.timeout),
@@ -17,7 +21,13 @@ local function wait_and_report(ctx, op)
   progress.finish()
   local final = done or (err and err.operation)
   if final then ctx.print(final.raw) end
-  if done then return 0 end
+  if done and done.counter.failure == 0 and not done.error then return 0 end
+  if done then
+    err = done:failure() or errors.new{ kind = "operation", operation = done,
+      message = ("operation %s finished with %d failed file(s) of %d"):format(done.name, done.counter.failure,
+        done.counter.success + done.counter.failure),
+      hint_cli = "list them: dicomgcs operations failures " .. done:cli_ref() }
+  end
   io.stderr:write("ERROR: ", term.escape(tostring(err)), "\n")
   if err.kind == "operation" and final.counter.success > 0 then return 3 end
   return 1
