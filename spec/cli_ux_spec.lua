@@ -54,10 +54,13 @@ describe("dicomgcs storage cp: gcloud's layout", function()
     assert.are.equal(0, select(2, cli("storage cp -r " .. env.quote(dir) .. " " .. g .. "/new")))        -- does not exist
     assert.are.equal(0, select(2, cli("storage cp -r " .. env.quote(dir) .. " " .. g .. "/new")))        -- exists now
     assert.are.equal(0, select(2, cli("storage cp -r " .. env.quote(dir .. "/") .. " " .. g .. "/slash/"))) -- '/' URI
+    -- one file: into a folder (existing prefix or '/') it keeps its name, else the URI names it
+    assert.are.equal(0, select(2, cli("storage cp " .. env.quote(dir .. "/a.txt") .. " " .. g .. "/new")))
+    assert.are.equal(0, select(2, cli("storage cp " .. env.quote(dir .. "/a.txt") .. " " .. g .. "/one.txt")))
     local names = {}
     for _, o in ipairs(assert(c.storage:match(g .. "/**"))) do names[#names + 1] = o.name end
     table.sort(names)
-    assert.are.same({ "new/a.txt", "new/scans/a.txt", "new/scans/sub/b.txt", "new/sub/b.txt",
+    assert.are.same({ "new/a.txt", "new/scans/a.txt", "new/scans/sub/b.txt", "new/sub/b.txt", "one.txt",
                       "scans/a.txt", "scans/sub/b.txt", "slash/scans/a.txt", "slash/scans/sub/b.txt" }, names)
     c:close()
   end)
@@ -291,5 +294,36 @@ describe("dicomgcs: retry-failed and STOW summaries", function()
     assert.truthy(shown:find("\r\27[K[########################] 100%  6/6 files, ", 1, true), shown)
     assert.truthy(shown:find("0 stored, 6 already present, 0 failed", 1, true), shown)
     c:close()
+  end)
+end)
+
+describe("dicomgcs operations wait: partial failure handed back as a result", function()
+  it("exits 3 with a command hint when op:wait returns an operation some files failed in", function()
+    local operation = require "dicomgcs.operation"
+    local errors = require "dicomgcs.errors"
+    local name = "projects/spec-project/locations/us-central1/datasets/d1/operations/42"
+    local op = operation.new(nil, "http://unused", { name = name, done = true,
+      metadata = { counter = { success = "30", failure = "1" } } })
+    function op.wait(self) return self end   -- what op:wait does once partial failure is a result
+    local wait
+    for _, c in ipairs(require "dicomgcs.cli.healthcare") do
+      if table.concat(c.path, " ") == "operations wait" then wait = c end
+    end
+    local printed, errtext = {}, {}
+    local real_stderr = io.stderr
+    io.stderr = { write = function(_, ...) for _, s in ipairs{ ... } do errtext[#errtext + 1] = s end end,
+                  flush = function() end }
+    errors.context = "cli"
+    local ok, code = pcall(wait.run, { flags = {}, words = { name },
+      client = function() return { operation = function() return op end } end,
+      print = function(v) printed[#printed + 1] = v end,
+      progress = function() return { report = function() end, finish = function() end } end })
+    io.stderr, errors.context = real_stderr, "lua"
+    assert.is_true(ok, tostring(code))
+    assert.are.equal(3, code)
+    assert.are.equal(op.raw, printed[1])
+    local text = table.concat(errtext)
+    assert.truthy(text:find("1 failed file(s) of 31", 1, true), text)
+    assert.truthy(text:find("dicomgcs operations failures 42 --dataset=d1 --location=us-central1 --project=spec-project", 1, true), text)
   end)
 end)
