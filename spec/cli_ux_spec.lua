@@ -311,14 +311,14 @@ describe("dicomgcs operations wait: partial failure handed back as a result", fu
     end
     local printed, errtext = {}, {}
     local real_stderr = io.stderr
-    io.stderr = { write = function(_, ...) for _, s in ipairs{ ... } do errtext[#errtext + 1] = s end end,
+    io.stderr = { write = function(_, ...) for _, s in ipairs{ ... } do errtext[#errtext + 1] = s end end,  -- luacheck: ignore 122 (the command writes to io.stderr)
                   flush = function() end }
     errors.context = "cli"
     local ok, code = pcall(wait.run, { flags = {}, words = { name },
       client = function() return { operation = function() return op end } end,
       print = function(v) printed[#printed + 1] = v end,
       progress = function() return { report = function() end, finish = function() end } end })
-    io.stderr, errors.context = real_stderr, "lua"
+    io.stderr, errors.context = real_stderr, "lua"  -- luacheck: ignore 122
     assert.is_true(ok, tostring(code))
     assert.are.equal(3, code)
     assert.are.equal(op.raw, printed[1])
