@@ -311,7 +311,7 @@ describe("dicomgcs operations wait: partial failure handed back as a result", fu
     end
     local printed, errtext = {}, {}
     local real_stderr = io.stderr
-    io.stderr = { write = function(_, ...) for _, s in ipairs{ ... } do errtext[#errtext + 1] = s end end,  -- luacheck: ignore 122 (the command writes to io.stderr)
+    io.stderr = { write = function(_, ...) for _, s in ipairs{ ... } do errtext[#errtext + 1] = s end end,  -- luacheck: ignore 122
                   flush = function() end }
     errors.context = "cli"
     local ok, code = pcall(wait.run, { flags = {}, words = { name },
