@@ -43,6 +43,16 @@ local function lines(s)
   return t
 end
 
+-- A client with a fresh dataset, its store "st" and a bucket the store may import from.
+-- `o` overrides client options (emulator=, dataset=).
+local function store_and_bucket(o)
+  local opts = { token = "t", dataset = env.unique("ds"), dicom_store = "st" }
+  for k, v in pairs(o or {}) do opts[k] = v end
+  local c = env.client(opts)
+  assert(c:create_dataset{}); assert(c:create_dicom_store{})
+  return c, env.bucket(c, nil, "import")
+end
+
 describe("dicomgcs storage cp: gcloud's layout", function()
   it("puts a folder under its own name in a bucket, a '/' URI or an existing prefix; its contents in a new prefix", function()
     local c = env.client{ token = "t" }
@@ -152,9 +162,7 @@ describe("dicomgcs: server names cannot drive the terminal", function()
   local evil = "evil\27]0;pwned\7\127\194\155x.dcm"
 
   it("escapes control characters in storage ls and operations failures; JSON keeps the name", function()
-    local c = env.client{ token = "t", dataset = env.unique("ds"), dicom_store = "st" }
-    assert(c:create_dataset{}); assert(c:create_dicom_store{})
-    local bucket = env.bucket(c, nil, "import")
+    local c, bucket = store_and_bucket()
     assert(c.storage:write("gs://" .. bucket .. "/in/" .. evil, "not dicom"))
     local out, code = cli("storage ls gs://" .. bucket .. "/in/")
     assert.are.equal(0, code)
@@ -183,9 +191,7 @@ end)
 describe("dicomgcs: long operations told truthfully", function()
   it("cancel counts matched - done as not processed; a finished operation says so", function()
     local emu = env.start_emulator{ "--op-delay-ms", "150" }
-    local c = env.client{ emulator = emu.host, token = "t", dataset = "cancel", dicom_store = "st" }
-    assert(c:create_dataset{}); assert(c:create_dicom_store{})
-    local bucket = env.bucket(c, nil, "import")
+    local c, bucket = store_and_bucket({ emulator = emu.host, dataset = "cancel" })
     local files = env.upload_testdata(c, "gs://" .. bucket .. "/in/", { studies = 1, series = 2, instances = 6, nested = false }, "uxc")
     local op = assert(c:import{ uri = "gs://" .. bucket .. "/in/*.dcm" })
     assert(env.wait_until(function() local o = c:operation(op.name); return o and o.counter.pending > 0 end, 10))
@@ -203,9 +209,7 @@ describe("dicomgcs: long operations told truthfully", function()
   end)
 
   it("c:operation(id) is fetched: done and counters are the server's at once", function()
-    local c = env.client{ token = "t", dataset = env.unique("ds"), dicom_store = "st" }
-    assert(c:create_dataset{}); assert(c:create_dicom_store{})
-    local bucket = env.bucket(c, nil, "import")
+    local c, bucket = store_and_bucket()
     local files = env.upload_testdata(c, "gs://" .. bucket .. "/in/", { studies = 1, series = 1, instances = 2, nested = false }, "uxo")
     local op = assert(c:import{ uri = "gs://" .. bucket .. "/in/*.dcm" })
     assert(op:wait{ interval = 0.05 })
@@ -221,9 +225,7 @@ describe("dicomgcs: long operations told truthfully", function()
 
   it("shows a bar with %, rate and ETA while waiting on a terminal; no invented rate when piped", function()
     local emu = env.start_emulator{ "--op-delay-ms", "60" }
-    local c = env.client{ emulator = emu.host, token = "t", dataset = "bar", dicom_store = "st" }
-    assert(c:create_dataset{}); assert(c:create_dicom_store{})
-    local bucket = env.bucket(c, nil, "import")
+    local c, bucket = store_and_bucket({ emulator = emu.host, dataset = "bar" })
     env.upload_testdata(c, "gs://" .. bucket .. "/in/", { studies = 1, series = 2, instances = 5, nested = false }, "uxb")
     local op = assert(c:import{ uri = "gs://" .. bucket .. "/in/*.dcm" })
     local shown, code = under_pty("operations wait " .. op.name, emu.host)
@@ -239,9 +241,7 @@ describe("dicomgcs: long operations told truthfully", function()
   end)
 
   it("operation errors hint a command on the command line and a Lua call in Lua", function()
-    local c = env.client{ token = "t", dataset = env.unique("ds"), dicom_store = "st" }
-    assert(c:create_dataset{}); assert(c:create_dicom_store{})
-    local bucket = env.bucket(c, nil, "import")
+    local c, bucket = store_and_bucket()
     assert(c.storage:write("gs://" .. bucket .. "/in/bad.dcm", "not dicom"))
     local op = assert(c:import{ uri = "gs://" .. bucket .. "/in/*.dcm" })
     local _, err = op:wait{ interval = 0.05 }
@@ -257,9 +257,7 @@ end)
 
 describe("dicomgcs: retry-failed and STOW summaries", function()
   it("retry-failed prints the new operations' ids", function()
-    local c = env.client{ token = "t", dataset = env.unique("ds"), dicom_store = "st" }
-    assert(c:create_dataset{}); assert(c:create_dicom_store{})
-    local bucket = env.bucket(c, nil, "import")
+    local c, bucket = store_and_bucket()
     local good = env.upload_testdata(c, "gs://" .. bucket .. "/in/", { studies = 1, series = 1, instances = 2, nested = false }, "uxr")
     assert(c.storage:write("gs://" .. bucket .. "/in/bad.dcm", "not dicom"))
     local op = assert(c:import{ uri = "gs://" .. bucket .. "/in/*.dcm" })
