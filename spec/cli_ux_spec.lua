@@ -161,6 +161,15 @@ end)
 describe("dicomgcs: server names cannot drive the terminal", function()
   local evil = "evil\27]0;pwned\7\127\194\155x.dcm"
 
+  it("term.escape shows every control character and keeps printable UTF-8", function()
+    local term = require "dicomgcs.cli.term"
+    assert.are.equal("plain name-1.dcm", term.escape("plain name-1.dcm"))
+    assert.are.equal("caf\195\169 \226\130\172", term.escape("caf\195\169 \226\130\172"))   -- é €
+    assert.are.equal("a\\e[2Jb\\n\\t\\x00\\x7f", term.escape("a\27[2Jb\n\t\0\127"))
+    assert.are.equal("\\u009b\\x9b\\xc3", term.escape("\194\155\155\195"))        -- C1, lone bytes
+    assert.are.equal("x\\u202ey", term.escape("x\226\128\174y"))                       -- RIGHT-TO-LEFT OVERRIDE
+  end)
+
   it("escapes control characters in storage ls and operations failures; JSON keeps the name", function()
     local c, bucket = store_and_bucket()
     assert(c.storage:write("gs://" .. bucket .. "/in/" .. evil, "not dicom"))

@@ -9,8 +9,9 @@ local named = { [7] = "\\a", [8] = "\\b", [9] = "\\t", [10] = "\\n", [11] = "\\v
                 [27] = "\\e" }
 
 --- `s` with every control character shown as a visible escape: C0 (`\n`, `\t`, `\e`, `\x01`…),
--- DEL (`\x7f`), the C1 code points U+0080–U+009F (`\u009b`), and bytes that are not UTF-8
--- (`\xNN`: in a Latin-1 terminal a lone 0x9B is CSI). Printable text, UTF-8 included, is kept.
+-- DEL (`\x7f`), the C1 code points U+0080–U+009F (`\u009b`), the bidirectional overrides and
+-- isolates (U+202A–U+202E, U+2066–U+2069: they reorder what is shown), and bytes that are not
+-- UTF-8 (`\xNN`: in a Latin-1 terminal a lone 0x9B is CSI). Other text, UTF-8 included, is kept.
 function term.escape(s)
   s = tostring(s)
   if not s:find("[%z\1-\31\127-\255]") then return s end
@@ -32,7 +33,8 @@ function term.escape(s)
         out[#out + 1] = ("\\x%02x"):format(b)
         i = i + 1
       else
-        out[#out + 1] = cp < 0xA0 and ("\\u%04x"):format(cp) or ch
+        local hidden = cp < 0xA0 or (cp >= 0x202A and cp <= 0x202E) or (cp >= 0x2066 and cp <= 0x2069)
+        out[#out + 1] = hidden and ("\\u%04x"):format(cp) or ch
         i = i + len
       end
     end
