@@ -96,6 +96,7 @@ function check.objects(storage, uri)
     objects, err = storage:match(uri)
   end
   if not objects then return nil, err end
+  if #objects == 0 then return nil, require("dicomgcs.gcs").no_match(uri) end
   for _, o in ipairs(objects) do o.bucket = o.bucket or bucket end
   local results, again = check_ranges(storage, objects, FIRST)
   local n = FIRST
