@@ -169,8 +169,9 @@ local function upload_resumable(st, io, path, bucket, name, ctype, d, opts, what
       if now > offset then failures, stalled = 0, 0 else stalled = stalled + 1 end
       if stalled >= max_stalled then
         -- a server that keeps answering "incomplete" without keeping a byte would loop forever
-        return abandon(errors.new{ kind = "http", http_status = 308, message = ("%s: the server answered 308 %d times in a row with no progress (it kept %d of %d bytes)")
-          :format(what, stalled, now, size), hint = "the upload session is stuck; run the copy again to start a new one" })
+        return abandon(errors.new{ kind = "http", http_status = 308,
+          message = ("%s: the server answered 308 %d times in a row with no progress (it kept %d of %d bytes)")
+            :format(what, stalled, now, size), hint = "the upload session is stuck; run the copy again to start a new one" })
       end
       offset = now
     else
