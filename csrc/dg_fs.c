@@ -181,17 +181,17 @@ static int sync_parent(const char *path) {
   return rc;
 }
 
-int dg_fs_commit(int fd, const char *tmp, const char *final) {
+int dg_fs_commit(int fd, const char *tmp, const char *final, int sync) {
   int err = 0;
-  if (fsync(fd) != 0) err = errno;
+  if (sync && fsync(fd) != 0) err = errno;
   if (close(fd) != 0 && !err) err = errno;
   if (!err && rename(tmp, final) != 0) err = errno;
   if (err) { unlink(tmp); errno = err; return -1; }
-  if (sync_parent(final) != 0) return -1;
+  if (sync && sync_parent(final) != 0) return -1;
   return 0;
 }
 
-int dg_fs_write_atomic(const char *path, const void *data, size_t len) {
+int dg_fs_write_atomic(const char *path, const void *data, size_t len, int sync) {
   size_t n = strlen(path) + 80;
   char *tmp = malloc(n);
   int fd, saved;
@@ -206,7 +206,7 @@ int dg_fs_write_atomic(const char *path, const void *data, size_t len) {
     errno = saved;
     return -1;
   }
-  int rc = dg_fs_commit(fd, tmp, path);
+  int rc = dg_fs_commit(fd, tmp, path, sync);
   saved = errno;
   free(tmp);
   errno = saved;

@@ -45,11 +45,11 @@ int dg_fs_create_excl(const char *path);
 int dg_fs_create_temp(const char *final, char *out, size_t outlen);
 /* write(2) until all `len` bytes are written (EINTR retried): 0 or -1/errno (EFBIG, ENOSPC…). */
 int dg_fs_write_all(int fd, const void *data, size_t len);
-/* fsync and close fd (the temporary `tmp`), rename tmp to `final`, fsync final's folder.
- * fd is closed in every case; on failure tmp is removed. 0 or -1/errno. */
-int dg_fs_commit(int fd, const char *tmp, const char *final);
+/* fsync (when `sync`) and close fd (the temporary `tmp`), rename tmp to `final`, fsync final's
+ * folder (when `sync`). fd is closed in every case; on failure tmp is removed. 0 or -1/errno. */
+int dg_fs_commit(int fd, const char *tmp, const char *final, int sync);
 /* The whole of `data` to `path`, atomically: temporary file, checked writes, commit. */
-int dg_fs_write_atomic(const char *path, const void *data, size_t len);
+int dg_fs_write_atomic(const char *path, const void *data, size_t len, int sync);
 /* mkdir -p of root/rel where root (given by the user) may be a link but no folder under it
  * may: each component of rel is created or must already be a real folder (lstat), else
  * -1 with errno ELOOP (a link) or ENOTDIR. */

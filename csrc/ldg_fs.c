@@ -144,7 +144,8 @@ static int l_atomic_write(lua_State *L) {
   size_t len;
   const char *path = luaL_checkstring(L, 1);
   const char *data = luaL_checklstring(L, 2, &len);
-  if (dg_fs_write_atomic(path, data, len) != 0) return push_errno(L, path, errno);
+  int sync = lua_isnoneornil(L, 3) ? 1 : lua_toboolean(L, 3);
+  if (dg_fs_write_atomic(path, data, len, sync) != 0) return push_errno(L, path, errno);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -241,7 +242,7 @@ static int f_commit(lua_State *L) {
   if (!f->tmp) return luaL_error(L, "commit: not an atomic file");
   int fd = f->fd;
   f->fd = -1;
-  if (dg_fs_commit(fd, f->tmp, final) != 0) {
+  if (dg_fs_commit(fd, f->tmp, final, 1) != 0) {
     int err = errno;
     lua_pushnil(L);
     lua_pushfstring(L, "%s: %s", final, strerror(err));

@@ -15,9 +15,11 @@ local function io_error(what, err)
     hint = "check the folder exists and is writable, and that the disk is not full" }
 end
 
---- Write all of `data` to `path`. Returns true or nil, Error.
-function atomicfile.write(path, data)
-  local ok, err = core.atomic_write(path, data)
+--- Write all of `data` to `path`. `opts.sync = false` skips the fsyncs (for bulk scratch data
+-- such as generated test files: still whole or absent unless the machine itself crashes).
+-- Returns true or nil, Error.
+function atomicfile.write(path, data, opts)
+  local ok, err = core.atomic_write(path, data, not (opts and opts.sync == false))
   if not ok then return nil, io_error(path, err) end
   return true
 end
