@@ -22,15 +22,12 @@ static enum dg_fs_type type_of(mode_t m) {
   return DG_FS_OTHER;
 }
 
-int dg_fs_preallocate(const char *path, uint64_t size) {
+int dg_fs_reserve(int fd, uint64_t size) {
   if (size > (uint64_t)INT64_MAX) { errno = EFBIG; return -1; }
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-  if (fd < 0) return -1;
   int err = size > 0 ? posix_fallocate(fd, 0, (off_t)size) : 0;
   if (err == EOPNOTSUPP || err == EINVAL || err == ENOSYS)
     err = ftruncate(fd, (off_t)size) == 0 ? 0 : errno;
-  if (close(fd) != 0 && !err) err = errno;
-  if (err) { unlink(path); errno = err; return -1; }
+  if (err) { errno = err; return -1; }
   return 0;
 }
 

@@ -17,11 +17,10 @@ int dg_fs_mkdir_p(const char *path);
 /* lstat-like: type (a symlink is DG_FS_LINK, not followed), size in bytes, mtime seconds. */
 int dg_fs_stat(const char *path, enum dg_fs_type *type, uint64_t *size, double *mtime);
 
-/* Create or truncate the regular file `path` (mode 0666 & ~umask) and reserve `size` bytes for
- * it (posix_fallocate: blocks allocated up front, so in-place writes need no allocation and a
- * full disk shows here); where the file system cannot reserve, a sparse file of `size` bytes.
- * 0 or -1/errno (the file is removed again on failure). */
-int dg_fs_preallocate(const char *path, uint64_t size);
+/* Reserve `size` bytes for the open file fd (posix_fallocate: blocks allocated up front, so
+ * in-place writes need no allocation and a full disk shows here); where the file system cannot
+ * reserve, a sparse file of `size` bytes. 0 or -1/errno. */
+int dg_fs_reserve(int fd, uint64_t size);
 
 /* Call `each(name, type, ud)` for every entry of directory `path` except "." and "..";
  * stops early and returns the callback's value when it is non-zero. -1/errno on open failure. */

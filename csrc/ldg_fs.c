@@ -1,6 +1,6 @@
 /*
  * ldg_fs.c - binding of dg_fs: core.mkdir_p, core.mkdir_under, core.stat, core.listdir,
- * core.preallocate, core.create_temp, core.atomic_write, core.atomic_open, core.append_open.
+ * core.create_temp, core.atomic_write, core.atomic_open, core.append_open.
  * Failures return nil, "path: reason" (errno saved before any Lua call).
  */
 #include <errno.h>
@@ -48,15 +48,6 @@ static int l_stat(lua_State *L) {
   lua_setfield(L, -2, "size");
   lua_pushnumber(L, mtime);
   lua_setfield(L, -2, "mtime");
-  return 1;
-}
-
-static int l_preallocate(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  lua_Integer size = luaL_checkinteger(L, 2);
-  luaL_argcheck(L, size >= 0, 2, "size must be >= 0");
-  if (dg_fs_preallocate(path, (uint64_t)size) != 0) return push_errno(L, path, errno);
-  lua_pushboolean(L, 1);
   return 1;
 }
 
@@ -129,8 +120,7 @@ static int l_create_temp(lua_State *L) {
   int fd = dg_fs_create_temp(final, tmp, n + 80);
   int err = errno;
   if (fd >= 0) {
-    int e2 = size > 0 ? posix_fallocate(fd, 0, (off_t)size) : 0;
-    if (e2 == EOPNOTSUPP || e2 == EINVAL || e2 == ENOSYS) e2 = ftruncate(fd, (off_t)size) == 0 ? 0 : errno;
+    int e2 = dg_fs_reserve(fd, (uint64_t)size) != 0 ? errno : 0;
     if (close(fd) != 0 && !e2) e2 = errno;
     if (e2) { unlink(tmp); fd = -1; err = e2; }
   }
@@ -281,7 +271,7 @@ static int f_temp_path(lua_State *L) {
 void ldg_register_fs(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"mkdir_p", l_mkdir_p}, {"mkdir_under", l_mkdir_under}, {"stat", l_stat}, {"listdir", l_listdir},
-    {"preallocate", l_preallocate}, {"create_temp", l_create_temp}, {"atomic_write", l_atomic_write},
+    {"create_temp", l_create_temp}, {"atomic_write", l_atomic_write},
     {"atomic_open", l_atomic_open}, {"append_open", l_append_open}, {NULL, NULL}
   };
   static const luaL_Reg meta[] = { {"__gc", f_close}, {"__close", f_close}, {NULL, NULL} };

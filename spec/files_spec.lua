@@ -73,6 +73,10 @@ describe("files we write", function()
       assert.are.equal("keep me", file.read(outside))
       assert.matches('"status"', file.read(dir .. "/f"))
       assert.are.same({ "f", "f.part" }, ls(dir))
+      -- writing in place (output_offset) into a link is refused, the link's target untouched
+      symlink(outside, dir .. "/g")
+      assert.has_error(function() core.fetch{ url = url, output_file = dir .. "/g", output_offset = 0 } end)
+      assert.are.equal("keep me", file.read(outside))
     end)
   end)
 
