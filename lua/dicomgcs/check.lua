@@ -32,6 +32,7 @@ end
 function check.local_files(path)
   local files, err = localpath.files(path)
   if not files then return nil, err end
+  if #files == 0 then return nil, errors.input(path .. " matched no files", "the folder is empty") end
   local results = {}
   for _, f in ipairs(files) do
     local r, rerr = dicomfile.read_header_file(f.path)

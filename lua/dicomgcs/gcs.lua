@@ -121,8 +121,7 @@ end
 
 --- The error for a URL that selects nothing (gcloud fails there too, rather than "0 of 0").
 function gcs.no_match(uri)
-  return errors.new{ kind = "input", message = uri .. " matched no objects",
-    hint = "check the name with: dicomgcs storage ls " .. uri:gsub("[^/]*$", "") }
+  return errors.input(uri .. " matched no objects", "check the name with: dicomgcs storage ls " .. uri:gsub("[^/]*$", ""))
 end
 
 --- Upload a file or a folder (recursively) under a `gs://BUCKET/PREFIX`.
@@ -145,8 +144,7 @@ function Storage:upload(source, uri, opts)
   local files, ferr = localpath.files(source, { links = true })
   if not files then return nil, ferr end
   if #files == 0 then
-    return nil, errors.new{ kind = "input", message = source .. " matched no files",
-      hint = "the folder is empty; nothing was uploaded" }
+    return nil, errors.input(source .. " matched no files", "the folder is empty; nothing was uploaded")
   end
   local single = #files == 1 and files[1].path == source
   local function name_of(f)
