@@ -180,7 +180,7 @@ describe("files we write", function()
         local report = require "dicomgcs.report"
         local rows = {}
         for i = 1, 2000 do rows[i] = "gs://b/some/long/object/name/" .. i end
-        local ok, err = report.write(report.build(rows, {}), arg and arg[1] or "]] .. dir .. [[/r")
+        local ok, err = report.write(report.build(rows, {}), "]] .. dir .. [[/r")
         print(ok, err)
         local atomicfile = setmetatable({}, { __index = function(_, k) return require("dicomgcs.atomicfile")[k] end })
         print(atomicfile.write("]] .. dir .. [[/big", string.rep("x", 100000)))
