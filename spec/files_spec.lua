@@ -60,6 +60,13 @@ describe("files we write", function()
         end
         assert.are.same({ "a", "a.part", "a.part.part", "r", "r.dgpart", "r.part" }, ls(out))
       end
+      -- the issue's probe, through the command line
+      local out = env.tmpdir("collide-cli")
+      local _, code, err = env.dicomgcs("storage cp -r gs://" .. bucket .. "/t/ " .. env.quote(out))
+      assert.are.equal(0, code, err)
+      for name, data in pairs(objs) do
+        assert.is_true(file.read_if_exists(out .. "/" .. name:sub(3)) == data, name .. " (command line)")
+      end
     end)
 
     it("the engine's output_file streams to a hidden temporary file created afresh, never a planted one", function()
