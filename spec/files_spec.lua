@@ -237,6 +237,30 @@ describe("files we write", function()
       again:close()
     end)
 
+    it("writes each record in one write and fsyncs the records a resume depends on", function()
+      if not env.run("command -v strace"):match("strace") then
+        pending("strace is not installed")
+        return
+      end
+      local dir = env.tmpdir("manifest-sync")
+      local out, code = env.run(("%s strace -f -s 4096 -e trace=fsync,write -o %s lua5.4 -e %s"):format(env.lua_paths(),
+        env.quote(dir .. "/trace"), env.quote(([[
+        local m = assert(require("dicomgcs.manifest").open(%q))
+        assert(m:record("a", { state = "progress" }))
+        assert(m:record("b", { state = "running", operation = "op" }))
+        assert(m:record("c", { state = "done" }))
+        m:close()]]):format(dir .. "/m.jsonl"))), true)
+      assert.are.equal(0, code, out)
+      local calls = {}
+      for line in file.read(dir .. "/trace"):gmatch("[^\n]+") do
+        -- a whole record, its newline included, in one write(2)
+        local what = line:match('^%d+%s+write%(%d+, "{.*}\\n", %d+%) = %d+$') and line:match('state\\":\\"(%a+)')
+        if what then calls[#calls + 1] = "write " .. what
+        elseif line:match("^%d+%s+fsync%(") then calls[#calls + 1] = "fsync" end
+      end
+      assert.are.same({ "write progress", "write running", "fsync", "write done", "fsync" }, calls)
+    end)
+
     it("a manifest that is a symlink is refused", function()
       local dir, outside = env.tmpdir("manifest-link"), env.tmpdir("manifest-outside")
       file.write(outside .. "/victim", "keep me\n")
