@@ -54,6 +54,7 @@ build = {
       libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
       defines = { "_POSIX_C_SOURCE=200809L" },
     },
+    ["dicomgcs.atomicfile"] = "lua/dicomgcs/atomicfile.lua",
     ["dicomgcs.auth"] = "lua/dicomgcs/auth.lua",
     ["dicomgcs.auth.cache"] = "lua/dicomgcs/auth/cache.lua",
     ["dicomgcs.auth.common"] = "lua/dicomgcs/auth/common.lua",

@@ -124,7 +124,7 @@ describe("dicomweb retrieve, metadata, rendered, frames", function()
       assert.are.equal(file.read(f.path), file.read(p))
     end
     -- no temporary files left behind
-    local leftovers = env.run("find " .. env.quote(dir .. "/out") .. " -name '.dicomgcs-*'")
+    local leftovers = env.run("find " .. env.quote(dir .. "/out") .. " -name '.dicomgcs-*' -o -name '*.dgtmp'")
     assert.are.equal("", leftovers)
   end)
 

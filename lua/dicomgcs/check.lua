@@ -32,6 +32,7 @@ end
 function check.local_files(path)
   local files, err = localpath.files(path)
   if not files then return nil, err end
+  if #files == 0 then return nil, errors.input(path .. " matched no files", "the folder is empty") end
   local results = {}
   for _, f in ipairs(files) do
     local r, rerr = dicomfile.read_header_file(f.path)
@@ -96,6 +97,7 @@ function check.objects(storage, uri)
     objects, err = storage:match(uri)
   end
   if not objects then return nil, err end
+  if #objects == 0 then return nil, require("dicomgcs.gcs").no_match(uri) end
   for _, o in ipairs(objects) do o.bucket = o.bucket or bucket end
   local results, again = check_ranges(storage, objects, FIRST)
   local n = FIRST

@@ -2,8 +2,9 @@
 -- that must add up (succeeded + failed + skipped = matched). Nothing is silently dropped: an
 -- input without an outcome is reported as "unknown" and makes `complete` false.
 -- @module dicomgcs.report
-local errors = require "dicomgcs.errors"
+local atomicfile = require "dicomgcs.atomicfile"
 local json = require "dicomgcs.json"
+local localpath = require "dicomgcs.localpath"
 
 local report = {}
 
@@ -48,14 +49,14 @@ function report.json(r)
   return json.encode{ totals = r.totals, complete = r.complete, rows = json.array(r.rows) }
 end
 
---- Write `base.json` and `base.csv`. Returns true or nil, Error.
+--- Write `base.json` and `base.csv` (each whole or not at all), creating their folder.
+-- Returns true or nil, Error.
 function report.write(r, base)
-  for ext, text in pairs{ json = report.json(r), csv = report.csv(r) } do
-    local path = base .. "." .. ext
-    local f, err = io.open(path, "wb")
-    if not f then return nil, errors.new{ kind = "io", message = "cannot write report " .. tostring(err) } end
-    f:write(text)
-    f:close()
+  local ok, err = localpath.make_parent(base)
+  if not ok then return nil, err end
+  for _, ext in ipairs{ "json", "csv" } do
+    ok, err = atomicfile.write(base .. "." .. ext, ext == "json" and report.json(r) or report.csv(r))
+    if not ok then return nil, err end
   end
   return true
 end
