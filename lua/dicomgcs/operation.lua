@@ -81,7 +81,9 @@ function Operation:failure()
     message = ("operation %s failed: %s (success %d, failure %d)"):format(
       self.name, tostring(e.message or "no message"), c.success, c.failure),
     details = e.details, operation = self,
-    hint = c.failure > 0 and "list the failed files with op:failures() or `dicomgcs operations failures`" or nil,
+    -- permission_hint: set by the client when its pre-check could not see the service agent's grant
+    hint = (code == 7 and self.permission_hint)
+      or (c.failure > 0 and "list the failed files with op:failures() or `dicomgcs operations failures`" or nil),
   }
 end
 

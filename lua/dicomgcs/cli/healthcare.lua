@@ -5,6 +5,8 @@ local function fail(err) error(err, 0) end
 local function must(v, err) if v == nil then fail(err) end return v end
 
 local async_flag = { type = "boolean", help = "return the operation name at once instead of waiting" }
+local skip_permission_flag = { type = "boolean",
+  help = "do not read the bucket's and project's IAM policies before starting (no service agent warning)" }
 local timeout_flag = { type = "string", metavar = "SECONDS", help = "stop waiting after this long (the operation goes on)" }
 
 -- Wait for an operation with a progress line; print it; map the outcome to an exit code.
@@ -95,7 +97,8 @@ return {
               plan = { type = "boolean", help = "show how the import would be split (one import per sub-folder) and stop" },
               partition = { type = "boolean", help = "run the plan: one import per sub-folder, --max-in-flight at a time" },
               ["max-in-flight"] = { type = "string", metavar = "K", help = "operations at a time with --partition (default 3)" },
-              manifest = { type = "string", metavar = "FILE", help = "with --partition: JSON Lines state file; re-run to resume" } },
+              manifest = { type = "string", metavar = "FILE", help = "with --partition: JSON Lines state file; re-run to resume" },
+              ["skip-permission-check"] = skip_permission_flag },
     run = function(ctx)
       local uri = ctx.flags["gcs-uri"]
       if not uri then fail("--gcs-uri is required, e.g. --gcs-uri='gs://BUCKET/DIR/**.dcm'") end
@@ -119,7 +122,8 @@ return {
         if t.failed == 0 and t.failure == 0 then return 0 end
         return t.success > 0 and 3 or 1
       end
-      return start_operation(ctx, must(c:import{ dicom_store = ctx.words[1], uri = uri }))
+      return start_operation(ctx, must(c:import{ dicom_store = ctx.words[1], uri = uri,
+        check_permissions = not ctx.flags["skip-permission-check"] }))
     end },
   { path = { "dicom-stores", "export", "gcs" },
     usage = "dicom-stores export gcs STORE --gcs-uri-prefix=gs://B/DIR/ --dataset=D --location=L",
@@ -130,7 +134,7 @@ return {
               ["transfer-syntax"] = { type = "string", metavar = "UID", help = "transfer syntax UID, or * for as stored" },
               study = { type = "list", metavar = "UID", help = "export only this study (repeatable; v1beta1 filterConfig)" },
               filter = { type = "list", metavar = "KEY=VALUE", help = "export only the studies a QIDO search with these matches finds (repeatable)" },
-              async = async_flag, timeout = timeout_flag },
+              async = async_flag, timeout = timeout_flag, ["skip-permission-check"] = skip_permission_flag },
     run = function(ctx)
       if not ctx.flags["gcs-uri-prefix"] then fail("--gcs-uri-prefix is required, e.g. --gcs-uri-prefix=gs://BUCKET/export/") end
       if ctx.flags.study or ctx.flags.filter then
@@ -158,7 +162,7 @@ return {
       end
       return start_operation(ctx, must(ctx.client():export{ dicom_store = ctx.words[1],
         uri_prefix = ctx.flags["gcs-uri-prefix"], mime_type = ctx.flags["mime-type"],
-        transfer_syntax = ctx.flags["transfer-syntax"] }))
+        transfer_syntax = ctx.flags["transfer-syntax"], check_permissions = not ctx.flags["skip-permission-check"] }))
     end },
 
   { path = { "dicom-stores", "export", "bq" },
