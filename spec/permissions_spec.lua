@@ -150,24 +150,24 @@ describe("the Healthcare service agent's access to buckets", function()
   end)
 
   it("--skip-permission-check / check_permissions=false: no policy is read", function()
-    local bucket = env.unique("perm-skip") -- the suite's bucket has its grant by now
-    assert(c.storage:create_bucket(bucket))
-    env.upload_testdata(c, "gs://" .. bucket .. "/in/", { studies = 1, series = 1, instances = 1, nested = false }, "perms")
+    local b5 = env.unique("perm-skip") -- the suite's bucket has its grant by now
+    assert(c.storage:create_bucket(b5))
+    env.upload_testdata(c, "gs://" .. b5 .. "/in/", { studies = 1, series = 1, instances = 1, nested = false }, "perms")
     env.admin("DELETE", "requests")
     local warned
-    local op = assert(c:import{ uri = "gs://" .. bucket .. "/in/*.dcm", check_permissions = false,
+    local op = assert(c:import{ uri = "gs://" .. b5 .. "/in/*.dcm", check_permissions = false,
       on_warning = function(w) warned = w end })
     op:wait{ interval = 0.05 }
     assert.is_nil(warned)
     assert.are.equal(0, policy_requests())
-    local args = "dicom-stores import gcs " .. c.dicom_store .. " --gcs-uri='gs://" .. bucket ..
+    local args = "dicom-stores import gcs " .. c.dicom_store .. " --gcs-uri='gs://" .. b5 ..
       "/in/*.dcm' --project=spec-project --location=" .. c.location .. " --dataset=" .. c.dataset
     local out = dicomgcs(args .. " --skip-permission-check")
     assert.falsy(out:find("WARNING", 1, true), out)
     assert.truthy(out:find("PERMISSION_DENIED", 1, true), out)
     assert.are.equal(0, policy_requests(), out)
     out = dicomgcs(args)
-    assert.truthy(out:find("WARNING: neither gs://" .. bucket, 1, true), out)
+    assert.truthy(out:find("WARNING: neither gs://" .. b5, 1, true), out)
     assert.truthy(policy_requests() > 0)
   end)
 
