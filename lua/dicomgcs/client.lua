@@ -336,9 +336,11 @@ end
 
 --- Every known failed file of a finished import/export: logged errors plus the operation's
 -- samples. Returns { failures = { {uri=, code=, status=, message=} ... }, logged=, expected=,
--- complete= } or nil, Error. For a streaming iterator over the logs use dicomgcs.failures.each.
-function Client:failures(op)
-  return require("dicomgcs.failures").collect(self, op)
+-- complete= } or nil, Error. The logs arrive after the operation ends: `opts.logs_wait` (seconds,
+-- default 120) bounds the re-reads (see dicomgcs.failures.collect). For a streaming iterator over
+-- the logs use dicomgcs.failures.each.
+function Client:failures(op, opts)
+  return require("dicomgcs.failures").collect(self, op, opts)
 end
 
 --- A report of every object an import of `uri` matched, with its outcome (see dicomgcs.report).
