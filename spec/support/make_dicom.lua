@@ -244,8 +244,8 @@ function M.generate(dir)
   end
   out[#out + 1] = "  },"
   out[#out + 1] = "  warned = {"
-  for _, w in ipairs(warned) do
-    out[#out + 1] = ("    { file = %q, warning = %q, note = %q },"):format(w.file, w.warning, w.note)
+  for _, wf in ipairs(warned) do
+    out[#out + 1] = ("    { file = %q, warning = %q, note = %q },"):format(wf.file, wf.warning, wf.note)
   end
   out[#out + 1] = "  },"
   out[#out + 1] = "}"
