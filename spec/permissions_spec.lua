@@ -217,3 +217,28 @@ describe("the Healthcare service agent's access to buckets", function()
     assert.are_not.equal(0, bad)
   end)
 end)
+
+describe("hostile IAM policies from the server", function()
+  it("ignores malformed bindings and never raises: the check warns", function()
+    local iam = require "dicomgcs.gcs.iam"
+    local json = require "dicomgcs.json"
+    local answers = {
+      ["/iam$"] = { bindings = { "roles/storage.objectViewer", { role = 7, members = { "x" } },
+                                 { role = "roles/storage.objectViewer", members = "serviceAccount:x" },
+                                 { role = "roles/storage.objectViewer", members = { 42, {}, json.null } } } },
+      [":getIamPolicy$"] = { bindings = "everyone" },
+      ["/projects/[^/:]+$"] = { projectNumber = "123456789012" },
+    }
+    local fake = { resourcemanager = "https://rm.example/v1", project = "hostile-project",
+      bucket_url = function(_, b) return "https://gcs.example/storage/v1/b/" .. b end,
+      transport = { json = function(_, _, url)
+        for pat, doc in pairs(answers) do if url:find(pat) then return doc end end
+        error("unexpected " .. url)
+      end } }
+    local access = assert(iam.service_agent_access(fake, "b", "import"))
+    assert.is_false(access.granted)
+    local ok, warning = iam.check_service_agent(fake, "b", "import")
+    assert.is_true(ok)
+    assert.truthy(warning:find("service-123456789012@gcp-sa-healthcare.iam.gserviceaccount.com", 1, true))
+  end)
+end)

@@ -101,20 +101,35 @@ iam.role_permissions = {
 -- The storage permissions `member` holds through a bucket policy and its project's policy
 -- (either may be nil). The bucket's projectViewer:/projectEditor:/projectOwner:P members stand
 -- for holders of roles/viewer, roles/editor, roles/owner on P.
+-- The bindings of a policy as the server sent it, keeping only well-formed ones (a policy is
+-- server input: a binding without a string role or a list of string members is ignored).
+local function bindings_of(policy)
+  local out = {}
+  if type(policy) ~= "table" or type(policy.bindings) ~= "table" then return out end
+  for _, b in ipairs(policy.bindings) do
+    if type(b) == "table" and type(b.role) == "string" and type(b.members) == "table" then
+      local members = {}
+      for _, m in ipairs(b.members) do if type(m) == "string" then members[#members + 1] = m end end
+      out[#out + 1] = { role = b.role, members = members, condition = b.condition }
+    end
+  end
+  return out
+end
+
 local function permissions_of(member, bucket_policy, project_policy, project)
   local perms, basic = {}, {}
   local function add(role) for _, p in ipairs(iam.role_permissions[role] or {}) do perms[p] = true end end
-  for _, b in ipairs(project_policy and project_policy.bindings or {}) do
+  for _, b in ipairs(bindings_of(project_policy)) do
     if not b.condition then
-      for _, m in ipairs(b.members or {}) do
+      for _, m in ipairs(b.members) do
         if m == member then add(b.role); basic[b.role] = true end
       end
     end
   end
   local convenience = { projectViewer = "roles/viewer", projectEditor = "roles/editor", projectOwner = "roles/owner" }
-  for _, b in ipairs(bucket_policy and bucket_policy.bindings or {}) do
+  for _, b in ipairs(bindings_of(bucket_policy)) do
     if not b.condition then
-      for _, m in ipairs(b.members or {}) do
+      for _, m in ipairs(b.members) do
         local kind, p = m:match("^(project%a+):(.+)$")
         if m == member or m == "allUsers" or m == "allAuthenticatedUsers"
           or (kind and p == project and basic[convenience[kind] or ""]) then
@@ -263,7 +278,7 @@ function iam.grant_service_agent(self, bucket, purpose, opts)
     local held = opts.project_level and permissions_of(member, nil, policy, project) or permissions_of(member, policy, nil, project)
     if covers(held, purpose) then return policy, member, role end
     local bindings, added = {}, false
-    for _, b in ipairs(policy.bindings or {}) do
+    for _, b in ipairs(bindings_of(policy)) do
       if b.role == role and not b.condition and not added then
         local m = {}
         for _, x in ipairs(b.members or {}) do m[#m + 1] = x end
