@@ -18,10 +18,25 @@ test.before(async () => {
 });
 test.after(() => emu.close());
 
+// A second emulator with the store ST in it.
+async function makeStore(e) {
+  const r = await e.request('POST', '/v1/projects/rp/locations/l/datasets?datasetId=ds', { body: {} });
+  await waitOp(e, r.json.name);
+  await e.request('POST', `/v1/${DS}/dicomStores?dicomStoreId=st`, { body: {} });
+}
+
 async function importUri(e, uri) {
   const r = await e.request('POST', `/v1/${ST}:import`, { body: { gcsSource: { uri } } });
   assert.strictEqual(r.status, 200, r.body.toString());
   return waitOp(e, r.json.name);
+}
+
+// On a fresh emulator: the store, a bucket with one non-DICOM file, its import (done).
+async function importOneBad(e, bucket) {
+  await makeStore(e);
+  await makeBucket(e, bucket, 'rp');
+  await upload(e, bucket, 'bad.dcm', 'not dicom');
+  return importUri(e, `gs://${bucket}/*.dcm`);
 }
 
 async function addProjectBinding(e, project, role, member) {
@@ -85,9 +100,7 @@ test('§1 a project-level grant lets the service agent import; a legacy reader p
 test('§1 roles/editor on the project reaches the bucket through its projectEditor: legacy binding', async () => {
   const e = await startEmulator();
   try {
-    const r = await e.request('POST', '/v1/projects/rp/locations/l/datasets?datasetId=ds', { body: {} });
-    await waitOp(e, r.json.name);
-    await e.request('POST', `/v1/${DS}/dicomStores?dicomStoreId=st`, { body: {} });
+    await makeStore(e);
     await makeBucket(e, 'rp-ed', 'rp', { grant: false });
     await upload(e, 'rp-ed', 'a.dcm', makeDicom({ sop: '1.2.9.3' }));
     await addProjectBinding(e, 'rp', 'roles/editor', agent);
@@ -123,24 +136,14 @@ test('§2 import: same SOP Instance UID with other bytes fails that file (logged
 test('§5 logs are written after the operation is done, --log-delay-ms later', async () => {
   const e = await startEmulator({ logDelayMs: 60000 });
   try {
-    const r = await e.request('POST', '/v1/projects/rp/locations/l/datasets?datasetId=ds', { body: {} });
-    await waitOp(e, r.json.name);
-    await e.request('POST', `/v1/${DS}/dicomStores?dicomStoreId=st`, { body: {} });
-    await makeBucket(e, 'rp-late', 'rp');
-    await upload(e, 'rp-late', 'bad.dcm', 'not dicom');
-    const op = await importUri(e, 'gs://rp-late/*.dcm');
+    const op = await importOneBad(e, 'rp-late');
     assert.strictEqual(op.metadata.counter.failure, '1');
     const logs = await e.request('POST', '/v2/entries:list', { body: { resourceNames: ['projects/rp'], filter: `operation.id="${op.name}"` } });
     assert.deepStrictEqual(logs.json, {});
   } finally { await e.close(); }
   const f = await startEmulator({ logDelayMs: 50 });
   try {
-    const r = await f.request('POST', '/v1/projects/rp/locations/l/datasets?datasetId=ds', { body: {} });
-    await waitOp(f, r.json.name);
-    await f.request('POST', `/v1/${DS}/dicomStores?dicomStoreId=st`, { body: {} });
-    await makeBucket(f, 'rp-late', 'rp');
-    await upload(f, 'rp-late', 'bad.dcm', 'not dicom');
-    const op = await importUri(f, 'gs://rp-late/*.dcm');
+    const op = await importOneBad(f, 'rp-late');
     let entries = [];
     for (let i = 0; i < 500 && !entries.length; i++) {
       await sleep(10);
@@ -167,12 +170,7 @@ test('§8 entries:list: pageSize over 1000 or negative → 400; an empty first p
   assert.strictEqual((await emu.request('POST', '/v2/entries:list', { body: { resourceNames: ['projects/rp'], pageSize: 1000 } })).status, 200);
   const e = await startEmulator({ logEmptyPages: 2 });
   try {
-    const r = await e.request('POST', '/v1/projects/rp/locations/l/datasets?datasetId=ds', { body: {} });
-    await waitOp(e, r.json.name);
-    await e.request('POST', `/v1/${DS}/dicomStores?dicomStoreId=st`, { body: {} });
-    await makeBucket(e, 'rp-pg', 'rp');
-    await upload(e, 'rp-pg', 'bad.dcm', 'not dicom');
-    await importUri(e, 'gs://rp-pg/*.dcm');
+    await importOneBad(e, 'rp-pg');
     const body = { resourceNames: ['projects/rp'] };
     let page = await e.request('POST', '/v2/entries:list', { body });
     const seen = [];

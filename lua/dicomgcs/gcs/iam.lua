@@ -33,16 +33,31 @@ function iam.get_iam_policy(self, bucket)
   return self.transport:json("GET", self:bucket_url(bucket) .. "/iam", nil, "get the IAM policy of gs://" .. bucket)
 end
 
---- Replace the bucket's IAM policy. Send the `etag` you read: a concurrent change makes this fail
--- with HTTP 412 instead of losing it. Returns the new policy or nil, Error.
-function iam.set_iam_policy(self, bucket, policy)
+-- A policy as JSON to send: bindings and members always arrays, even when empty.
+local function policy_body(policy)
   local body = { bindings = json.array{}, etag = policy.etag, version = policy.version }
   for _, b in ipairs(policy.bindings or {}) do
     local members = json.array{}
     for _, m in ipairs(b.members or {}) do members[#members + 1] = m end
     body.bindings[#body.bindings + 1] = { role = b.role, members = members, condition = b.condition }
   end
-  return self.transport:json("PUT", self:bucket_url(bucket) .. "/iam", body, "set the IAM policy of gs://" .. bucket)
+  return body
+end
+
+--- Replace the bucket's IAM policy. Send the `etag` you read: a concurrent change makes this fail
+-- with HTTP 412 instead of losing it. Returns the new policy or nil, Error.
+function iam.set_iam_policy(self, bucket, policy)
+  return self.transport:json("PUT", self:bucket_url(bucket) .. "/iam", policy_body(policy), "set the IAM policy of gs://" .. bucket)
+end
+
+-- Resource Manager's URL of a project (default: the handle's). Returns url, project id or nil, Error.
+local function project_url(self, project)
+  local p, err = names.project(project or self.project)
+  if not p then return nil, err end
+  if not self.resourcemanager then
+    return nil, errors.input("no Resource Manager endpoint is configured for this storage handle")
+  end
+  return self.resourcemanager .. "/projects/" .. http.escape(p), p
 end
 
 --- The project number (a string of digits) of a project id, through Resource Manager; cached.
@@ -51,11 +66,9 @@ function iam.project_number(self, project)
   if not p then return nil, err end
   self._project_numbers = self._project_numbers or {}
   if self._project_numbers[p] then return self._project_numbers[p] end
-  if not self.resourcemanager then
-    return nil, errors.input("no Resource Manager endpoint is configured for this storage handle")
-  end
-  local doc; doc, err = self.transport:json("GET", self.resourcemanager .. "/projects/" .. http.escape(p), nil,
-    "get the project number of " .. p)
+  local url; url, err = project_url(self, p)
+  if not url then return nil, err end
+  local doc; doc, err = self.transport:json("GET", url, nil, "get the project number of " .. p)
   if not doc then return nil, err end
   local n = doc.projectNumber and tostring(doc.projectNumber)
   if not n or not n:match("^%d+$") then
@@ -155,31 +168,19 @@ end
 --- The project's IAM policy (Resource Manager v1 `projects.getIamPolicy`): `{bindings=, etag=, version=}`
 -- or nil, Error.
 function iam.get_project_iam_policy(self, project)
-  local p, err = names.project(project or self.project)
-  if not p then return nil, err end
-  if not self.resourcemanager then
-    return nil, errors.input("no Resource Manager endpoint is configured for this storage handle")
-  end
-  return self.transport:json("POST", self.resourcemanager .. "/projects/" .. http.escape(p) .. ":getIamPolicy",
-    { options = { requestedPolicyVersion = 3 } }, "get the IAM policy of project " .. p)
+  local url, p = project_url(self, project)
+  if not url then return nil, p end
+  return self.transport:json("POST", url .. ":getIamPolicy", { options = { requestedPolicyVersion = 3 } },
+    "get the IAM policy of project " .. p)
 end
 
 --- Replace the project's IAM policy (`projects.setIamPolicy`). Send the `etag` you read: a
 -- concurrent change makes this fail with HTTP 409 ABORTED. Returns the new policy or nil, Error.
 function iam.set_project_iam_policy(self, project, policy)
-  local p, err = names.project(project or self.project)
-  if not p then return nil, err end
-  if not self.resourcemanager then
-    return nil, errors.input("no Resource Manager endpoint is configured for this storage handle")
-  end
-  local body = { bindings = json.array{}, etag = policy.etag, version = policy.version }
-  for _, b in ipairs(policy.bindings or {}) do
-    local members = json.array{}
-    for _, m in ipairs(b.members or {}) do members[#members + 1] = m end
-    body.bindings[#body.bindings + 1] = { role = b.role, members = members, condition = b.condition }
-  end
-  return self.transport:json("POST", self.resourcemanager .. "/projects/" .. http.escape(p) .. ":setIamPolicy",
-    { policy = body }, "set the IAM policy of project " .. p)
+  local url, p = project_url(self, project)
+  if not url then return nil, p end
+  return self.transport:json("POST", url .. ":setIamPolicy", { policy = policy_body(policy) },
+    "set the IAM policy of project " .. p)
 end
 
 --- What is known of the service agent's access to `bucket` for `purpose`: reads the bucket's
