@@ -214,3 +214,11 @@ test('§8 resumable upload keeps only whole 256 KiB units of a chunk; the 308 Ra
   const got = await emu.request('GET', '/storage/v1/b/rp-up/o/big.bin?alt=media');
   assert.ok(got.body.equals(data));
 });
+
+test('start options --log-delay-ms and --log-empty-pages', () => {
+  const { parseArgs } = require('../src/main');
+  const o = parseArgs(['--data', '/tmp/x', '--log-delay-ms', '300', '--log-empty-pages=0']);
+  assert.strictEqual(o.logDelayMs, 300);
+  assert.strictEqual(o.logEmptyPages, 0);
+  assert.throws(() => parseArgs(['--data', 'x', '--log-delay-ms', '-1']), /non-negative integer/);
+});
