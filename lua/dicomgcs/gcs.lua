@@ -25,9 +25,11 @@ function gcs.new(transport, base, project, opts)
 end
 
 -- Bucket IAM and the Healthcare service agent: get_iam_policy, set_iam_policy, project_number,
--- service_agent, check_service_agent, grant_service_agent (documented in dicomgcs.gcs.iam).
+-- service_agent, check_service_agent, grant_service_agent, get/set_project_iam_policy,
+-- service_agent_access (documented in dicomgcs.gcs.iam).
 for _, k in ipairs{ "get_iam_policy", "set_iam_policy", "project_number", "service_agent",
-                    "check_service_agent", "grant_service_agent" } do
+                    "check_service_agent", "grant_service_agent", "get_project_iam_policy",
+                    "set_project_iam_policy", "service_agent_access" } do
   Storage[k] = iam[k]
 end
 

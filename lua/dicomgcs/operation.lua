@@ -89,8 +89,11 @@ function Operation:failure()
     message = ("operation %s failed: %s (success %d, failure %d)"):format(
       self.name, tostring(e.message or "no message"), c.success, c.failure),
     details = e.details, operation = self,
-    hint = c.failure > 0 and "list the failed files: c:failures(op).failures (each {uri=, status=, message=})" or nil,
-    hint_cli = c.failure > 0 and ("list the failed files: dicomgcs operations failures " .. self:cli_ref()) or nil,
+    -- permission_hint: set by the client when its pre-check could not see the service agent's grant
+    hint = (code == 7 and self.permission_hint)
+      or (c.failure > 0 and "list the failed files: c:failures(op).failures (each {uri=, status=, message=})" or nil),
+    hint_cli = (code == 7 and self.permission_hint)
+      or (c.failure > 0 and ("list the failed files: dicomgcs operations failures " .. self:cli_ref()) or nil),
   }
 end
 

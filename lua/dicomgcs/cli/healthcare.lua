@@ -8,6 +8,10 @@ local function fail(err) error(err, 0) end
 local function must(v, err) if v == nil then fail(err) end return v end
 
 local async_flag = { type = "boolean", help = "return the operation name at once instead of waiting" }
+local skip_permission_flag = { type = "boolean",
+  help = "do not read the bucket's and project's IAM policies before starting (no service agent warning)" }
+local logs_wait_flag = { type = "string", metavar = "SECONDS",
+  help = "how long to keep reading Cloud Logging while it lags behind the failure counter (default 120)" }
 local timeout_flag = { type = "string", metavar = "SECONDS", help = "stop waiting after this long (the operation goes on)" }
 
 -- Wait for an operation with a progress line; print it; map the outcome to an exit code:
@@ -107,7 +111,8 @@ return {
               plan = { type = "boolean", help = "show how the import would be split (one import per sub-folder) and stop" },
               partition = { type = "boolean", help = "run the plan: one import per sub-folder, --max-in-flight at a time" },
               ["max-in-flight"] = { type = "string", metavar = "K", help = "operations at a time with --partition (default 3)" },
-              manifest = { type = "string", metavar = "FILE", help = "with --partition: JSON Lines state file; re-run to resume" } },
+              manifest = { type = "string", metavar = "FILE", help = "with --partition: JSON Lines state file; re-run to resume" },
+              ["skip-permission-check"] = skip_permission_flag },
     run = function(ctx)
       local uri = ctx.flags["gcs-uri"]
       if not uri then fail("--gcs-uri is required, e.g. --gcs-uri='gs://BUCKET/DIR/**.dcm'") end
@@ -131,7 +136,8 @@ return {
         if t.failed == 0 and t.failure == 0 then return 0 end
         return t.success > 0 and 3 or 1
       end
-      return start_operation(ctx, must(c:import{ dicom_store = ctx.words[1], uri = uri }))
+      return start_operation(ctx, must(c:import{ dicom_store = ctx.words[1], uri = uri,
+        check_permissions = not ctx.flags["skip-permission-check"] }))
     end },
   { path = { "dicom-stores", "export", "gcs" },
     usage = "dicom-stores export gcs STORE --gcs-uri-prefix=gs://B/DIR/ --dataset=D --location=L",
@@ -142,7 +148,7 @@ return {
               ["transfer-syntax"] = { type = "string", metavar = "UID", help = "transfer syntax UID, or * for as stored" },
               study = { type = "list", metavar = "UID", help = "export only this study (repeatable; v1beta1 filterConfig)" },
               filter = { type = "list", metavar = "KEY=VALUE", help = "export only the studies a QIDO search with these matches finds (repeatable)" },
-              async = async_flag, timeout = timeout_flag },
+              async = async_flag, timeout = timeout_flag, ["skip-permission-check"] = skip_permission_flag },
     run = function(ctx)
       if not ctx.flags["gcs-uri-prefix"] then fail("--gcs-uri-prefix is required, e.g. --gcs-uri-prefix=gs://BUCKET/export/") end
       if ctx.flags.study or ctx.flags.filter then
@@ -170,7 +176,7 @@ return {
       end
       return start_operation(ctx, must(ctx.client():export{ dicom_store = ctx.words[1],
         uri_prefix = ctx.flags["gcs-uri-prefix"], mime_type = ctx.flags["mime-type"],
-        transfer_syntax = ctx.flags["transfer-syntax"] }))
+        transfer_syntax = ctx.flags["transfer-syntax"], check_permissions = not ctx.flags["skip-permission-check"] }))
     end },
 
   { path = { "dicom-stores", "export", "bq" },
@@ -208,14 +214,17 @@ return {
   { path = { "operations", "failures" }, usage = "operations failures OPERATION [--format=json|csv]",
     summary = "list every failed file of an import or export, with the reason", min_args = 1, max_args = 1,
     formats = { json = true, yaml = true, csv = true, table = true },
+    flags = { ["logs-wait"] = logs_wait_flag },
     help = "Read the operation's per-file errors from Cloud Logging (and its sample errors) and print\n" ..
       "one line per failed file: URI, status and reason. Exit 3 when the logs account for fewer\n" ..
       "failures than the operation's failure counter (Cloud Logging samples past a threshold).",
     run = function(ctx)
       local op = must(ctx.client():operation(ctx.words[1]))
-      local found = must(ctx.client():failures(op))
+      local found = must(ctx.client():failures(op, { logs_wait = tonumber(ctx.flags["logs-wait"]) }))
       local rows = {}
-      for i, f in ipairs(found.failures) do rows[i] = { uri = f.uri, status = f.status, code = f.code, message = f.message } end
+      for i, f in ipairs(found.failures) do
+        rows[i] = { uri = f.uri, status = f.status, code = f.code, kind = f.kind, message = f.message }
+      end
       local fmt = ctx.flags.format
       if fmt == "csv" then
         local report = require "dicomgcs.report"
@@ -244,18 +253,21 @@ return {
     summary = "every file an import matched, with its outcome", min_args = 1, max_args = 1,
     formats = { json = true, yaml = true, csv = true },
     help = "List every object the import's --gcs-uri matched with its outcome (succeeded / failed /\n" ..
-      "skipped, and the reason); succeeded + failed + skipped = matched. Files the logs do not\n" ..
+      "skipped / conflict, and the reason); succeeded + failed + skipped + conflict = matched. A conflict is\n" ..
+      "a file whose SOP Instance UID the store already holds with other bytes. Files the logs do not\n" ..
       "name are settled by reading their headers and asking the store (reconciliation).\n" ..
       "--output=BASE also writes BASE.json and BASE.csv.",
     flags = { ["gcs-uri"] = { type = "string", metavar = "URI", help = "the gs:// URI the import was given" },
               output = { type = "string", metavar = "BASE", help = "write BASE.json and BASE.csv" },
-              ["dicom-store"] = { type = "string", metavar = "STORE", help = "the store imported into (for reconciliation)" } },
+              ["dicom-store"] = { type = "string", metavar = "STORE", help = "the store imported into (for reconciliation)" },
+              ["logs-wait"] = logs_wait_flag },
     run = function(ctx)
       if not ctx.flags["gcs-uri"] then fail("--gcs-uri is required: the URI the import was given") end
       local report = require "dicomgcs.report"
       local c = ctx.client()
       local op = must(c:operation(ctx.words[1]))
-      local r = must(c:import_report(op, ctx.flags["gcs-uri"], { dicom_store = ctx.flags["dicom-store"] }))
+      local r = must(c:import_report(op, ctx.flags["gcs-uri"], { dicom_store = ctx.flags["dicom-store"],
+        logs_wait = tonumber(ctx.flags["logs-wait"]) }))
       if ctx.flags.output then must(report.write(r, ctx.flags.output)) end
       if ctx.flags.format == "csv" then ctx.out:write(report.csv(r))
       elseif ctx.flags.format == "json" then ctx.out:write(report.json(r), "\n")
@@ -267,9 +279,10 @@ return {
         end
       end
       local t = r.totals
-      io.stderr:write(("%d matched: %d succeeded, %d failed, %d skipped%s.\n"):format(t.matched, t.succeeded,
-        t.failed, t.skipped, t.unknown > 0 and (", " .. t.unknown .. " unknown") or ""))
-      if t.failed == 0 and t.unknown == 0 then return 0 end
+      io.stderr:write(("%d matched: %d succeeded, %d failed, %d skipped%s%s.\n"):format(t.matched, t.succeeded,
+        t.failed, t.skipped, t.conflict > 0 and (", " .. t.conflict .. " conflict (already stored with other bytes; " ..
+        "see operations retry-failed --replace)") or "", t.unknown > 0 and (", " .. t.unknown .. " unknown") or ""))
+      if t.failed == 0 and t.unknown == 0 and t.conflict == 0 then return 0 end
       return 3
     end },
   { path = { "operations", "retry-failed" }, usage = "operations retry-failed OPERATION --dataset=D --location=L",
@@ -277,16 +290,20 @@ return {
     help = "Re-import, one exact-URI import each, the failed files of an import whose error was\n" ..
       "transient or whose object was replaced since it failed. Prints one line per file: URI,\n" ..
       "what was done, the new operation's id (retried files) and the reason; then the new\n" ..
-      "operations' ids on stderr.",
+      "operations' ids on stderr. A conflict (the store holds the file's SOP Instance UID with other\n" ..
+      "bytes) is skipped unless --replace, which deletes the stored instance over DICOMweb and imports the file.",
     flags = { ["dicom-store"] = { type = "string", metavar = "STORE",
                                   help = "import into this store (default: the operation's dataset store given by --dicom-store)" },
-              concurrency = { type = "string", metavar = "N", help = "imports at a time (default 3)" } },
+              concurrency = { type = "string", metavar = "N", help = "imports at a time (default 3)" },
+              replace = { type = "boolean", help = "for conflicts: delete the stored instance and import the file" },
+              ["logs-wait"] = logs_wait_flag },
     run = function(ctx)
       local c = ctx.client()
       local op = must(c:operation(ctx.words[1]))
       local store = ctx.flags["dicom-store"]
       if not store then fail("--dicom-store is required: the operation does not name its store") end
-      local summary = must(c:retry_failed(op, { dicom_store = store, concurrency = tonumber(ctx.flags.concurrency) }))
+      local summary = must(c:retry_failed(op, { dicom_store = store, concurrency = tonumber(ctx.flags.concurrency),
+        replace = ctx.flags.replace, logs_wait = tonumber(ctx.flags["logs-wait"]) }))
       local rows, ids = {}, {}
       for _, r in ipairs(summary.retried) do
         rows[#rows + 1] = { uri = r.failure.uri, action = "retried", ok = r.ok, reason = r.reason,
@@ -299,6 +316,7 @@ return {
       end
       if ctx.flags.format then
         ctx.print({ succeeded = summary.succeeded, failed = summary.failed, skipped = #summary.skipped,
+                    conflicts = summary.conflicts,
                     files = require("dicomgcs.json").array(rows) })
       else
         for _, r in ipairs(rows) do
@@ -307,8 +325,9 @@ return {
             r.operation and term.escape(r.operation:match("([^/]+)$")) or "-", term.escape(r.error or r.reason or "")))
         end
       end
-      io.stderr:write(("Retried %d file(s): %d ok, %d failed; skipped %d.\n"):format(
-        #summary.retried, summary.succeeded, summary.failed, #summary.skipped))
+      io.stderr:write(("Retried %d file(s): %d ok, %d failed; skipped %d%s.\n"):format(
+        #summary.retried, summary.succeeded, summary.failed, #summary.skipped,
+        summary.conflicts > 0 and (" (%d conflict(s): --replace to overwrite)"):format(summary.conflicts) or ""))
       if #ids > 0 then
         io.stderr:write(("New operation(s): %s (dicomgcs operations describe ID --dataset=%s)\n"):format(
           term.escape(table.concat(ids, " ")), term.escape(op.name:match("/datasets/([^/]+)/") or "")))

@@ -284,14 +284,16 @@ return {
       if summary.failed == 0 then return 0 end
       return summary.ok > 0 and 3 or 1
     end },
-  { path = { "storage", "grant-service-agent" }, usage = "storage grant-service-agent gs://BUCKET --for=import|export",
+  { path = { "storage", "grant-service-agent" }, usage = "storage grant-service-agent gs://BUCKET --for=import|export [--project-level]",
     summary = "let the Healthcare service agent read (import) or write (export) a bucket", min_args = 1, max_args = 1,
     help = "Imports and exports run as the project's Cloud Healthcare Service Agent,\n" ..
       "service-PROJECT_NUMBER@gcp-sa-healthcare.iam.gserviceaccount.com. Grant it\n" ..
       "roles/storage.objectViewer (--for=import) or roles/storage.objectAdmin (--for=export) on the\n" ..
-      "bucket, by a read-modify-write of the bucket's IAM policy. Nothing changes when it already has\n" ..
-      "a role that covers it. --dry-run only checks.",
+      "bucket (or, with --project-level, on the whole project, as Google's permissions page does), by a\n" ..
+      "read-modify-write of the IAM policy. Nothing changes when it already has that access.\n" ..
+      "--dry-run only checks (bucket policy, then project policy).",
     flags = { ["for"] = { type = "string", help = "import or export" },
+              ["project-level"] = { type = "boolean", help = "grant on the project instead of the bucket" },
               ["dry-run"] = { type = "boolean", help = "only check; change nothing" } },
     run = function(ctx)
       local bucket = ctx.words[1]:match("^gs://([^/]+)/?$")
@@ -300,18 +302,21 @@ return {
       if purpose ~= "import" and purpose ~= "export" then fail("--for=import or --for=export is required") end
       local st = ctx.client().storage
       if ctx.flags["dry-run"] then
-        local ok, err = st:check_service_agent(bucket, purpose)
-        if not ok then
-          if err.kind ~= "permission" then fail(err) end
-          ctx.out:write(err.message, "\nwould run: ", err.command, "\n")
-          return 1
+        local access, err = st:service_agent_access(bucket, purpose)
+        if not access then fail(err) end
+        if access.granted then
+          ctx.out:write(("the Cloud Healthcare Service Agent already has the access an %s needs (granted on the %s)\n")
+            :format(purpose, access.where))
+          return 0
         end
-        ctx.out:write(err or "the Cloud Healthcare Service Agent already has the access an " .. purpose .. " needs", "\n")
-        return 0
+        ctx.out:write(require("dicomgcs.gcs.iam").access_warning(access, purpose), "\nwould run: ",
+          ctx.flags["project-level"] and access.project_command or access.command, "\n")
+        return 1
       end
-      local policy, member, role = st:grant_service_agent(bucket, purpose)
+      local policy, member, role = st:grant_service_agent(bucket, purpose, { project_level = ctx.flags["project-level"] })
       if not policy then fail(member) end
       if ctx.flags.format then return ctx.print(policy) end
-      ctx.out:write(("%s has %s (or a role that includes it) on gs://%s\n"):format(member, role, bucket))
+      ctx.out:write(("%s has %s (or a role that includes it) on %s\n"):format(member, role,
+        ctx.flags["project-level"] and ("project " .. ctx.client().project) or ("gs://" .. bucket)))
     end },
 }
