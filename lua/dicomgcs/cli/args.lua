@@ -1,7 +1,16 @@
 --- Command-line parsing in gcloud's manner: positional words, then flags
 -- (`--flag=value`, `--flag value`, boolean `--flag`/`--no-flag`, repeatable flags, short `-r`).
 -- @module dicomgcs.cli.args
+local common = require "dicomgcs.cli.common"
+
 local args = {}
+
+local function unknown(flag, spec)
+  local names = {}
+  for n in pairs(spec) do names[#names + 1] = n end
+  local near = common.suggest(flag, names)
+  return ("unknown flag --%s%s"):format(flag, near and ("; did you mean --" .. near .. "?") or "")
+end
 
 --- Parse `argv` against a flag spec { name = { type="string"|"boolean"|"list", short="r" } }.
 -- Returns { words = {...}, flags = {...} } or nil, message.
@@ -23,7 +32,8 @@ function args.parse(argv, spec)
         name, negated = name:sub(4), true
       end
       local s = spec[name]
-      if not s then return nil, ("unknown flag --%s"):format(name) end
+      if not s then return nil, unknown(name, spec) end
+      if s.moved then return nil, ("--%s: %s"):format(name, s.moved) end
       if s.type == "boolean" then
         if value then return nil, ("--%s takes no value"):format(name) end
         flags[name] = not negated
@@ -33,6 +43,7 @@ function args.parse(argv, spec)
           value = argv[i]
           if value == nil then return nil, ("--%s needs a value"):format(name) end
         end
+        if value:find("[\0\r\n]") then return nil, ("--%s: the value holds a control character"):format(name) end
         if s.type == "list" then
           flags[name] = flags[name] or {}
           table.insert(flags[name], value)
