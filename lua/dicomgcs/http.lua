@@ -35,7 +35,8 @@ end
 local Transport = {}
 Transport.__index = Transport
 
---- An observer for every request and its outcome (the CLI's --log-http sets it; it masks
+--- An observer for every request and its outcome.
+-- The CLI's log-http flag sets it (it masks
 -- secrets): `http.trace("request", req)` before a request, `http.trace("response", res, err)` after.
 http.trace = nil
 

@@ -29,7 +29,8 @@ function common.must(v, err)
   return v
 end
 
---- The integer value of flag `--name` (nil when absent); a usage error unless it is an integer
+--- The integer value of a flag (nil when absent).
+-- `name` is the flag without its dashes; a usage error unless it is an integer
 -- of at least `min` (default 1).
 function common.integer(flags, name, min)
   local v = flags[name]

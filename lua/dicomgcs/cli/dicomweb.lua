@@ -165,6 +165,7 @@ return {
     usage = "dicomweb search studies|series|instances [--query=KEY=VALUE]... --dicom-store=S",
     summary = "search studies, series or instances (QIDO-RS)", min_args = 1, max_args = 1,
     formats = { json = true, ["json-compact"] = true, yaml = true, table = true },
+    choices = { "studies", "series", "instances" },
     help = "Search with QIDO-RS, following every page. --query=PatientName=DOE* (keywords or tags;\n" ..
       "repeatable), --include-field=KEYWORD (repeatable, or all), --limit=N results at most,\n" ..
       "--study=UID / --series=UID to search inside one.",

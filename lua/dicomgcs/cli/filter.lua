@@ -1,4 +1,5 @@
---- gcloud's `--filter` for list commands, the subset dicomgcs supports: terms joined by spaces
+--- gcloud's output filter for list commands.
+-- The subset dicomgcs supports of `--filter`: terms joined by spaces
 -- or AND, each `FIELD OP VALUE` with OP one of `=`, `!=`, `:` (FIELD holds VALUE, case-insensitive;
 -- `*` in VALUE matches anything), `<`, `<=`, `>`, `>=` (numbers compared as numbers), or `NOT term`.
 -- FIELD is a dotted path into the resource's JSON (e.g. metadata.counter.success). OR and

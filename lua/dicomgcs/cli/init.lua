@@ -79,7 +79,7 @@ add{ path = { "config", "list" }, usage = "config list", summary = "show each de
   end }
 
 add{ path = { "completion" }, usage = "completion bash|zsh", summary = "print a shell completion script",
-  min_args = 1, max_args = 1,
+  min_args = 1, max_args = 1, choices = { "bash", "zsh" },
   help = "Print a completion script for bash or zsh, generated from the command table. Load it with\n" ..
     "`source <(dicomgcs completion bash)` (in zsh: `source <(dicomgcs completion zsh)`).",
   run = function(ctx)
@@ -375,11 +375,11 @@ local function report(e, trace, flags)
     return cli.EXIT_FAILED
   end
   -- a message raised with error(msg, 0) by a command's own checks: bad usage
-  if type(e) == "string" and not text:match("^[^\n]-%.lua:%d+:") then
+  if type(e) == "string" and not text:find("%.lua:%d+:") and not text:find("%[C%]") then
     say("ERROR: (dicomgcs) " .. text)
     return cli.EXIT_USAGE
   end
-  say("ERROR: internal error: " .. (text:match("^[^\n]-%.lua:%d+: (.*)$") or text))
+  say("ERROR: internal error: " .. (text:match("^[^\n]-%.lua:%d+: (.*)$") or text:gsub("\n.*", "")))
   if debugging(flags) then say(trace)
   else say("This is a bug in dicomgcs. Run again with --verbosity=debug (or DICOMGCS_DEBUG=1) to see where,\n" ..
     "and report it with that output.") end

@@ -1,4 +1,5 @@
---- Printing results for the command line: `--format=json|yaml|table`, and the progress line
+--- Printing results for the command line, and the progress line.
+-- Formats: `--format=json|yaml|table`; the progress line is
 -- for waiting (rewritten in place on a terminal, one plain line per change when piped).
 -- @module dicomgcs.cli.output
 local core = require "dicomgcs.core"
@@ -103,7 +104,8 @@ function output.yaml(value)
   return table.concat(out, "\n")
 end
 
---- Parse a `--format` value: "yaml", "json", "json-compact", "csv", "table" or gcloud's
+--- Parse a format value.
+-- One of "yaml", "json", "json-compact", "csv", "table" or gcloud's
 -- "table(FIELD[:label=TITLE], ...)" projection (FIELD a dotted path). Returns
 -- { name=, columns= } or nil, message.
 function output.parse_format(text)

@@ -111,6 +111,7 @@ return {
         ctx.out:write("deleted ", "gs://" .. obj.bucket .. "/" .. obj.name, "\n")
         return 0
       end
+      if not ctx.flags["dry-run"] then ctx.confirm("You are about to delete every object matching " .. uri .. ".") end
       local summary = must(st:delete_prefix(uri, { dry_run = ctx.flags["dry-run"] }))
       for _, r in ipairs(summary.results) do
         if r.dry_run then ctx.out:write("would delete ", r.source, "\n")
