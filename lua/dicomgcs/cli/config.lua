@@ -15,6 +15,12 @@ config.properties = {
     env = "CLOUDSDK_AUTH_IMPERSONATE_SERVICE_ACCOUNT" },
 }
 
+--- Variables whose values end up in URLs or headers: a control character in one is refused
+-- up front, naming it, before it can reach a request.
+config.checked_env = { "GOOGLE_CLOUD_QUOTA_PROJECT", "GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT",
+  "CLOUDSDK_HEALTHCARE_LOCATION", "CLOUDSDK_HEALTHCARE_DATASET", "CLOUDSDK_AUTH_IMPERSONATE_SERVICE_ACCOUNT",
+  "CLOUDSDK_ACTIVE_CONFIG_NAME", "DICOMGCS_EMULATOR_HOST" }
+
 local function nonempty(v) return v ~= nil and v ~= "" and v or nil end
 
 --- gcloud's configuration folder.

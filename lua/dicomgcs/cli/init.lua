@@ -225,8 +225,12 @@ function cli.mask(text)
   text = text:gsub("([%w%-]+)(:%s*)([^\r\n]*)", function(name, sep)
     if SENSITIVE_HEADER[name:lower()] then return name .. sep .. "--- Token Redacted ---" end
   end)
-  text = text:gsub("([?&][%w_%-]-)([Kk]ey|[Tt]oken|[Ss]ignature|[Ss]ecret|[Cc]redential)=([^&%s\"]*)",
-    function(pre, k) return pre .. k .. "=--- Redacted ---" end)
+  text = text:gsub("([?&])([%w_%-%.]+)=([^&%s\"]*)", function(sep, k)
+    local l = k:lower()
+    for _, word in ipairs{ "key", "token", "signature", "secret", "credential", "password" } do
+      if l:find(word, 1, true) then return sep .. k .. "=--- Redacted ---" end
+    end
+  end)
   text = text:gsub('("[%w_]*[Tt]oken"%s*:%s*)"[^"]*"', '%1"--- Token Redacted ---"')
   text = text:gsub('("[%w_]*[Ss]ecret"%s*:%s*)"[^"]*"', '%1"--- Redacted ---"')
   text = text:gsub('("private_key[%w_]*"%s*:%s*)"[^"]*"', '%1"--- Redacted ---"')
@@ -375,11 +379,12 @@ local function report(e, trace, flags)
     return cli.EXIT_FAILED
   end
   -- a message raised with error(msg, 0) by a command's own checks: bad usage
-  if type(e) == "string" and not text:find("%.lua:%d+:") and not text:find("%[C%]") then
+  local located = text:find("%.lua:%d+:") or text:find("%[C%]") or text:match("^[%w_%.%-/]+:%d+: ")
+  if type(e) == "string" and not located then
     say("ERROR: (dicomgcs) " .. text)
     return cli.EXIT_USAGE
   end
-  say("ERROR: internal error: " .. (text:match("^[^\n]-%.lua:%d+: (.*)$") or text:gsub("\n.*", "")))
+  say("ERROR: internal error: " .. (text:match("^[%w_%.%-/]+:%d+: ([^\n]*)") or text:gsub("\n.*", "")))
   if debugging(flags) then say(trace)
   else say("This is a bug in dicomgcs. Run again with --verbosity=debug (or DICOMGCS_DEBUG=1) to see where,\n" ..
     "and report it with that output.") end
@@ -442,6 +447,12 @@ local function run(argv, state)
   if c.resource then
     local i = #c.path + 1
     parsed.words[i] = take_name(parsed.flags, parsed.words[i], c.resource == "dataset" and "DATASET" or "STORE", c.resource)
+  end
+  for _, name in ipairs(config.checked_env) do
+    local value = os.getenv(name)
+    if value and value:find("[%c]") then
+      common.usage(("the environment variable %s holds a control character (CR, LF, ...): fix or unset it"):format(name))
+    end
   end
   local defaults = config.resolve(parsed.flags)
   local ctx = context(c, parsed, format, defaults)
