@@ -35,7 +35,7 @@ end
 local Transport = {}
 Transport.__index = Transport
 
---- An observer for every request and its outcome.
+-- An observer for every request and its outcome.
 -- The CLI's log-http flag sets it (it masks
 -- secrets): `http.trace("request", req)` before a request, `http.trace("response", res, err)` after.
 http.trace = nil

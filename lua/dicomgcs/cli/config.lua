@@ -5,7 +5,7 @@
 -- @module dicomgcs.cli.config
 local config = {}
 
---- The properties dicomgcs reads: flag name, gcloud property, environment variable.
+-- The properties dicomgcs reads: flag name, gcloud property, environment variable.
 config.properties = {
   -- GOOGLE_CLOUD_PROJECT is not gcloud's; it comes last, as the Lua client has always read it
   { flag = "project", property = "core/project", env = "CLOUDSDK_CORE_PROJECT", fallback = "GOOGLE_CLOUD_PROJECT" },
@@ -15,7 +15,7 @@ config.properties = {
     env = "CLOUDSDK_AUTH_IMPERSONATE_SERVICE_ACCOUNT" },
 }
 
---- Variables whose values end up in URLs or headers: a control character in one is refused
+-- Variables whose values end up in URLs or headers: a control character in one is refused
 -- up front, naming it, before it can reach a request.
 config.checked_env = { "GOOGLE_CLOUD_QUOTA_PROJECT", "GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT",
   "CLOUDSDK_HEALTHCARE_LOCATION", "CLOUDSDK_HEALTHCARE_DATASET", "CLOUDSDK_AUTH_IMPERSONATE_SERVICE_ACCOUNT",

@@ -293,8 +293,7 @@ return {
   { path = { "operations", "report" },
     usage = "operations report OPERATION --gcs-uri=URI [--output=BASE] [--format=json|csv]",
     summary = "every file an import matched, with its outcome", min_args = 1, max_args = 1,
-    formats = { json = true, yaml = true, csv = true },
-    -- report.json has its own stable layout (the file --output writes); json-compact is not offered
+    formats = { json = true, ["json-compact"] = true, yaml = true, csv = true },
     help = "List every object the import's --gcs-uri matched with its outcome (succeeded / failed /\n" ..
       "skipped, and the reason); succeeded + failed + skipped = matched. Files the logs do not\n" ..
       "name are settled by reading their headers and asking the store (reconciliation).\n" ..
@@ -311,8 +310,7 @@ return {
       local r = must(c:import_report(op, ctx.flags["gcs-uri"], { dicom_store = ctx.flags["dicom-store"] }))
       if ctx.flags.output then must(report.write(r, ctx.flags.output)) end
       if ctx.flags.format == "csv" then ctx.out:write(report.csv(r))
-      elseif ctx.flags.format == "json" then ctx.out:write(report.json(r), "\n")
-      elseif ctx.flags.format == "yaml" then ctx.print({ totals = r.totals, complete = r.complete })
+      elseif ctx.flags.format then ctx.print({ totals = r.totals, complete = r.complete, rows = json.array(r.rows) })
       else
         for _, row in ipairs(r.rows) do
           ctx.out:write(("%s\t%s%s\n"):format(row.input, row.outcome, row.reason and ("\t" .. row.reason) or ""))

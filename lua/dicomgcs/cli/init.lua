@@ -12,7 +12,7 @@ local cli = {}
 
 cli.EXIT_OK, cli.EXIT_FAILED, cli.EXIT_USAGE, cli.EXIT_PARTIAL, cli.EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
---- Flags every command takes.
+-- Flags every command takes.
 cli.global_flags = {
   project = { type = "string", help = "Google Cloud project id (default: gcloud's core/project)" },
   location = { type = "string", help = "Healthcare API location, e.g. us-central1 (default: healthcare/location)" },
@@ -27,7 +27,7 @@ cli.global_flags = {
     help = "act as this service account (IAM Credentials generateAccessToken)" },
 }
 
---- Flags of list commands (gcloud's list flags).
+-- Flags of list commands (gcloud's list flags).
 cli.list_flags = {
   limit = { type = "string", metavar = "N", help = "print at most N items" },
   ["page-size"] = { type = "string", metavar = "N", help = "items per request to the API" },
@@ -41,7 +41,7 @@ local verbosities = { debug = 10, info = 20, warning = 30, error = 40, none = 10
 local groups = { require "dicomgcs.cli.healthcare", require "dicomgcs.cli.storage",
                  require "dicomgcs.cli.dicomweb", require "dicomgcs.cli.check" }
 
---- Every command, in help order: { path=, usage=, summary=, help=, flags=, run=, ... }.
+-- Every command, in help order: { path=, usage=, summary=, help=, flags=, run=, ... }.
 cli.commands = {}
 for _, g in ipairs(groups) do
   for _, c in ipairs(g) do cli.commands[#cli.commands + 1] = c end
