@@ -31,13 +31,7 @@ function config.dir(getenv)
   return home and (home .. "/.config/gcloud") or nil
 end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
-  return text
-end
+local read = require("dicomgcs.auth.common").read_file
 
 --- The active configuration's name and file path.
 function config.active(getenv)

@@ -41,27 +41,25 @@ function doc.completion(cli, shell)
     lines[#lines + 1] = "autoload -U +X bashcompinit && bashcompinit"
   end
   lines[#lines + 1] = "_dicomgcs_value_flags=' " .. table.concat(sorted(values), " ") .. " '"
-  lines[#lines + 1] = "_dicomgcs_words() {"
-  lines[#lines + 1] = "  case \"$1\" in"
-  for _, key in ipairs(sorted(groups)) do
-    lines[#lines + 1] = ("    %q) echo '%s' ;;"):format(key, table.concat(sorted(groups[key]), " "))
+  -- a shell function printing the words for a command path: case "$1" in PATH) echo 'WORDS' ;; esac
+  local function case_fn(name, entries)
+    lines[#lines + 1] = name .. "() {"
+    lines[#lines + 1] = "  case \"$1\" in"
+    for _, e in ipairs(entries) do
+      if e[2] ~= "" then lines[#lines + 1] = ("    %q) echo '%s' ;;"):format(e[1], e[2]) end
+    end
+    lines[#lines + 1] = "  esac"
+    lines[#lines + 1] = "}"
   end
-  lines[#lines + 1] = "  esac"
-  lines[#lines + 1] = "}"
-  lines[#lines + 1] = "_dicomgcs_flags() {"
-  lines[#lines + 1] = "  case \"$1\" in"
+  local word_entries, flag_entries, choice_entries = {}, {}, {}
+  for _, key in ipairs(sorted(groups)) do word_entries[#word_entries + 1] = { key, table.concat(sorted(groups[key]), " ") } end
   for _, c in ipairs(commands) do
-    lines[#lines + 1] = ("    %q) echo '%s' ;;"):format(c.path, c.flags)
+    flag_entries[#flag_entries + 1] = { c.path, c.flags }
+    choice_entries[#choice_entries + 1] = { c.path, c.choices }
   end
-  lines[#lines + 1] = "  esac"
-  lines[#lines + 1] = "}"
-  lines[#lines + 1] = "_dicomgcs_choices() {"
-  lines[#lines + 1] = "  case \"$1\" in"
-  for _, c in ipairs(commands) do
-    if c.choices ~= "" then lines[#lines + 1] = ("    %q) echo '%s' ;;"):format(c.path, c.choices) end
-  end
-  lines[#lines + 1] = "  esac"
-  lines[#lines + 1] = "}"
+  case_fn("_dicomgcs_words", word_entries)
+  case_fn("_dicomgcs_flags", flag_entries)
+  case_fn("_dicomgcs_choices", choice_entries)
   lines[#lines + 1] = [=[
 _dicomgcs() {
   local cur=${COMP_WORDS[COMP_CWORD]} path="" w i skip=0 words p

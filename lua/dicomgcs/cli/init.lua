@@ -283,11 +283,15 @@ local function confirm(ctx, message)
   if ctx.flags.quiet or os.getenv("CLOUDSDK_CORE_DISABLE_PROMPTS") == "1" then return true end
   if not (core.isatty(0) and core.isatty(2)) then return true end
   io.stderr:write(message, "\n\nDo you want to continue (Y/n)?  ")
-  io.stderr:flush()
-  local answer = io.stdin:read("l")
-  if answer == nil then answer = "" end
-  answer = answer:lower():gsub("^%s+", ""):gsub("%s+$", "")
-  if answer == "" or answer == "y" or answer == "yes" then return true end
+  while true do
+    io.stderr:flush()
+    local answer = io.stdin:read("l")
+    -- end of input or Enter: the default, yes (gcloud's PromptContinue)
+    answer = (answer or ""):lower():gsub("^%s+", ""):gsub("%s+$", "")
+    if answer == "" or answer == "y" or answer == "yes" then io.stderr:write("\n"); return true end
+    if answer == "n" or answer == "no" then break end
+    io.stderr:write("Please enter 'y' or 'n':  ")
+  end
   io.stderr:write("\n")
   common.fail(require("dicomgcs.errors").new{ kind = "cancelled", message = "Aborted by user." })
 end
