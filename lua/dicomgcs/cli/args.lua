@@ -41,7 +41,10 @@ function args.parse(argv, spec)
         if not value then
           i = i + 1
           value = argv[i]
-          if value == nil then return nil, ("--%s needs a value"):format(name) end
+          -- like argparse: a following flag is not this flag's value (write --name=--x for that)
+          if value == nil or (value:sub(1, 2) == "--" and #value > 2) then
+            return nil, ("--%s needs a value: --%s=VALUE"):format(name, name)
+          end
         end
         if value:find("[\0\r\n]") then return nil, ("--%s: the value holds a control character"):format(name) end
         if s.type == "list" then
@@ -51,10 +54,13 @@ function args.parse(argv, spec)
           flags[name] = value
         end
       end
-    elseif a:match("^%-%a$") then
-      local name = short[a:sub(2)]
-      if not name then return nil, ("unknown flag %s"):format(a) end
-      flags[name] = true
+    elseif a:match("^%-%a+$") then
+      -- -r, or several short flags together: -rq
+      for letter in a:sub(2):gmatch(".") do
+        local name = short[letter]
+        if not name then return nil, ("unknown flag -%s%s"):format(letter, #a > 2 and (" in " .. a) or "") end
+        flags[name] = true
+      end
     else
       words[#words + 1] = a
     end

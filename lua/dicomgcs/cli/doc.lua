@@ -67,7 +67,7 @@ _dicomgcs() {
     w=${COMP_WORDS[i]}
     if ((skip)); then skip=0; continue; fi
     case "$w" in
-      --*=*|-?) ;;
+      --*=*|-[!-]*) ;;
       --*) [[ $_dicomgcs_value_flags == *" ${w#--} "* ]] && skip=1 ;;
       *) path="${path:+$path }$w" ;;
     esac
