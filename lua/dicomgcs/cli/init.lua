@@ -17,7 +17,7 @@ cli.global_flags = {
   project = { type = "string", help = "Google Cloud project id (default: gcloud's core/project)" },
   location = { type = "string", help = "Healthcare API location, e.g. us-central1 (default: healthcare/location)" },
   dataset = { type = "string", help = "Healthcare dataset id or full name (default: healthcare/dataset)" },
-  format = { type = "string", help = "yaml (default), json, json-compact, table or table(FIELD,...)" },
+  format = { type = "string", help = "yaml, json, json-compact, table or table(FIELD,...); lists default to table" },
   help = { type = "boolean", short = "h", help = "show help for the command" },
   version = { type = "boolean", help = "print the version and exit" },
   quiet = { type = "boolean", short = "q", help = "never prompt: answer yes to confirmations" },
@@ -422,7 +422,8 @@ local function run(argv, state)
   if v and not verbosities[v] then
     common.usage(("--verbosity=%s: use debug, info, warning, error or none"):format(v))
   end
-  local format = { name = "yaml" }
+  -- gcloud's defaults: list commands print a table, the others YAML
+  local format = { name = (c.list and c.columns) and "table" or "yaml" }
   if parsed.flags.format then
     local f, ferr = output.parse_format(parsed.flags.format)
     if not f then common.usage(ferr) end
