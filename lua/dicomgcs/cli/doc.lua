@@ -152,7 +152,8 @@ function doc.man(cli)
     o[#o + 1] = roff(("--%s, then $%s%s"):format(p.flag, p.env, p.fallback and (", then (last) $" .. p.fallback) or ""))
   end
   o[#o + 1] = ".SH OUTPUT FORMATS"
-  o[#o + 1] = roff("--format=yaml (the default but for list commands, which print a table; valid YAML, keys sorted), json (indented, keys sorted, the same " ..
+  o[#o + 1] = roff("--format=yaml (the default but for list commands, which print a table; valid YAML, " ..
+    "keys sorted), json (indented, keys sorted, the same " ..
     "text on every run), json-compact (one line), table (commands with default columns) or " ..
     "table(FIELD[:label=TITLE],...) on any command that prints a resource (FIELD a dotted path into " ..
     "its JSON). Some commands also take csv. Human messages and progress go to stderr.")
