@@ -279,7 +279,7 @@ return {
       elseif fmt == "json" or fmt == "json-compact" or fmt == "yaml" then
         ctx.print({ operation = op.name, expected = found.expected, logged = found.logged,
                     complete = found.complete, failures = json.array(rows) })
-      elseif fmt == "table" then
+      elseif fmt == "table" or fmt == "value" then
         ctx.print(json.array(rows))
       else
         for _, r in ipairs(rows) do ctx.out:write(("%s\t%s\t%s\n"):format(r.uri, r.status, r.message)) end

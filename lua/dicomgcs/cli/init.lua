@@ -17,7 +17,7 @@ cli.global_flags = {
   project = { type = "string", help = "Google Cloud project id (default: gcloud's core/project)" },
   location = { type = "string", help = "Healthcare API location, e.g. us-central1 (default: healthcare/location)" },
   dataset = { type = "string", help = "Healthcare dataset id or full name (default: healthcare/dataset)" },
-  format = { type = "string", help = "yaml, json, json-compact, table or table(FIELD,...); lists default to table" },
+  format = { type = "string", help = "yaml, json, json-compact, table, table(FIELD,...) or value(FIELD,...); lists default to table" },
   help = { type = "boolean", short = "h", help = "show help for the command" },
   version = { type = "boolean", help = "print the version and exit" },
   quiet = { type = "boolean", short = "q", help = "never prompt: answer yes to confirmations" },
@@ -71,7 +71,7 @@ add{ path = { "config", "list" }, usage = "config list", summary = "show each de
       rows[#rows + 1] = { property = p.property, value = r.value or require("dicomgcs.json").null,
                           source = r.source or "unset" }
     end
-    local structured = { json = true, ["json-compact"] = true, yaml = true }
+    local structured = { json = true, ["json-compact"] = true, yaml = true, value = true }
     if ctx.flags.format and structured[ctx.format.name] then return ctx.print(require("dicomgcs.json").array(rows)) end
     ctx.out:write(output.table(rows, ctx.format.columns or {
       { title = "PROPERTY", path = { "property" } }, { title = "VALUE", path = { "value" } },
@@ -429,7 +429,7 @@ local function run(argv, state)
     if not f then common.usage(ferr) end
     format = f
     local formats = c.formats or { json = true, ["json-compact"] = true, yaml = true, table = c.columns ~= nil }
-    if not formats[f.name] and not (f.name == "table" and f.columns) then
+    if not formats[f.name] and not ((f.name == "table" or f.name == "value") and f.columns) then
       local names = {}
       for k, ok in pairs(formats) do if ok then names[#names + 1] = k end end
       table.sort(names)

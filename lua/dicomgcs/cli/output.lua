@@ -113,7 +113,9 @@ function output.parse_format(text)
   if not name then name = text end
   if not name:match("^[%a%-]+$") then return nil, ("cannot read --format=%s"):format(text) end
   if not inner then return { name = name } end
-  if name ~= "table" then return nil, ("--format=%s: only table takes a (FIELD, ...) projection"):format(text) end
+  if name ~= "table" and name ~= "value" then
+    return nil, ("--format=%s: only table and value take a (FIELD, ...) projection"):format(text)
+  end
   local columns = {}
   for item in inner:sub(2, -2):gmatch("[^,]+") do
     local field, label = item:match("^%s*([%w_%.%-@]+)%s*:%s*label%s*=%s*['\"]?([^'\"]-)['\"]?%s*$")
@@ -179,6 +181,16 @@ function output.render(value, format, columns)
   if type(format) ~= "table" then format = { name = format or "yaml" } end
   if format.name == "json" then return output.json(value)
   elseif format.name == "json-compact" then return output.json(value, true)
+  elseif format.name == "value" and format.columns then
+    -- gcloud's value(...): the fields of each item, tab-separated, no header (for scripts)
+    local items = is_array(value) and value or { value }
+    local lines = {}
+    for i, item in ipairs(items) do
+      local cells = {}
+      for j, c in ipairs(format.columns) do cells[j] = cell_text(output.pick(item, c.path)):gsub("[%c]", " ") end
+      lines[i] = table.concat(cells, "\t")
+    end
+    return table.concat(lines, "\n")
   elseif format.name == "table" then
     local cols = format.columns or columns
     if not cols then error("--format=table needs a projection here, e.g. --format='table(name)'", 0) end
