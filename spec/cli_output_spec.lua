@@ -58,6 +58,17 @@ describe("dicomgcs --format", function()
       i = "1.5", j = "multi\nline", k = {}, l = {}, m = "@x", n = " pad " }, assert(yaml_load(text)))
   end)
 
+  it("table and value cells never carry a control sequence to the terminal", function()
+    local output = require "dicomgcs.cli.output"
+    local rows = { { name = "evil\27]0;title\7\27[2J\194\155Jx\n2" } }
+    for _, fmt in ipairs{ "table(name)", "value(name)" } do
+      local text = output.render(rows, assert(output.parse_format(fmt)))
+      assert.is_nil(text:find("[\0-\8\11-\31\127]"), fmt)
+      assert.is_nil(text:find("\194[\128-\159]"), fmt)
+      assert.truthy(text:find("evil", 1, true))
+    end
+  end)
+
   it("json is indented, keys sorted, no \\/ escapes, the same text on every run", function()
     local f = fixture()
     local runs = {}

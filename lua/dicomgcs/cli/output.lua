@@ -141,6 +141,12 @@ function output.pick(item, path)
   return v
 end
 
+--- `text` safe for one cell of a terminal line: C0 and C1 control characters (escape sequences,
+-- newlines, tabs) become spaces.
+function output.one_line(text)
+  return (text:gsub("[%c]", " "):gsub("\194[\128-\159]", " "))
+end
+
 local function cell_text(v)
   if v == nil or v == json.null then return "" end
   if type(v) == "table" then return output.json(v, true) end
@@ -158,7 +164,7 @@ function output.table(rows, columns)
     for i, c in ipairs(columns) do
       local v
       if c.get then v = c.get(item) else v = output.pick(item, c.path) end
-      row[i] = cell_text(v):gsub("[%c]", " ")
+      row[i] = output.one_line(cell_text(v))
       widths[i] = math.max(widths[i], #row[i])
     end
     lines[#lines + 1] = row
@@ -187,7 +193,7 @@ function output.render(value, format, columns)
     local lines = {}
     for i, item in ipairs(items) do
       local cells = {}
-      for j, c in ipairs(format.columns) do cells[j] = cell_text(output.pick(item, c.path)):gsub("[%c]", " ") end
+      for j, c in ipairs(format.columns) do cells[j] = output.one_line(cell_text(output.pick(item, c.path))) end
       lines[i] = table.concat(cells, "\t")
     end
     return table.concat(lines, "\n")
