@@ -92,6 +92,12 @@ describe("dicomgcs on bad command lines", function()
     assert.is_nil(err:find("traceback", 1, true), err)
   end)
 
+  it("names gcloud's variable when its value is wrong", function()
+    local _, code, err = env.run_split("CLOUDSDK_CORE_VERBOSITY=loud bin/dicomgcs config list")
+    assert.are.equal(2, code, err)
+    assert.truthy(err:find("CLOUDSDK_CORE_VERBOSITY", 1, true), err)
+  end)
+
   it("turns an internal error into a hint, with the traceback only when debugging", function()
     -- a fault planted in the output layer, as a bug would be
     local plant = env.lua_paths() .. " LUA_INIT_5_4=" ..

@@ -13,13 +13,24 @@ config.properties = {
   { flag = "dataset", property = "healthcare/dataset", env = "CLOUDSDK_HEALTHCARE_DATASET" },
   { flag = "impersonate-service-account", property = "auth/impersonate_service_account",
     env = "CLOUDSDK_AUTH_IMPERSONATE_SERVICE_ACCOUNT" },
+  { flag = "quiet", property = "core/disable_prompts", env = "CLOUDSDK_CORE_DISABLE_PROMPTS", boolean = true },
+  { flag = "verbosity", property = "core/verbosity", env = "CLOUDSDK_CORE_VERBOSITY" },
+  { flag = "log-http", property = "core/log_http", env = "CLOUDSDK_CORE_LOG_HTTP", boolean = true },
 }
+
+--- gcloud's reading of a boolean property value ("1", "true", "yes", "on" in any case).
+function config.truthy(v)
+  if v == true then return true end
+  if type(v) ~= "string" then return false end
+  local l = v:lower()
+  return l == "1" or l == "true" or l == "yes" or l == "on"
+end
 
 -- Variables whose values end up in URLs or headers: a control character in one is refused
 -- up front, naming it, before it can reach a request.
 config.checked_env = { "GOOGLE_CLOUD_QUOTA_PROJECT", "GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT",
   "CLOUDSDK_HEALTHCARE_LOCATION", "CLOUDSDK_HEALTHCARE_DATASET", "CLOUDSDK_AUTH_IMPERSONATE_SERVICE_ACCOUNT",
-  "CLOUDSDK_ACTIVE_CONFIG_NAME", "DICOMGCS_EMULATOR_HOST" }
+  "CLOUDSDK_ACTIVE_CONFIG_NAME", "CLOUDSDK_CONFIG", "DICOMGCS_EMULATOR_HOST" }
 
 local function nonempty(v) return v ~= nil and v ~= "" and v or nil end
 
@@ -72,7 +83,10 @@ function config.resolve(flags, getenv)
   local out = {}
   for _, p in ipairs(config.properties) do
     local r = { property = p.property }
-    if nonempty(flags[p.flag]) then r.value, r.source = flags[p.flag], "flag --" .. p.flag
+    local flag = flags[p.flag]
+    if flag ~= nil and flag ~= "" then
+      if type(flag) == "boolean" then flag = tostring(flag) end
+      r.value, r.source = flag, (flags[p.flag] == false and "flag --no-" or "flag --") .. p.flag
     elseif nonempty(getenv(p.env)) then r.value, r.source = getenv(p.env), "environment " .. p.env
     elseif nonempty(file_props[p.property]) then
       r.value, r.source = file_props[p.property], ("gcloud configuration %s (%s)"):format(name, path)

@@ -280,7 +280,7 @@ end
 -- Y/n on a terminal; gcloud's rule elsewhere: --quiet (or not a terminal) takes the default, yes.
 local function confirm(ctx, message)
   local core = require "dicomgcs.core"
-  if ctx.flags.quiet or os.getenv("CLOUDSDK_CORE_DISABLE_PROMPTS") == "1" then return true end
+  if ctx.flags.quiet then return true end
   if not (core.isatty(0) and core.isatty(2)) then return true end
   io.stderr:write(message, "\n\nDo you want to continue (Y/n)?  ")
   while true do
@@ -418,10 +418,6 @@ local function run(argv, state)
   end
   state.flags = parsed.flags
   if parsed.flags.help then io.stdout:write(command_help(c)); return cli.EXIT_OK end
-  local v = parsed.flags.verbosity
-  if v and not verbosities[v] then
-    common.usage(("--verbosity=%s: use debug, info, warning, error or none"):format(v))
-  end
   -- gcloud's defaults: list commands print a table, the others YAML
   local format = { name = (c.list and c.columns) and "table" or "yaml" }
   if parsed.flags.format then
@@ -460,6 +456,16 @@ local function run(argv, state)
     end
   end
   local defaults = config.resolve(parsed.flags)
+  -- gcloud's core properties behind --quiet, --verbosity and --log-http
+  for _, p in ipairs(config.properties) do
+    if p.boolean then parsed.flags[p.flag] = config.truthy(defaults[p.flag].value) end
+  end
+  local v = defaults.verbosity.value
+  if v and not verbosities[v] then
+    parsed.flags.verbosity = nil
+    common.usage(("verbosity '%s' (%s): use debug, info, warning, error or none"):format(v, defaults.verbosity.source))
+  end
+  parsed.flags.verbosity = v
   local ctx = context(c, parsed, format, defaults)
   for _, p in ipairs(config.properties) do
     if defaults[p.flag].value then ctx.info(("%s = %s (%s)"):format(p.property, defaults[p.flag].value, defaults[p.flag].source)) end
