@@ -404,7 +404,13 @@ local function run(argv, state)
   if not c then
     local wants_help = #argv == 0
     for _, a in ipairs(argv) do if a == "--help" or a == "-h" or a == "help" then wants_help = true end end
-    if wants_help then io.stdout:write(overview(words)); return cli.EXIT_OK end
+    if wants_help then
+      local prefix = {}
+      for _, w in ipairs(words) do if w ~= "help" then prefix[#prefix + 1] = w end end
+      local sub = find(prefix)
+      if sub and #sub.path == #prefix then io.stdout:write(command_help(sub)) else io.stdout:write(overview(prefix)) end
+      return cli.EXIT_OK
+    end
     local near = suggestion(words)
     local msg = ("unknown command: dicomgcs %s"):format(table.concat(words, " "))
     if near then msg = msg .. ("; did you mean `dicomgcs %s`?"):format(near) end
