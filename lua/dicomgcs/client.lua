@@ -20,7 +20,7 @@ local known_options = {
   endpoint = true, storage_endpoint = true, logging_endpoint = true, emulator = true,
   token = true, credentials = true, scopes = true, quota_project = true,
   concurrency = true, ca_file = true, proxy = true, connect_timeout = true, idle_timeout = true,
-  retry = true,
+  retry = true, impersonate_service_account = true,
 }
 
 -- A token provider for the engine: a fixed token, or Application Default Credentials.
@@ -37,7 +37,7 @@ local function token_provider_for(opts, eps)
   end
   local provider, err = auth.default{
     credentials = opts.credentials, scopes = opts.scopes, quota_project = opts.quota_project,
-    getenv = getenv,
+    impersonate_service_account = opts.impersonate_service_account, getenv = getenv,
   }
   if not provider then return nil, err end
   return provider:token_provider(), provider
@@ -46,7 +46,8 @@ end
 --- Make a client. Options: `project`, `location`, `dataset`, `dicom_store` (defaults for the
 -- calls below), `endpoint` (Healthcare base, default https://healthcare.googleapis.com/v1),
 -- `emulator` ("HOST:PORT", default $DICOMGCS_EMULATOR_HOST), `token` (a fixed access token) or
--- `credentials` (see dicomgcs.auth), `quota_project`, and transport options `concurrency`,
+-- `credentials` (see dicomgcs.auth), `impersonate_service_account` (an email: act as it through
+-- IAM Credentials), `quota_project`, and transport options `concurrency`,
 -- `ca_file`, `proxy`, `connect_timeout`, `idle_timeout`, `retry`.
 -- Returns the client or nil, Error; raises on unknown options.
 function client.new(opts)
@@ -165,7 +166,7 @@ end
 function Client:list_datasets(o)
   local loc, err = self:location_name(o); if not loc then return nil, err end
   return list_all(self, self.endpoints.healthcare .. "/" .. loc .. "/datasets", "datasets",
-    "list datasets in " .. loc, 1000)
+    "list datasets in " .. loc, o and o.page_size or 1000)
 end
 
 --- Create a DICOM store. `o.dicom_store`, `o.labels`. Returns the DicomStore or nil, Error.
@@ -195,7 +196,7 @@ end
 function Client:list_dicom_stores(o)
   local ds, err = self:dataset_name(o); if not ds then return nil, err end
   return list_all(self, self.endpoints.healthcare .. "/" .. ds .. "/dicomStores", "dicomStores",
-    "list DICOM stores in " .. ds, 1000)
+    "list DICOM stores in " .. ds, o and o.page_size or 1000)
 end
 
 -- Before an import or export: does the project's Cloud Healthcare Service Agent hold what

@@ -35,6 +35,11 @@ end
 local Transport = {}
 Transport.__index = Transport
 
+-- An observer for every request and its outcome.
+-- The CLI's log-http flag sets it (it masks
+-- secrets): `http.trace("request", req)` before a request, `http.trace("response", res, err)` after.
+http.trace = nil
+
 --- Make a transport. `opts`: `token` (a fixed access token), `token_provider` (function(force)
 -- -> token, expires_in), `quota_project`, and engine options (`concurrency`, `ca_file`, `proxy`,
 -- `connect_timeout`, `idle_timeout`).
@@ -65,7 +70,10 @@ end
 --- Run one request. 2xx → res; any other status or failure → nil, Error (`what` prefixes the
 -- message, e.g. "get dataset projects/p/locations/l/datasets/d").
 function Transport:request(req, what)
-  local res, err = self.engine:request(with_default_headers(self, req))
+  req = with_default_headers(self, req)
+  if http.trace then http.trace("request", req) end
+  local res, err = self.engine:request(req)
+  if http.trace then http.trace("response", res, err) end
   if not res then return nil, errors.from_transport(err, req.url, what) end
   if res.status >= 400 then return nil, errors.from_response(res, req.url, what) end
   return res
@@ -91,11 +99,14 @@ end
 
 --- Submit without waiting (for parallel work): returns the engine's id.
 function Transport:submit(req)
-  return self.engine:submit(with_default_headers(self, req))
+  req = with_default_headers(self, req)
+  if http.trace then http.trace("request", req) end
+  return self.engine:submit(req)
 end
 
 --- Convert one completion from `engine:step()` into res or nil, Error, as `request` does.
 function http.completion(done, url, what)
+  if http.trace then http.trace("response", done.res, done.err) end
   if not done.res then return nil, errors.from_transport(done.err, url, what) end
   if done.res.status >= 400 then return nil, errors.from_response(done.res, url, what) end
   return done.res
