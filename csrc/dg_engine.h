@@ -104,11 +104,14 @@ typedef struct dg_result {
   const char *message;
   int curl_code;                 /* 0 when not from libcurl */
   const char *url;               /* the URL without credentials */
+  int ambiguous;                 /* a never-ambiguous request failed after it may have run */
 } dg_result;
 
 typedef struct dg_engine_stats {
   int in_flight, cap, queued, waiting;
   int64_t completed, retries, bytes_sent, bytes_received;
+  int64_t quota_waits;           /* 429 answers waited out so far */
+  int64_t throttle_wait_ms;      /* > 0: a quota wait is under way and ends in this many ms */
 } dg_engine_stats;
 
 /* NULL on failure with a message in err. a is copied; *a's ud must outlive the engine. */
