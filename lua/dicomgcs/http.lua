@@ -67,14 +67,15 @@ end
 function Transport:request(req, what)
   local res, err = self.engine:request(with_default_headers(self, req))
   if not res then return nil, errors.from_transport(err, req.url, what) end
-  if res.status >= 400 then return nil, errors.from_response(res, req.url, what) end
+  if res.status >= 400 then return nil, errors.from_response(res, req.url, what, req.replay) end
   return res
 end
 
---- A JSON call: `body` (table or nil) is encoded, the response decoded.
--- Returns decoded, res or nil, Error.
-function Transport:json(method, url, body, what)
-  local req = { method = method, url = url, headers = { "Accept: application/json" } }
+--- A JSON call: `body` (table or nil) is encoded, the response decoded. `replay` =
+-- "never-ambiguous" for a request that must not be resent once it may have run (see
+-- docs/CONTRACTS.md "Which layer retries what"). Returns decoded, res or nil, Error.
+function Transport:json(method, url, body, what, replay)
+  local req = { method = method, url = url, headers = { "Accept: application/json" }, replay = replay }
   if body ~= nil then
     req.body = json.encode(body)
     req.headers[2] = "Content-Type: application/json; charset=utf-8"
@@ -99,6 +100,14 @@ function http.completion(done, url, what)
   if not done.res then return nil, errors.from_transport(done.err, url, what) end
   if done.res.status >= 400 then return nil, errors.from_response(done.res, url, what) end
   return done.res
+end
+
+--- The engine's quota state, for progress lines and operation events: nil when no quota wait
+-- is under way, else { wait = seconds left, waits = quota waits so far }.
+function Transport:throttle()
+  local s = self.engine:stats()
+  if s.throttle_wait <= 0 then return nil end
+  return { wait = s.throttle_wait, waits = s.quota_waits }
 end
 
 function Transport:close() if self.engine then self.engine:close() end end

@@ -319,7 +319,7 @@ function common.parse_token_response(ctx, source, url, res, what)
     end
     return nil, common.err(ctx, source, msg, hint,
       { http_status = res.status, status = ge and ge.status or nil, url = url,
-        retryable = res.status == 408 or res.status == 429 or res.status >= 500 })
+        retryable = errors.retryable(errors.class{ http_status = res.status }) })
   end
   if type(doc) ~= "table" then
     return nil, common.err(ctx, source, ("%s returned a response that is not JSON"):format(url), nil, { url = url })
