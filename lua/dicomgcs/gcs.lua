@@ -77,17 +77,20 @@ function Storage:objects(bucket, opts)
   end))
 end
 
--- The Cloud Storage `matchGlob` equivalent of an import wildcard, when one is exact: the import's
--- `*`, `?` and final `**` mean the same there; a pattern holding glob syntax of its own
--- (`[`, `]`, `{`, `}`, `\`) or no wildcard at all is listed by prefix only.
-local function server_glob(pattern)
-  if not pattern:find("[*?]") or pattern:find("[%[%]{}\\]") then return nil end
+--- The Cloud Storage `matchGlob` to send with a listing for an import wildcard, or nil. Only
+-- where Google's documented glob grammar surely selects a superset of our matcher: a pattern
+-- whose only wildcard is `*` (the same "any characters but `/`" in both). Never for `?` (GCS's
+-- "single character" might be counted in bytes), `**` joined to other characters in a segment
+-- (undocumented there), or names holding glob syntax of GCS's own (`[`, `]`, `{`, `}`, `\`).
+-- Correctness never rests on it: the local matcher decides (see Storage:match).
+function gcs.server_glob(pattern)
+  if not pattern:find("*", 1, true) or pattern:find("**", 1, true) or pattern:find("[?%[%]{}\\]") then return nil end
   return pattern
 end
 
 --- The objects a `gs://` wildcard URI selects, exactly as the Healthcare import reads them.
--- Lists only under the pattern's literal prefix, asks the server to filter with `matchGlob`,
--- and decides with the local matcher (the one definition of the wildcard). `opts.match_glob =
+-- Lists only under the pattern's literal prefix (with a `matchGlob` only where it surely gives a
+-- superset, see gcs.server_glob) and decides with the local matcher (the one definition). `opts.match_glob =
 -- false` lists by prefix only. Returns an array of object resources (with `uri` added) or nil, Error.
 function Storage:match(uri, opts)
   opts = opts or {}
@@ -99,7 +102,7 @@ function Storage:match(uri, opts)
     return nil, err
   end
   local out = {}
-  local glob = opts.match_glob ~= false and server_glob(pattern) or nil
+  local glob = opts.match_glob ~= false and gcs.server_glob(pattern) or nil
   local ok, lerr = pcall(function()
     for obj in self:objects(bucket, { prefix = wildcard.literal_prefix(pattern), match_glob = glob }) do
       if pred(obj.name) then
