@@ -20,7 +20,7 @@ local known_options = {
   endpoint = true, storage_endpoint = true, logging_endpoint = true, emulator = true,
   token = true, credentials = true, scopes = true, quota_project = true,
   concurrency = true, ca_file = true, proxy = true, connect_timeout = true, idle_timeout = true,
-  retry = true,
+  retry = true, retry_budget = true,
 }
 
 -- A token provider for the engine: a fixed token, or Application Default Credentials.
@@ -47,7 +47,8 @@ end
 -- calls below), `endpoint` (Healthcare base, default https://healthcare.googleapis.com/v1),
 -- `emulator` ("HOST:PORT", default $DICOMGCS_EMULATOR_HOST), `token` (a fixed access token) or
 -- `credentials` (see dicomgcs.auth), `quota_project`, and transport options `concurrency`,
--- `ca_file`, `proxy`, `connect_timeout`, `idle_timeout`, `retry`.
+-- `ca_file`, `proxy`, `connect_timeout`, `idle_timeout`, `retry`, and `retry_budget` (seconds a
+-- request may spend waiting out quota errors — 429 without Retry-After — default 600).
 -- Returns the client or nil, Error; raises on unknown options.
 function client.new(opts)
   opts = opts or {}
@@ -75,6 +76,7 @@ function client.new(opts)
     token_provider = provider, quota_project = quota_project,
     concurrency = opts.concurrency, ca_file = opts.ca_file, proxy = opts.proxy,
     connect_timeout = opts.connect_timeout, idle_timeout = opts.idle_timeout, retry = opts.retry,
+    retry_budget = opts.retry_budget,
   }
   self.storage = gcs.new(self.transport, eps.storage, self.project, { resourcemanager = eps.resourcemanager })
   return self

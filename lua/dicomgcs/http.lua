@@ -36,8 +36,9 @@ local Transport = {}
 Transport.__index = Transport
 
 --- Make a transport. `opts`: `token` (a fixed access token), `token_provider` (function(force)
--- -> token, expires_in), `quota_project`, and engine options (`concurrency`, `ca_file`, `proxy`,
--- `connect_timeout`, `idle_timeout`).
+-- -> token, expires_in), `quota_project`, `retry` (the engine's per-request policy),
+-- `retry_budget` (seconds a request may spend waiting out quota errors, default 600), and engine
+-- options (`concurrency`, `ca_file`, `proxy`, `connect_timeout`, `idle_timeout`).
 function http.new(opts)
   local eng_opts = {
     concurrency = opts.concurrency or 16,
@@ -46,7 +47,13 @@ function http.new(opts)
     connect_timeout = opts.connect_timeout, idle_timeout = opts.idle_timeout,
     token_provider = opts.token_provider,
   }
-  local self = setmetatable({ quota_project = opts.quota_project, retry = opts.retry }, Transport)
+  local retry = opts.retry
+  if opts.retry_budget then            -- seconds of quota waits per request (default 600)
+    retry = {}
+    for k, v in pairs(opts.retry or {}) do retry[k] = v end
+    retry.quota_budget_ms = math.floor(opts.retry_budget * 1000)
+  end
+  local self = setmetatable({ quota_project = opts.quota_project, retry = retry }, Transport)
   self.engine = core.engine(eng_opts)
   return self
 end

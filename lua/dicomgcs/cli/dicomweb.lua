@@ -4,6 +4,7 @@
 -- @module dicomgcs.cli.dicomweb
 local core = require "dicomgcs.core"
 local json = require "dicomgcs.json"
+local output = require "dicomgcs.cli.output"
 
 local errors = require "dicomgcs.errors"
 
@@ -66,7 +67,7 @@ end
 local function status_line(p)
   return ("%d/%d files, %.1f/%.1f MiB — %d stored, %d already present, %d failed"):format(
     p.files_done, p.files_total, p.bytes_done / 1048576, p.bytes_total / 1048576,
-    p.stored or 0, p.already_present or 0, p.failed or 0)
+    p.stored or 0, p.already_present or 0, p.failed or 0) .. output.throttle_note(p.throttled)
 end
 
 return {
@@ -85,7 +86,7 @@ return {
     run = function(ctx)
       local dw = open(ctx)
       local tty = core.isatty(2)
-      local last = 0
+      local last, throttled = 0, false
       local summary = must(dw:store(ctx.words, {
         concurrency = positive(ctx, "concurrency"), batch = positive(ctx, "batch"), study = ctx.flags.study,
         on_progress = function(p)
@@ -100,7 +101,10 @@ return {
           if tty and (now - last > 0.2 or p.files_done == p.files_total) then
             last = now
             io.stderr:write("\r\27[K", status_line(p))
+          elseif not tty and p.throttled and not throttled then   -- once per throttled spell
+            io.stderr:write(status_line(p), "\n")
           end
+          throttled = p.throttled ~= nil
         end }))
       if tty then io.stderr:write("\n") end
       if ctx.flags.format then

@@ -92,6 +92,12 @@ function output.render(value, format, columns)
   end
 end
 
+--- The progress-line note while requests wait out quota errors (429): "" when not throttled.
+function output.throttle_note(seconds)
+  if not seconds or seconds <= 0 then return "" end
+  return (" — throttled by quota, waiting %d s"):format(math.ceil(seconds))
+end
+
 --- A progress reporter for operations: `report(op)` after each poll, `finish()` at the end.
 function output.progress(stream)
   stream = stream or io.stderr
@@ -104,8 +110,9 @@ function output.progress(stream)
     local elapsed = core.monotime() - started
     local doneish = c.success + c.failure
     local rate = elapsed > 0 and doneish / elapsed or 0
+    local th = op.transport and op.transport.throttle and op.transport:throttle()
     local text = ("%s: %d succeeded, %d failed, %d pending — %.0fs elapsed, %.1f/s"):format(
-      op:id(), c.success, c.failure, c.pending, elapsed, rate)
+      op:id(), c.success, c.failure, c.pending, elapsed, rate) .. output.throttle_note(th and th.wait)
     if tty then
       stream:write("\r\27[K", text)
       stream:flush()
