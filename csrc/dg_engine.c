@@ -639,6 +639,10 @@ static int attempt_prepare(dg_transfer *t, const cfg *c, const char *token, int6
   curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
   curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);
   curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+  /* libcurl silently re-sends a request once when a reused connection dies before any answer
+   * (it cannot know the server never acted on it); a never-ambiguous request gets a fresh
+   * connection, so that a lost answer reaches us as a failure instead of a second request. */
+  if (t->retry.replay == DG_REPLAY_NEVER_AMBIGUOUS) curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
   long connect_ms = t->connect_ms >= 0 ? t->connect_ms : c->connect_ms;
   long idle_s = t->idle_s >= 0 ? t->idle_s : c->idle_s;
   if (connect_ms > 0) curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);

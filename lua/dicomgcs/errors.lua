@@ -1,5 +1,5 @@
 --- Structured errors: every failure dicomgcs returns is a `dicomgcs.Error`.
--- Fields: `kind` (transport|timeout|cancelled|http|auth|json|io|operation|input|callback),
+-- Fields: `kind` (transport|timeout|cancelled|http|auth|json|io|operation|input|callback|ambiguous),
 -- `message`, and where known `http_status`, `status` (Google's `error.status`, e.g. NOT_FOUND),
 -- `code` (numeric google.rpc code for operations), `details`, `url`, `attempts`, `retryable`,
 -- `class` (the retry class from the C core: retry|throttle|quota|ambiguous|fatal, see
