@@ -89,6 +89,14 @@ describe("non-replayable requests", function()
     assert.are.equal(1, posts("/dicomStores"))
   end)
 
+  it("takes a readable bucket as the success of a create whose answer was lost", function()
+    local b = env.unique("rpb")
+    fault{ path = "^/storage/v1/b$", method = "POST", resetAfterHandling = true, count = 1 }
+    local bk = assert(c.storage:create_bucket(b))
+    assert.are.equal(b, bk.name)
+    assert.are.equal(1, posts("^/storage/v1/b%?"))
+  end)
+
   it("takes an existing dataset as the success of a create whose answer was lost", function()
     local d = env.unique("rpd")
     fault{ path = "/datasets$", method = "POST", resetAfterHandling = true, count = 1 }

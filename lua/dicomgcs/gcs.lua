@@ -8,6 +8,7 @@ local http = require "dicomgcs.http"
 local iam = require "dicomgcs.gcs.iam"
 local localpath = require "dicomgcs.localpath"
 local paging = require "dicomgcs.paging"
+local replay = require "dicomgcs.replay"
 local transfer = require "dicomgcs.gcs.transfer"
 local wildcard = require "dicomgcs.wildcard"
 
@@ -47,8 +48,14 @@ function Storage:create_bucket(name, opts)
   local project = opts.project or self.project
   if not project then return nil, errors.input("creating a bucket needs a project", "pass project=") end
   local body = { name = name, location = opts.location, storageClass = opts.storage_class }
-  return self.transport:json("POST", self.base .. "/storage/v1/b" .. http.query{ project = project },
-    body, "create bucket gs://" .. name)
+  local what = "create bucket gs://" .. name
+  local doc, err = replay.send(self.transport, "POST", self.base .. "/storage/v1/b" .. http.query{ project = project },
+    body, what)
+  if not doc and errors.class(err) == "ambiguous" then
+    -- bucket names are global: one we can read after a lost answer is taken as ours
+    return replay.settle_create(what, err, function() return self:get_bucket(name) end, "run the create again")
+  end
+  return doc, err
 end
 
 --- Get a bucket's metadata. Returns the resource or nil, Error.
