@@ -8,8 +8,8 @@
  * Lifecycle of a transfer: dg_engine_submit() copies the request (except
  * the bytes of data parts, which are BORROWED and must stay valid until the
  * transfer is released) and queues it. dg_engine_step() starts queued
- * transfers up to the AIMD cap, moves bytes, retries (exponential backoff
- * with full jitter, Retry-After) and puts finished transfers on the done
+ * transfers up to the AIMD cap, moves bytes, retries (the policy of dg_retry.h:
+ * classify, backoff, quota waits, Retry-After) and puts finished transfers on the done
  * queue; it never hands results out by callback. The caller reads them with
  * dg_engine_done_first()/dg_engine_done_find() and dg_transfer_result(),
  * then dg_engine_done_release() frees the transfer. Transfers still owned at

@@ -65,6 +65,22 @@ describe("quota windows", function()
     c:close()
   end)
 
+  it("the command line says 'throttled by quota, waiting N s' and still stores everything", function()
+    local c = assert(dicomgcs.client{ project = "quota-project", location = "us-central1", emulator = emu.host,
+      token = "t", dataset = env.unique("qc"), dicom_store = "st" })
+    assert(c:create_dataset{}); assert(c:create_dicom_store{})
+    c:close()
+    local dir = env.tmpdir("quota-cli")
+    copies(dir, 6)
+    assert(env.admin("POST", "quotas", { windowMs = 500, limits = { ["dicomweb-write"] = 2 } }, emu))
+    local out, code, err = env.dicomgcs(("dicomweb store %s --project=quota-project --location=us-central1 " ..
+      "--dataset=%s --dicom-store=st --concurrency=6 --format=json"):format(env.quote(dir), c.dataset), emu.host)
+    assert.are.equal(0, code, err)
+    assert.are.equal(6, require("dicomgcs.json").decode(out).stored)
+    assert.truthy(err:find("throttled by quota, waiting %d+ s"), err)
+    assert(env.admin("POST", "quotas", { windowMs = 1000, limits = { ["dicomweb-write"] = 60 } }, emu))
+  end)
+
   it("answers 429 RESOURCE_EXHAUSTED without Retry-After, and the quota is settable by the admin API", function()
     local core = require "dicomgcs.core"
     local json = require "dicomgcs.json"
