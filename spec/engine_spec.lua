@@ -381,6 +381,29 @@ describe("dicomgcs.core engine", function()
       assert.equal(100000, #res.body)
     end)
 
+    it("never resends a never-ambiguous request once it may have run, and flags it", function()
+      local k = key()
+      local res, err = eng:request{ url = url("/reset?n=1&key=" .. k), retry = fast, replay = "never-ambiguous" }
+      assert.is_nil(res)
+      assert.is_true(err.ambiguous)
+      assert.equal(1, err.attempts)
+      assert.equal(1, #server_log(k))
+      k = key()
+      res = assert(eng:request{ url = url("/status?code=500&n=1&key=" .. k), retry = fast, replay = "never-ambiguous" })
+      assert.equal(500, res.status)
+      assert.is_true(res.ambiguous)
+      assert.equal(1, #server_log(k))
+      k = key()
+      res = assert(eng:request{ url = url("/status?code=503&n=1&key=" .. k), retry = fast, replay = "never-ambiguous" })
+      assert.equal(200, res.status)
+      assert.equal(2, #server_log(k))
+      local _, cerr = eng:request{ url = "http://127.0.0.1:1/x", replay = "never-ambiguous",
+                                   retry = { max_attempts = 3, base_delay_ms = 1 } }
+      assert.equal(3, cerr.attempts)
+      assert.is_nil(cerr.ambiguous)
+      assert.has_error(function() eng:request{ url = url("/echo"), replay = "sometimes" } end)
+    end)
+
     it("retries connection errors and reports the attempts", function()
       local res, err = eng:request{ url = "http://127.0.0.1:1/x?q=1", retry = { max_attempts = 3, base_delay_ms = 1 } }
       assert.is_nil(res)
