@@ -503,6 +503,7 @@ static void finish(dg_transfer *t) {
   t->slist = NULL;
   dg_body_free(&t->body);
   t->res.attempts = t->attempts;
+  t->res.quota_waits = t->quota_attempts;
   t->res.bytes_sent = t->sent;
   t->res.bytes_received = t->recvd;
   t->res.url = t->safe_url;

@@ -105,6 +105,7 @@ typedef struct dg_result {
   int curl_code;                 /* 0 when not from libcurl */
   const char *url;               /* the URL without credentials */
   int ambiguous;                 /* a never-ambiguous request failed after it may have run */
+  int quota_waits;               /* 429 answers this transfer waited out */
 } dg_result;
 
 typedef struct dg_engine_stats {

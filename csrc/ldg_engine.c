@@ -366,6 +366,10 @@ static void push_result(lua_State *L, const dg_result *r) {
     lua_pushboolean(L, 1);
     lua_setfield(L, -3, "ambiguous");
   }
+  if (r->quota_waits > 0) {            /* on res (below the nil) or on err (on top) */
+    lua_pushinteger(L, r->quota_waits);
+    lua_setfield(L, r->ok ? -3 : -2, "quota_waits");
+  }
 }
 
 /* ---------------------------------------------------------------- hooks */

@@ -81,6 +81,25 @@ describe("quota windows", function()
     assert(env.admin("POST", "quotas", { windowMs = 1000, limits = { ["dicomweb-write"] = 60 } }, emu))
   end)
 
+  it("records a throttled poll in op.events", function()
+    local c = assert(dicomgcs.client{ project = "quota-project", location = "us-central1", emulator = emu.host,
+      token = "t", dataset = env.unique("qo"), dicom_store = "st",
+      retry = { quota_base_delay_ms = 50, quota_max_delay_ms = 200 } })
+    assert(c:create_dataset{})
+    local op
+    for _, o in ipairs(assert(c:list_operations{})) do if o.method:match("CreateDataset$") then op = o end end
+    assert.truthy(op)
+    assert(env.admin("POST", "quotas", { windowMs = 2000, limits = { healthcare = 1 } }, emu))
+    assert(c:get_dataset{})                                 -- uses up this window
+    assert(op:get())                                        -- 429 until the next window, waited out
+    assert(env.admin("POST", "quotas", { limits = { healthcare = require("dicomgcs.json").null } }, emu))
+    assert.are.equal(1, #op.events)
+    assert.are.equal("throttle", op.events[1].kind)
+    assert.truthy(op.events[1].detail:find("throttled by quota", 1, true))
+    assert.is_true(op.events[1].t >= os.time() - 60)
+    c:close()
+  end)
+
   it("answers 429 RESOURCE_EXHAUSTED without Retry-After, and the quota is settable by the admin API", function()
     local core = require "dicomgcs.core"
     local json = require "dicomgcs.json"
