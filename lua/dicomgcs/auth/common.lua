@@ -348,13 +348,15 @@ function common.parse_token_response(ctx, source, url, res, what)
 end
 
 --- POST a form to a token endpoint, with Google's retry policy for token endpoints
--- (3 attempts on 408/429/5xx, 1 s then 2 s). Returns {token=, expires_in=} or nil, Error.
+-- (3 attempts on 408/5xx, 1 s then 2 s; 429s waited out for at most 10 s: a token is needed
+-- now, not after a 10-minute quota budget). Returns {token=, expires_in=} or nil, Error.
 function common.post_token_form(ctx, source, url, fields, what, extra_headers)
   local headers = { "Content-Type: application/x-www-form-urlencoded", "Accept: application/json" }
   for _, h in ipairs(extra_headers or {}) do headers[#headers + 1] = h end
   local res, err = common.fetch(ctx, {
     method = "POST", url = url, headers = headers, body = common.form(fields),
-    timeout = ctx.timeout, retry = { max_attempts = 3, base_delay_ms = 1000, max_delay_ms = 2000 },
+    timeout = ctx.timeout, retry = { max_attempts = 3, base_delay_ms = 1000, max_delay_ms = 2000,
+                                     quota_max_delay_ms = 2000, quota_budget_ms = 10000 },
   })
   if not res then
     return nil, common.transport_err(ctx, source, url, err)
