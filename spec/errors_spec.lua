@@ -107,4 +107,18 @@ describe("dicomgcs.errors", function()
       assert.is_true(d >= 500 and d <= 1000)
     end)
   end)
+
+  it("token requests wait out 429s for seconds, not the 10-minute quota budget", function()
+    local common = require "dicomgcs.auth.common"
+    local seen
+    local ctx = { fetch = function(req) seen = req; return { status = 200, headers = {}, body = "{}" } end }
+    assert(common.fetch(ctx, { url = "http://h/token", retry = { max_attempts = 3 } }))
+    assert.are.equal(3, seen.retry.max_attempts)
+    assert.are.equal(10000, seen.retry.quota_budget_ms)
+    assert(common.fetch(ctx, { url = "http://h/token" }))
+    assert.are.equal(10000, seen.retry.quota_budget_ms)
+    local e = select(2, common.fetch({ fetch = function() return nil, { kind = "transport", curl_code = 60,
+      message = "cert" } end }, { url = "http://h/t" }))
+    assert.are.equal(60, e.curl_code)
+  end)
 end)

@@ -229,6 +229,12 @@ common.json = json
 -- nil and an error table {kind=, message=} from the engine.
 function common.fetch(ctx, req)
   if req.auth == nil then req.auth = false end
+  -- a credential is needed now: 429s here are waited out for seconds, not the 10-minute budget
+  local retry = {}
+  for k, v in pairs(req.retry or {}) do retry[k] = v end
+  retry.quota_budget_ms = retry.quota_budget_ms or 10000
+  retry.quota_max_delay_ms = retry.quota_max_delay_ms or 2000
+  req.retry = retry
   local ok, res, err = pcall(ctx.fetch, req)
   if not ok then
     -- An engine without CURLOPT_NOPROXY support may refuse the field; retry without it once.
@@ -355,8 +361,7 @@ function common.post_token_form(ctx, source, url, fields, what, extra_headers)
   for _, h in ipairs(extra_headers or {}) do headers[#headers + 1] = h end
   local res, err = common.fetch(ctx, {
     method = "POST", url = url, headers = headers, body = common.form(fields),
-    timeout = ctx.timeout, retry = { max_attempts = 3, base_delay_ms = 1000, max_delay_ms = 2000,
-                                     quota_max_delay_ms = 2000, quota_budget_ms = 10000 },
+    timeout = ctx.timeout, retry = { max_attempts = 3, base_delay_ms = 1000, max_delay_ms = 2000 },
   })
   if not res then
     return nil, common.transport_err(ctx, source, url, err)
@@ -374,7 +379,8 @@ function common.transport_err(ctx, source, url, err)
     hint = "check the network, proxy settings and the endpoint URL" ..
       (ctx.emulator and " (is the emulator running? emulator/start)" or "")
   end
-  return common.err(ctx, source, msg, hint, { url = url, retryable = true, curl_code = err and err.curl_code })
+  return common.err(ctx, source, msg, hint, { url = url, curl_code = err and err.curl_code,
+    retryable = errors.retryable(errors.class(err or { kind = "transport" })) })
 end
 
 return common
