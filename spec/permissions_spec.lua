@@ -35,7 +35,9 @@ describe("the Healthcare service agent's access to buckets", function()
     local text = tostring(err)
     assert.truthy(text:find(agent, 1, true))
     assert.truthy(text:find("roles/storage.objectViewer", 1, true))
-    assert.truthy(text:find(err.command, 1, true))
+    -- in Lua the hint is the Lua call; on the command line, the command
+    assert.truthy(text:find(('c.storage:grant_service_agent("%s", "import")'):format(bucket), 1, true), text)
+    assert.truthy(err.hint_cli:find(err.command, 1, true))
   end)
 
   it("without the check, the emulator fails the operation with Google's permission error", function()
@@ -85,7 +87,8 @@ describe("the Healthcare service agent's access to buckets", function()
     local op, err = c:import{ uri = "gs://no-such-bucket-perm/in/*.dcm" }
     assert.is_nil(op)
     assert.are.equal(404, err.http_status)
-    assert.truthy(err.hint:find("buckets create", 1, true))
+    assert.truthy(err.hint:find('c.storage:create_bucket("no-such-bucket-perm")', 1, true), err.hint)
+    assert.truthy(err.hint_cli:find("dicomgcs storage buckets create gs://no-such-bucket-perm", 1, true))
   end)
 
   it("grant-service-agent on the command line: --dry-run checks, then it grants", function()

@@ -148,7 +148,7 @@ function Client:create_dataset(o)
   return ds
 end
 
---- Get a dataset. Returns the Dataset or nil, Error.
+--- Get a dataset. Returns the Dataset (the API's resource as a table: `{name=, timeZone=}`) or nil, Error.
 function Client:get_dataset(o)
   local name, err = self:dataset_name(o); if not name then return nil, err end
   return api(self, "GET", name, nil, "get dataset " .. name)
@@ -343,7 +343,9 @@ function Client:export_bigquery(o)
 end
 
 --- An Operation by full name (`projects/.../operations/ID`) or by id within the client's
--- dataset. No request is made; call `op:get()` or `op:wait{}`. Returns it or nil, Error.
+-- dataset, fetched: its `done`, `counter`, `error` are the server's at the time of the call.
+-- `o.fetch = false` makes no request (`done` is false until `op:get()`). Returns the Operation
+-- or nil, Error (an unknown operation is an Error with http_status 404).
 function Client:operation(name, o)
   if type(name) ~= "string" then return nil, errors.input("operation name must be a string") end
   if not name:find("/", 1, true) then
@@ -354,7 +356,9 @@ function Client:operation(name, o)
     return nil, errors.input(("'%s' is not an operation name"):format(name),
       "use projects/P/locations/L/datasets/D/operations/ID")
   end
-  return operation.new(self.transport, self.endpoints.healthcare, name)
+  local op = operation.new(self.transport, self.endpoints.healthcare, name)
+  if o and o.fetch == false then return op end
+  return op:get()
 end
 
 --- List the operations of the dataset (`o.filter`: the API's list filter). Returns an array of
@@ -380,18 +384,23 @@ function Client:failures(op)
   return require("dicomgcs.failures").collect(self, op)
 end
 
---- A report of every object an import of `uri` matched, with its outcome (see dicomgcs.report).
+--- A report of every object an import of `uri` matched, with its outcome (see dicomgcs.report):
+-- `{ rows = { {input=, outcome="succeeded"|"failed"|"skipped"|"unknown", code=, reason=}, ... },
+-- totals = {matched=, succeeded=, failed=, skipped=, unknown=}, complete=, failures= }` or nil, Error.
 function Client:import_report(op, uri, opts)
   return require("dicomgcs.recovery").import_report(self, op, uri, opts)
 end
 
 --- Settle the outcome of every object an import of `uri` matched by looking at the store
 -- (headers read with ranged downloads, presence asked over QIDO): for when the logs are a sample.
+-- Returns a table input URI -> `{outcome=, code=, reason=}` or nil, Error.
 function Client:reconcile(uri, opts)
   return require("dicomgcs.recovery").reconcile(self, uri, opts)
 end
 
 --- Re-import only the failed objects worth another try (see dicomgcs.recovery.retry_failed).
+-- `opts.dicom_store`, `opts.concurrency`. Returns `{ retried = { {failure=, operation=Operation,
+-- ok=, err=}, ... }, skipped = { {failure=, reason=}, ... }, succeeded=, failed= }` or nil, Error.
 function Client:retry_failed(op, opts)
   return require("dicomgcs.recovery").retry_failed(self, op, opts)
 end
@@ -406,7 +415,8 @@ function Client:dicomweb(o)
 end
 
 --- Export a cohort picked by UIDs, a QIDO query or a predicate, through the v1beta1
--- filterConfig, and check the result (see dicomgcs.cohort.export).
+-- filterConfig, and check the result (see dicomgcs.cohort.export). Returns `{ operation=Operation,
+-- filter_uri=, selected={...}, expected=, written=, exact=, missing={...}, unexpected={...} }` or nil, Error.
 function Client:export_cohort(o)
   return require("dicomgcs.cohort").export(self, o)
 end

@@ -785,7 +785,9 @@ end
 
 --- Iterate over search results one DICOM JSON object at a time (see `pages` for the options).
 -- `for study in dw:search("studies", { filters = { PatientID = "P1" } }) do ... end`.
--- Returns the iterator, or nil, Error for bad arguments; a failure mid-way raises the Error.
+-- Returns the iterator (not an array: `#` does not apply), or nil, Error for bad arguments; a
+-- failure mid-way raises the Error. To collect: `local all = {}; for s in dw:search(...) do
+-- all[#all + 1] = s end`, or `dw:search_all(...)` (an array, or nil, Error).
 function DW:search(level, o)
   o = options.check(o or {}, known_search, "dicomweb:search")
   local _, uerr = search_url(self, level, o)

@@ -150,7 +150,7 @@ local function resume_from_manifest(self)
       j.counter = { success = rec.success or 0, failure = rec.failure or 0, pending = 0 }
       j.skipped = true
     elseif rec and rec.state == "running" and rec.operation then
-      local op = self.client:operation(rec.operation)
+      local op = self.client:operation(rec.operation, { fetch = false })
       if op then
         j.op, j.state, j.reattached = op, "running", true
         self.log(("re-attached %s to %s"):format(j.key, rec.operation))

@@ -22,7 +22,8 @@ return {
             study_uid = r.study_uid, series_uid = r.series_uid, sop_instance_uid = r.sop_instance_uid,
             transfer_syntax = r.transfer_syntax }
           if not r.ok and not ctx.flags.format then
-            ctx.out:write(("%s\t%s\t%s\n"):format(r.source, r.status, r.reason or ""))
+            local term = require "dicomgcs.cli.term"
+            ctx.out:write(("%s\t%s\t%s\n"):format(term.escape(r.source), r.status, term.escape(r.reason or "")))
           end
         end
       end

@@ -1,13 +1,19 @@
 --- Commands for datasets, DICOM stores, import/export and operations.
 -- @module dicomgcs.cli.healthcare
 
+local errors = require "dicomgcs.errors"
+local term = require "dicomgcs.cli.term"
+
 local function fail(err) error(err, 0) end
 local function must(v, err) if v == nil then fail(err) end return v end
 
 local async_flag = { type = "boolean", help = "return the operation name at once instead of waiting" }
 local timeout_flag = { type = "string", metavar = "SECONDS", help = "stop waiting after this long (the operation goes on)" }
 
--- Wait for an operation with a progress line; print it; map the outcome to an exit code.
+-- Wait for an operation with a progress line; print it; map the outcome to an exit code:
+-- 0 done, 3 done with some files failed, 1 failed as a whole (or not waited to the end).
+-- op:wait may hand back an operation some files failed in (partial failure is a result) or
+-- nil, err: both end here the same way.
 local function wait_and_report(ctx, op)
   local progress = ctx.progress()
   local done, err = op:wait{ on_progress = progress.report, timeout = tonumber(ctx.flags.timeout),
@@ -15,8 +21,14 @@ local function wait_and_report(ctx, op)
   progress.finish()
   local final = done or (err and err.operation)
   if final then ctx.print(final.raw) end
-  if done then return 0 end
-  io.stderr:write("ERROR: ", tostring(err), "\n")
+  if done and done.counter.failure == 0 and not done.error then return 0 end
+  if done then
+    err = done:failure() or errors.new{ kind = "operation", operation = done,
+      message = ("operation %s finished with %d failed file(s) of %d"):format(done.name, done.counter.failure,
+        done.counter.success + done.counter.failure),
+      hint_cli = "list them: dicomgcs operations failures " .. done:cli_ref() }
+  end
+  io.stderr:write("ERROR: ", term.escape(tostring(err)), "\n")
   if err.kind == "operation" and final.counter.success > 0 then return 3 end
   return 1
 end
@@ -177,8 +189,7 @@ return {
     summary = "show an operation", min_args = 1, max_args = 1,
     help = "Show a long-running operation (full name, or id with --dataset).",
     run = function(ctx)
-      local op = must(ctx.client():operation(ctx.words[1]))
-      ctx.print(must(op:get()).raw)
+      ctx.print(must(ctx.client():operation(ctx.words[1])).raw)
     end },
   { path = { "operations", "wait" }, usage = "operations wait OPERATION --dataset=D --location=L",
     summary = "wait for an operation", min_args = 1, max_args = 1,
@@ -202,7 +213,6 @@ return {
       "failures than the operation's failure counter (Cloud Logging samples past a threshold).",
     run = function(ctx)
       local op = must(ctx.client():operation(ctx.words[1]))
-      must(op:get())
       local found = must(ctx.client():failures(op))
       local rows = {}
       for i, f in ipairs(found.failures) do rows[i] = { uri = f.uri, status = f.status, code = f.code, message = f.message } end
@@ -219,7 +229,9 @@ return {
         ctx.print({ operation = op.name, expected = found.expected, logged = found.logged,
                     complete = found.complete, failures = require("dicomgcs.json").array(rows) })
       else
-        for _, r in ipairs(rows) do ctx.out:write(("%s\t%s\t%s\n"):format(r.uri, r.status, r.message)) end
+        for _, r in ipairs(rows) do
+          ctx.out:write(("%s\t%s\t%s\n"):format(term.escape(r.uri), term.escape(r.status), term.escape(r.message)))
+        end
       end
       if not found.complete then
         io.stderr:write(("WARNING: %d failure(s) found, the operation counted %d; the logs are a sample.\n"):format(
@@ -243,7 +255,6 @@ return {
       local report = require "dicomgcs.report"
       local c = ctx.client()
       local op = must(c:operation(ctx.words[1]))
-      must(op:get())
       local r = must(c:import_report(op, ctx.flags["gcs-uri"], { dicom_store = ctx.flags["dicom-store"] }))
       if ctx.flags.output then must(report.write(r, ctx.flags.output)) end
       if ctx.flags.format == "csv" then ctx.out:write(report.csv(r))
@@ -251,7 +262,8 @@ return {
       elseif ctx.flags.format == "yaml" then ctx.print({ totals = r.totals, complete = r.complete })
       else
         for _, row in ipairs(r.rows) do
-          ctx.out:write(("%s\t%s%s\n"):format(row.input, row.outcome, row.reason and ("\t" .. row.reason) or ""))
+          ctx.out:write(("%s\t%s%s\n"):format(term.escape(row.input), row.outcome,
+            row.reason and ("\t" .. term.escape(row.reason)) or ""))
         end
       end
       local t = r.totals
@@ -263,22 +275,24 @@ return {
   { path = { "operations", "retry-failed" }, usage = "operations retry-failed OPERATION --dataset=D --location=L",
     summary = "re-import only the failed files worth another try", min_args = 1, max_args = 1,
     help = "Re-import, one exact-URI import each, the failed files of an import whose error was\n" ..
-      "transient or whose object was replaced since it failed. Prints what was retried and what\n" ..
-      "was skipped, and why.",
+      "transient or whose object was replaced since it failed. Prints one line per file: URI,\n" ..
+      "what was done, the new operation's id (retried files) and the reason; then the new\n" ..
+      "operations' ids on stderr.",
     flags = { ["dicom-store"] = { type = "string", metavar = "STORE",
                                   help = "import into this store (default: the operation's dataset store given by --dicom-store)" },
               concurrency = { type = "string", metavar = "N", help = "imports at a time (default 3)" } },
     run = function(ctx)
       local c = ctx.client()
       local op = must(c:operation(ctx.words[1]))
-      must(op:get())
       local store = ctx.flags["dicom-store"]
       if not store then fail("--dicom-store is required: the operation does not name its store") end
       local summary = must(c:retry_failed(op, { dicom_store = store, concurrency = tonumber(ctx.flags.concurrency) }))
-      local rows = {}
+      local rows, ids = {}, {}
       for _, r in ipairs(summary.retried) do
         rows[#rows + 1] = { uri = r.failure.uri, action = "retried", ok = r.ok, reason = r.reason,
+                            operation = r.operation and r.operation.name or nil,
                             error = r.err and tostring(r.err) or nil }
+        if r.operation then ids[#ids + 1] = r.operation:id() end
       end
       for _, s in ipairs(summary.skipped) do
         rows[#rows + 1] = { uri = s.failure.uri, action = "skipped", reason = s.reason }
@@ -288,25 +302,44 @@ return {
                     files = require("dicomgcs.json").array(rows) })
       else
         for _, r in ipairs(rows) do
-          ctx.out:write(("%s\t%s%s\t%s\n"):format(r.uri, r.action, r.action == "retried" and (r.ok and " ok" or " FAILED") or "",
-            r.error or r.reason))
+          ctx.out:write(("%s\t%s%s\t%s\t%s\n"):format(term.escape(r.uri), r.action,
+            r.action == "retried" and (r.ok and " ok" or " FAILED") or "",
+            r.operation and term.escape(r.operation:match("([^/]+)$")) or "-", term.escape(r.error or r.reason or "")))
         end
       end
       io.stderr:write(("Retried %d file(s): %d ok, %d failed; skipped %d.\n"):format(
         #summary.retried, summary.succeeded, summary.failed, #summary.skipped))
+      if #ids > 0 then
+        io.stderr:write(("New operation(s): %s (dicomgcs operations describe ID --dataset=%s)\n"):format(
+          term.escape(table.concat(ids, " ")), term.escape(op.name:match("/datasets/([^/]+)/") or "")))
+      end
       if summary.failed > 0 then return summary.succeeded > 0 and 3 or 1 end
     end },
   { path = { "operations", "cancel" }, usage = "operations cancel OPERATION --dataset=D --location=L",
     summary = "cancel an operation", min_args = 1, max_args = 1,
     help = "Ask the server to cancel an operation, wait until it stops, and report what it did\n" ..
-      "before it stopped. --async returns right after asking.",
+      "before it stopped: succeeded, failed, and not processed (the files it had matched minus\n" ..
+      "those it got to). An operation already finished is left as it is, and said so.\n" ..
+      "--async returns right after asking.",
     flags = { async = async_flag },
     run = function(ctx)
       local op = must(ctx.client():operation(ctx.words[1]))
+      local name = term.escape(op.name)
+      if op.done then
+        ctx.print(op.raw)
+        io.stderr:write(("Operation %s had already finished (%s) before the cancel: nothing to cancel.\n"):format(
+          name, op.error and "with an error" or "successfully"))
+        return 0
+      end
+      -- the files it matched, as counted before the cancel: once it stops, `pending` reads 0
+      local matched = op.counter.success + op.counter.failure + op.counter.pending
       must(op:cancel{ wait = not ctx.flags.async, interval = tonumber(os.getenv("DICOMGCS_POLL_INTERVAL") or "") })
       ctx.print(op.raw)
       local c = op.counter
-      io.stderr:write(("%s %s: %d succeeded, %d failed, %d not processed.\n"):format(
-        op.done and "Stopped" or "Cancel requested for", op.name, c.success, c.failure, c.pending))
+      local done = c.success + c.failure
+      matched = math.max(matched, done + c.pending)
+      local counted = matched > 0 and (" of %d matched"):format(matched) or ""
+      io.stderr:write(("%s %s: %d succeeded, %d failed, %d not processed%s.\n"):format(
+        op.done and "Stopped" or "Cancel requested for", name, c.success, c.failure, matched - done, counted))
     end },
 }

@@ -104,7 +104,8 @@ function iam.check_service_agent(self, bucket, purpose, opts)
   local policy, err = iam.get_iam_policy(self, bucket)
   if not policy then
     if err.http_status == 404 then
-      err.hint = "the bucket does not exist; create it first: dicomgcs storage buckets create gs://" .. bucket
+      err.hint = ("the bucket does not exist; create it first: c.storage:create_bucket(%q)"):format(bucket)
+      err.hint_cli = "the bucket does not exist; create it first: dicomgcs storage buckets create gs://" .. bucket
       return nil, err
     end
     return true, ("could not read the IAM policy of gs://%s (%s); not checking that the Cloud Healthcare " ..
@@ -123,7 +124,8 @@ function iam.check_service_agent(self, bucket, purpose, opts)
     kind = "permission", status = "PERMISSION_DENIED", bucket = bucket, member = member, role = role, command = cmd,
     message = ("the Cloud Healthcare Service Agent %s has no role on gs://%s that includes %s, which an %s needs")
       :format(member, bucket, role, purpose),
-    hint = ("grant it with: %s   (or: gcloud storage buckets add-iam-policy-binding gs://%s --member=%s --role=%s)")
+    hint = ("grant it with: c.storage:grant_service_agent(%q, %q)"):format(bucket, purpose),
+    hint_cli = ("grant it with: %s   (or: gcloud storage buckets add-iam-policy-binding gs://%s --member=%s --role=%s)")
       :format(cmd, bucket, member, role),
   }
 end

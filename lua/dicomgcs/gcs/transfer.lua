@@ -222,7 +222,8 @@ function transfer.upload(st, files, bucket, name_of, opts, list_prefix)
     local job = { source = f.path, target = target, large = (f.size or 0) >= threshold }
     if bucket_err then
       job.err = errors.new{ kind = bucket_err.kind, http_status = bucket_err.http_status, status = bucket_err.status,
-        message = what .. ": bucket gs://" .. bucket .. " does not exist", hint = "create it first: dicomgcs storage buckets create gs://" .. bucket }
+        message = what .. ": bucket gs://" .. bucket .. " does not exist", hint = ("create it first: c.storage:create_bucket(%q)"):format(bucket),
+        hint_cli = "create it first: dicomgcs storage buckets create gs://" .. bucket }
     else
       job.fn = function(io)
         local d, herr = core.hash_file(f.path, want)
