@@ -120,3 +120,25 @@ describe("quota windows", function()
     assert.are.equal(200, assert(core.fetch{ url = url, headers = { "Authorization: Bearer t" } }).status)
   end)
 end)
+
+describe("operation progress while throttled", function()
+  it("says 'throttled by quota, waiting N s' on both the bar and plain lines", function()
+    local progress = require "dicomgcs.cli.progress"
+    local wait = 6.2
+    local op = { counter = { success = 1, failure = 0, pending = 3 }, done = false,
+                 id = function() return "123" end,
+                 transport = { throttle = function() return wait and { wait = wait, waits = 2 } end } }
+    for _, tty in ipairs{ true, false } do
+      local out = {}
+      local stream = { write = function(_, ...) for _, v in ipairs{ ... } do out[#out + 1] = v end end, flush = function() end }
+      local r = progress.operation(stream, tty)
+      wait = 6.2
+      r.report(op)
+      assert.truthy(table.concat(out):find("throttled by quota, waiting 7 s", 1, true), table.concat(out))
+      out = {}
+      wait = nil
+      r.report(op)
+      assert.is_nil(table.concat(out):find("throttled", 1, true))
+    end
+  end)
+end)
