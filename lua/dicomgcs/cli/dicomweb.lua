@@ -58,7 +58,8 @@ local function status_line(p, meter)
   return ("%s %3d%%  %d/%d files, %s/%s  %s  %s — %d stored, %d already present, %d failed"):format(
     progress.bar(fraction), math.floor(100 * fraction), p.files_done, p.files_total, progress.bytes(p.bytes_done),
     progress.bytes(p.bytes_total), rate and (progress.bytes(rate) .. "/s") or "--/s",
-    eta and ("ETA " .. progress.duration(eta)) or "ETA --", p.stored or 0, p.already_present or 0, p.failed or 0)
+    eta and ("ETA " .. progress.duration(eta)) or "ETA --", p.stored or 0, p.already_present or 0, p.failed or 0) ..
+    progress.throttle_note(p.throttled)
 end
 
 return {
@@ -78,7 +79,7 @@ return {
       local concurrency, batch = positive(ctx, "concurrency"), positive(ctx, "batch")
       local dw = open(ctx)
       local tty = core.isatty(2)
-      local last = 0
+      local last, throttled = 0, false
       local meter = progress.meter()
       meter.observe(0)
       local summary = must(dw:store(ctx.words, {
@@ -96,7 +97,10 @@ return {
           if tty and (now - last > 0.2 or p.files_done == p.files_total) then
             last = now
             io.stderr:write("\r\27[K", status_line(p, meter))
+          elseif not tty and p.throttled and not throttled then   -- once per throttled spell
+            io.stderr:write(status_line(p, meter), "\n")
           end
+          throttled = p.throttled ~= nil
         end }))
       if tty then io.stderr:write("\n") end
       if ctx.flags.format then
