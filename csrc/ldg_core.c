@@ -8,6 +8,7 @@
  */
 #include <lauxlib.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 #include <curl/curl.h>
 
@@ -27,6 +28,13 @@ static void init_curl_once(void) {
 
 static int l_monotime(lua_State *L) {
   lua_pushnumber(L, dg_monotonic_seconds());
+  return 1;
+}
+
+static int l_unixtime(lua_State *L) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_REALTIME, &ts) != 0) { lua_pushnumber(L, (lua_Number)time(NULL)); return 1; }
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
   return 1;
 }
 
@@ -92,6 +100,7 @@ void ldg_define_class(lua_State *L, const char *name, const luaL_Reg *meta, cons
 static const luaL_Reg core_functions[] = {
   {"monotime", l_monotime},
   {"sleep", l_sleep},
+  {"unixtime", l_unixtime},
   {"isatty", l_isatty},
   {"sigint_guard", l_sigint_guard},
   {NULL, NULL}

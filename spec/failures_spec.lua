@@ -25,7 +25,9 @@ describe("failures of an import", function()
     op = assert(c:import{ uri = "gs://" .. bucket .. "/mix/*.dcm" })
     local done
     done, err = op:wait{ interval = 0.05 }
-    assert.is_nil(done)
+    assert.are.equal(op, done)
+    assert.is_true(op.partial)
+    err = op:failure()
   end)
 
   it("ends the operation with an error and both counters", function()

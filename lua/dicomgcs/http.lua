@@ -64,7 +64,12 @@ end
 
 --- Run one request. 2xx → res; any other status or failure → nil, Error (`what` prefixes the
 -- message, e.g. "get dataset projects/p/locations/l/datasets/d").
+-- Inside a dicomgcs.runner job the request is handed to the runner's loop (the job yields
+-- until it is done) instead of blocking the engine for it alone.
 function Transport:request(req, what)
+  local runner = package.loaded["dicomgcs.runner"]   -- not loaded: certainly not in a job
+  local r = runner and runner.current()
+  if r and r.engine == self.engine then return runner.io.request(req, what) end
   local res, err = self.engine:request(with_default_headers(self, req))
   if not res then return nil, errors.from_transport(err, req.url, what) end
   if res.status >= 400 then return nil, errors.from_response(res, req.url, what) end

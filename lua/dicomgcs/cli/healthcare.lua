@@ -15,9 +15,12 @@ local function wait_and_report(ctx, op)
   progress.finish()
   local final = done or (err and err.operation)
   if final then ctx.print(final.raw) end
+  if done and done.partial then      -- finished, some files failed
+    io.stderr:write("ERROR: ", tostring(done:failure()), "\n")
+    return 3
+  end
   if done then return 0 end
   io.stderr:write("ERROR: ", tostring(err), "\n")
-  if err.kind == "operation" and final.counter.success > 0 then return 3 end
   return 1
 end
 
