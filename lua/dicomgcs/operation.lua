@@ -129,7 +129,10 @@ function operation.next_delay(op, st, opts)
   local remaining, rate
   if last then
     local processed = last.success + last.failure
-    local total = opts.expected or (last.pending > 0 and processed + last.pending) or nil
+    local total = opts.expected
+    for i = #h, 1, -1 do   -- the latest poll that still saw files pending tells the total
+      if not total and h[i].pending > 0 then total = h[i].success + h[i].failure + h[i].pending end
+    end
     if total then remaining = math.max(0, total - processed) end
     -- the rate since the first poll that saw progress (the start-up time before it says nothing)
     local ref = first
