@@ -134,10 +134,14 @@ function operation.next_delay(op, st, opts)
       if not total and h[i].pending > 0 then total = h[i].success + h[i].failure + h[i].pending end
     end
     if total then remaining = math.max(0, total - processed) end
-    -- the rate since the first poll that saw progress (the start-up time before it says nothing)
+    -- the rate since the first poll that saw progress (the start-up time before it says
+    -- nothing); with only one such poll, since the last poll before it
     local ref = first
-    for _, p in ipairs(h) do
-      if p.success + p.failure > 0 then break end
+    for i, p in ipairs(h) do
+      if p.success + p.failure > 0 then
+        if i < #h then ref = p end
+        break
+      end
       ref = p
     end
     local dt = last.t - ref.t
