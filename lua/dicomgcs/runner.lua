@@ -21,6 +21,7 @@
 -- @module dicomgcs.runner
 local core = require "dicomgcs.core"
 local errors = require "dicomgcs.errors"
+local http = require "dicomgcs.http"
 
 local runner = {}
 
@@ -28,10 +29,8 @@ local YIELD = {}   -- marks our yields (a job must not yield anything else)
 local current = setmetatable({}, { __mode = "k" })   -- coroutine -> Runner, while it is a job
 
 local function completion(done, url, what)
-  if done.err then return nil, errors.from_transport(done.err, url, what) end
-  if done.res.timer then return true end
-  if done.res.status >= 400 then return nil, errors.from_response(done.res, url, what) end
-  return done.res
+  if done.res and done.res.timer then return true end
+  return http.completion(done, url, what)
 end
 
 -- What a job function gets (also reachable as runner.io inside a job):
