@@ -26,25 +26,31 @@ describe("operation.next_delay (polls timed by progress)", function()
   end)
 
   it("predicts the end from the counters' rate and pending, and polls at half the time left", function()
-    -- 10 files/s from the first poll that saw progress; 500 pending: 50 s left
-    local op = fake{ point(100, 0, 0, 600), point(101, 10, 0, 590), point(111, 105, 5, 490) }
+    -- ~10 files/s since the first poll that saw progress (one more file counted, to be early)
+    local op = fake{ point(0, 0, 0, 2000), point(10, 99, 0, 1901), point(110, 1099, 0, 901) }
     local d = operation.next_delay(op, {}, { interval = 1 })
-    assert.is_true(math.abs(d - 24.5) < 1e-9, d)   -- (490 / 10) / 2
+    assert.is_true(math.abs(d - 901 / (1001 / 100) / 2) < 1e-9, d)
   end)
 
   it("uses the expected count when the operation reports no pending", function()
     local op = fake{ point(0, 0, 0, 0), point(1, 10, 0, 0), point(11, 110, 0, 0) }
     local d = operation.next_delay(op, {}, { interval = 1, expected = 310 })
-    assert.is_true(math.abs(d - 10) < 1e-9, d)      -- 200 left at 10/s = 20 s, half of it
+    assert.is_true(math.abs(d - 200 / (101 / 10) / 2) < 1e-9, d)
+  end)
+
+  it("never sleeps more than twice as long as it has watched: one file says little", function()
+    -- one file in 2 s predicts ~600 s more, but the operation has been watched for 4 s
+    local op = fake{ point(0, 0, 0, 600), point(1, 0, 0, 600), point(3, 1, 0, 599) }
+    assert.are.equal(8, operation.next_delay(op, {}, { interval = 1 }))
   end)
 
   it("polls every near_interval around the predicted end, and honours max_interval", function()
     local op = fake{ point(0, 0, 0, 1000), point(1, 10, 0, 990), point(100, 999, 0, 1) }
     assert.are.equal(0.5, operation.next_delay(op, {}, { interval = 1 }))
     assert.are.equal(0.2, operation.next_delay(op, {}, { interval = 1, near_interval = 0.2 }))
-    local far = fake{ point(0, 0, 0, 100000), point(10, 10, 0, 99990) }
+    local far = fake{ point(0, 0, 0, 100000), point(100, 100, 0, 99900), point(1000, 1000, 0, 99000) }
     assert.are.equal(7, operation.next_delay(far, {}, { interval = 1, max_interval = 7 }))
-    assert.is_true(operation.next_delay(far, {}, { interval = 1 }) > 30)   -- sparse: no 30 s cap without max_interval
+    assert.are.equal(2002, operation.next_delay(far, {}, { interval = 1 }))   -- sparse: no 30 s cap
   end)
 
   it("backs off from near_interval when nothing is left but the operation is not done", function()

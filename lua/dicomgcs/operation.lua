@@ -10,8 +10,9 @@
 --
 -- Polls are timed by progress: from the counters' rate and `pending` (or `expected`, the
 -- number of matched files when known) the waiter predicts the end, polls sparsely before it
--- (half the predicted remaining time, at most `max_interval` when given) and every
--- `near_interval` (default min(interval, 0.5 s)) around it. Without a prediction (no
+-- (half the predicted remaining time, at most twice the time it has watched the operation so
+-- far, and at most `max_interval` when given) and every `near_interval` (default
+-- min(interval, 0.5 s)) around it. Without a prediction (no
 -- progress yet, no pending count) it backs off ×1.5 from `interval` up to `max_interval`
 -- (default 30 s).
 --
@@ -146,12 +147,18 @@ function operation.next_delay(op, st, opts)
     end
     local dt = last.t - ref.t
     local dp = processed - (ref.success + ref.failure)
-    if dt > 0 and dp > 0 then rate = dp / dt end
+    -- counters are whole files: up to one more may have been almost done, so take the faster
+    -- rate (an earlier end): few files seen say little, and a late poll is what costs
+    if dt > 0 and dp > 0 then rate = (dp + 1) / dt end
   end
   local near = opts.near_interval or math.min(opts.interval or 1, 0.5)
   if remaining and remaining > 0 and rate then
     st.backoff = nil
     local d = math.max(near, remaining / rate / 2)
+    -- never sleep more than twice as long as the operation has been watched: an early
+    -- estimate made from a few files cannot send the next poll far past the real end
+    local age = last.t - first.t + (opts.interval or 1)
+    d = math.min(d, math.max(near, 2 * age))
     if opts.max_interval then d = math.min(d, opts.max_interval) end
     return d
   end
