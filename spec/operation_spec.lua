@@ -104,11 +104,22 @@ describe("waiting on operations in one loop", function()
         return { bytes = 1000 * i }
       end }
     end
+    -- a job that runs a whole upload (a runner of its own, inside this one's job)
+    local dir = env.tmpdir("nested")
+    for i = 1, 5 do
+      local f = assert(io.open(dir .. "/f" .. i, "wb")); f:write(("y"):rep(100 * i)); f:close()
+    end
+    r:add{ fn = function()
+      local up, err = c.storage:upload(dir, "gs://" .. bucket .. "/nested/")
+      if not up then return nil, err end
+      return up.ok == 5 and up.failed == 0 and {} or nil
+    end }
     local summary = r:run()
-    assert.are.equal(9, summary.ok)
+    assert.are.equal(10, summary.ok)
     assert.is_true(op.done)
     assert.are.equal(6, op.counter.success)
     assert.are.equal(8, #assert(c.storage:match("gs://" .. bucket .. "/side/*")))
+    assert.are.equal(5, #assert(c.storage:match("gs://" .. bucket .. "/nested/*")))
   end)
 
   it("a runner cancelled from a hook ends every job with kind cancelled, and no sleep blocks it", function()

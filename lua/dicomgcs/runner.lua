@@ -28,6 +28,16 @@ local runner = {}
 local YIELD = {}   -- marks our yields (a job must not yield anything else)
 local current = setmetatable({}, { __mode = "k" })   -- coroutine -> Runner, while it is a job
 
+-- Completions by engine id, per engine: whichever runner steps the engine files every
+-- completion here and each runner takes its own, so a runner started inside another's job
+-- (a queue hook that downloads, say) loses nothing of the outer one's.
+local mailboxes = setmetatable({}, { __mode = "k" })
+local function mailbox(engine)
+  local m = mailboxes[engine]
+  if not m then m = {}; mailboxes[engine] = m end
+  return m
+end
+
 local function completion(done, url, what)
   if done.res and done.res.timer then return true end
   return http.completion(done, url, what)
@@ -180,6 +190,7 @@ function Runner:run()
   end
 
   -- Stop: cancel everything in flight; each waiting job gets the stop as its outcome.
+  local box = mailbox(engine)
   local function stop_all()
     local ids = {}
     for id in pairs(waiting) do ids[#ids + 1] = id end
@@ -195,7 +206,21 @@ function Runner:run()
         if st.left == 0 then resume(w.job, st.outs) end
       end
     end
-    engine:step(0)   -- collect the cancelled transfers' completions
+    for _, done in ipairs(engine:step(0)) do box[done.id] = done end
+    for _, id in ipairs(ids) do box[id] = nil end   -- the cancelled ones: nobody waits for them
+  end
+
+  -- Completions of our own transfers, stepping the engine only when none is filed yet.
+  local function take_own()
+    local got = {}
+    for id, done in pairs(box) do
+      if waiting[id] then got[#got + 1] = done; box[id] = nil end
+    end
+    if #got > 0 then return got end
+    for _, done in ipairs(engine:step(60000)) do
+      if waiting[done.id] then got[#got + 1] = done else box[done.id] = done end
+    end
+    return got
   end
 
   local guard = opts.interruptible and core.sigint_guard() or nil
@@ -208,7 +233,9 @@ function Runner:run()
       elseif not next(waiting) then
         fill()
       else
-        for _, done in ipairs(engine:step(60000)) do
+        local got = take_own()
+        table.sort(got, function(x, y) return x.id < y.id end)
+        for _, done in ipairs(got) do
           local w = waiting[done.id]
           if w then
             waiting[done.id] = nil
