@@ -36,6 +36,7 @@ static int make_pipe(void) {
 int dg_sigint_arm(void) {
   if (armed++ > 0) return pipe_fd[0];
   if (make_pipe() != 0) { armed--; return -1; }
+  dg_sigint_take();                         /* one that came before arming was not ours */
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_sigint;

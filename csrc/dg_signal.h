@@ -7,7 +7,8 @@
  * byte to the pipe, so a poll() that includes the fd (dg_engine_set_wake_fd) returns
  * at once, with no race between checking the flag and going to sleep.
  * dg_sigint_disarm() restores the saved handler when the last arm is undone (arms
- * nest). dg_sigint_take() returns 1 once per caught SIGINT and drains the pipe.
+ * nest; the outermost arm forgets an earlier one). dg_sigint_take() returns 1 once per caught
+ * SIGINT and drains the pipe.
  *
  * Process-wide by nature (signal dispositions are): call from the thread that owns
  * the engine; not for multi-threaded hosts that route SIGINT elsewhere. No Lua.

@@ -146,7 +146,8 @@ function Queue:cancel_running()
       local ok, err = j.op:cancel()
       if ok then n = n + 1 end
       j.state = "cancelled"
-      self:record(j, { state = "cancelled", operation = j.op.name, error = err and tostring(err) or nil })
+      self:record(j, { state = "cancelled", operation = j.op.name, error = err and tostring(err) or nil,
+                       poll = history_of(j.op) })
       self.log(("cancelled %s (%s)%s"):format(j.key, j.op.name, ok and "" or (": " .. tostring(err))))
     end
   end

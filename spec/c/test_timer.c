@@ -119,10 +119,14 @@ static void wake(void) {
   ok(dg_sigint_take() == 0, "... and only once");
   int fd2 = dg_sigint_arm();
   ok(fd2 == fd, "guards nest");
+  dg_sigint_raise_for_test();
   dg_sigint_disarm();
   ok(dg_sigint_fd() == fd, "still armed after the inner disarm");
   dg_sigint_disarm();
   ok(dg_sigint_fd() == -1, "disarmed after the outer one");
+  dg_sigint_arm();
+  ok(dg_sigint_take() == 0, "arming again forgets an interrupt from before");
+  dg_sigint_disarm();
   dg_engine_set_wake_fd(e, -1);
   dg_engine_free(e);
 }
