@@ -146,7 +146,7 @@ describe("waiting on operations in one loop", function()
     assert.is_nil(done)
     assert.are.equal("interrupted", err.kind)
     assert.truthy(err.message:find("goes on in the server", 1, true))
-    assert.truthy(err.message:find("dicomgcs operations wait " .. op.name, 1, true))
+    assert.truthy(err.message:find("dicomgcs operations wait " .. op:cli_ref(), 1, true))
     assert.are.equal(op, err.operation)
     assert.are.equal(0, c.transport.engine:pending())
     assert(op:wait{ interval = 0.05 })                -- and it can be waited on again
@@ -185,7 +185,7 @@ io.write("DONE ", tostring(done ~= nil), "\nKIND ", tostring(err and err.kind), 
     assert.truthy(out:find("DONE false", 1, true), out)
     assert.truthy(out:find("KIND interrupted", 1, true), out)
     assert.truthy(out:find("goes on in the server", 1, true), out)
-    assert.truthy(out:find("dicomgcs operations wait " .. op.name, 1, true), out)
+    assert.truthy(out:find("dicomgcs operations wait " .. op:cli_ref(), 1, true), out)
     assert.is_false(assert(op:get()).done)            -- still running in the server
     assert(op:wait{ interval = 0.1 })
     assert.are.equal(4, op.counter.success)

@@ -73,6 +73,14 @@ end
 --- The short id: the last part of the name.
 function Operation:id() return (self.name:match("([^/]+)$")) end
 
+--- The operation as the command line names it: "ID --dataset=D --location=L --project=P"
+-- (for hints that are `dicomgcs operations …` commands).
+function Operation:cli_ref()
+  local p, l, d = self.name:match("^projects/([^/]+)/locations/([^/]+)/datasets/([^/]+)/operations/")
+  if not p then return self.name end
+  return ("%s --dataset=%s --location=%s --project=%s"):format(self:id(), d, l, p)
+end
+
 --- Append `{t=, kind=, detail=}` to `op.events` (throttle, retry, restart).
 function Operation:event(kind, detail)
   self.events[#self.events + 1] = { t = operation.clock(), kind = kind, detail = detail }
@@ -117,7 +125,11 @@ function Operation:failure()
       self.name, self.partial and "ended with failed files" or "failed", tostring(e.message or "no message"),
       c.success, c.failure),
     details = e.details, operation = self,
-    hint = c.failure > 0 and "list the failed files with op:failures() or `dicomgcs operations failures`" or nil,
+    -- permission_hint: set by the client when its pre-check could not see the service agent's grant
+    hint = (code == 7 and self.permission_hint)
+      or (c.failure > 0 and "list the failed files: c:failures(op).failures (each {uri=, status=, message=})" or nil),
+    hint_cli = (code == 7 and self.permission_hint)
+      or (c.failure > 0 and ("list the failed files: dicomgcs operations failures " .. self:cli_ref()) or nil),
   }
 end
 
@@ -173,8 +185,10 @@ local function stopped(op, err)
   if err.kind ~= "interrupted" and err.kind ~= "cancelled" then return err end
   return errors.new{ kind = err.kind, operation = op,
     message = ("%s while waiting for %s; the operation goes on in the server: wait again with "
-      .. "`dicomgcs operations wait %s` or client:operation(%q):wait{}"):format(
-      err.kind == "interrupted" and "interrupted (Ctrl-C)" or "stopped", op.name, op.name, op.name) }
+      .. "`dicomgcs operations wait %s` or c:operation(%q):wait{}"):format(
+      err.kind == "interrupted" and "interrupted (Ctrl-C)" or "stopped", op.name, op:cli_ref(), op.name),
+    hint = "it goes on in the server: call op:wait{} again (or c:operation(\"" .. op.name .. "\"):wait{})",
+    hint_cli = "it goes on in the server: wait again with dicomgcs operations wait " .. op:cli_ref() }
 end
 
 --- Poll `op` until done, inside a runner job (the queue's jobs call it). `opts` as for
@@ -212,7 +226,8 @@ local function watch(op, opts, deadline, monotime)
     if deadline and now >= deadline then
       return nil, errors.new{ kind = "timeout", operation = op,
         message = ("operation %s still running after %gs"):format(op.name, opts.timeout),
-        hint = "it goes on in the server: wait again with dicomgcs operations wait " .. op.name }
+        hint = "it goes on in the server: call op:wait{} again (or c:operation(\"" .. op.name .. "\"):wait{})",
+        hint_cli = "it goes on in the server: wait again with dicomgcs operations wait " .. op:cli_ref() }
     end
     local delay = operation.next_delay(op, st, opts)
     if deadline then delay = math.min(delay, deadline - now) end

@@ -164,7 +164,7 @@ local function resume_from_manifest(self)
       j.skipped = true
       j.poll = rec.poll
     elseif rec and rec.state == "running" and rec.operation then
-      local op = self.client:operation(rec.operation)
+      local op = self.client:operation(rec.operation, { fetch = false })
       if op then
         j.op, j.state, j.reattached = op, "running", true
         local poll = type(rec.poll) == "table" and rec.poll or {}
