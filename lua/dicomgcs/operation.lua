@@ -50,9 +50,10 @@ local function absorb(self, doc)
   self.logs_url = self.metadata.logsUrl
   self.cancel_requested = self.metadata.cancelRequested == true
   -- Per-file failures are an outcome, not a failed operation: Google ends an import or export
-  -- in which some files failed with `error` (not `response`) and both counters.
-  self.partial = self.done and self.error ~= nil and self.counter.failure > 0
-    and math.tointeger(tonumber(self.error.code)) ~= 1 or false
+  -- in which some files failed with `error` (not `response`) and both counters. A cancelled
+  -- one (code 1, CANCELLED) did not finish its work: that stays a failure of the operation.
+  local cancelled = self.error ~= nil and math.tointeger(tonumber(self.error.code)) == 1
+  self.partial = self.done and self.counter.failure > 0 and not cancelled or false
   return self
 end
 

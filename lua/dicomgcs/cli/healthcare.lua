@@ -25,16 +25,15 @@ local function wait_and_report(ctx, op)
   progress.finish()
   local final = done or (err and err.operation)
   if final then ctx.print(final.raw) end
-  if done and not done.partial then return 0 end
-  if done then   -- finished, some files failed (partial failure is a result)
+  if done and done.counter.failure == 0 and not done.error then return 0 end
+  if done then
     err = done:failure() or errors.new{ kind = "operation", operation = done,
       message = ("operation %s finished with %d failed file(s) of %d"):format(done.name, done.counter.failure,
         done.counter.success + done.counter.failure),
       hint_cli = "list them: dicomgcs operations failures " .. done:cli_ref() }
-    io.stderr:write("ERROR: ", term.escape(tostring(err)), "\n")
-    return 3
   end
   io.stderr:write("ERROR: ", term.escape(tostring(err)), "\n")
+  if err.kind == "operation" and final.counter.success > 0 then return 3 end
   return 1
 end
 
