@@ -34,7 +34,7 @@ const char *ldg_checkcstring(lua_State *L, int arg) {
 
 size_t ldg_checklist(lua_State *L, int idx, const char *what) {
   idx = lua_absindex(L, idx);
-  if (lua_type(L, idx) != LUA_TTABLE) luaL_error(L, "%s must be a list (a table)", what);
+  if (lua_type(L, idx) != LUA_TTABLE) luaL_error(L, "%s must be a table", what);
   size_t n = lua_rawlen(L, idx), count = 0;
   lua_pushnil(L);
   while (lua_next(L, idx)) {

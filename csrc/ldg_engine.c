@@ -200,8 +200,8 @@ static void parse_request(lua_State *L, int idx, req_scratch *s, int anchor) {
       s->r.n_headers = n;
     } else if (strcmp(k, "body") == 0) {
       size_t len;
-      const char *p = opt_string(L, v, w, k);
-      p = lua_tolstring(L, v, &len);
+      if (lua_type(L, v) != LUA_TSTRING) luaL_error(L, "%s: field '%s' must be a string", w, k);
+      const char *p = lua_tolstring(L, v, &len);   /* bytes: NULs allowed */
       s->parts = lua_newuserdatauv(L, sizeof *s->parts, 0);
       lua_insert(L, ins);
       v++;

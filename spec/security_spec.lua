@@ -139,6 +139,7 @@ describe("emulator mode credentials (issue #14 §1)", function()
       q('local c, e = require("dicomgcs").client{project="probe-project", emulator="emu.example.com:80"}; ' ..
         'io.write(c and "ok" or tostring(e))'))
     assert.are.equal("ok", out, stderr)
+    assert.are.equal(0, code)
   end)
 
   it("no token goes over plain http to another machine, whatever endpoint= says", function()
