@@ -77,6 +77,19 @@ describe("emulator mode credentials (issue #14 §1)", function()
     assert.is_true(n >= 2)
   end)
 
+  it("the issue's probe: `dicom-stores delete .. --dataset=ds1` sends no DELETE at all", function()
+    local before = #requests()
+    for _, args in ipairs{ "dicom-stores delete .. --dataset=ds1", "datasets delete ..", "datasets delete .",
+                           "dicom-stores delete st --dataset=.." } do
+      local out, code, err = env.run_split(("DICOMGCS_EMULATOR_HOST=%s bin/dicomgcs %s --project=probe-project " ..
+        "--location=us-central1 </dev/null"):format(rec.host, args))
+      assert.are_not.equal(0, code, args)
+      assert.matches("'..?' are not names", out .. err)
+      assert.is_nil((out .. err):find("stack traceback", 1, true))
+    end
+    assert.are.equal(before, #requests())
+  end)
+
   it("auth.default in emulator mode reads no ambient source and makes no request", function()
     local calls = 0
     local p = assert(auth.default{ fetch = function() calls = calls + 1; return nil, { message = "no" } end,
