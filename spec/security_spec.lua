@@ -15,12 +15,11 @@ local q = env.quote
 local rec = {}
 
 local function start_recorder()
-  local f = assert(io.popen("exec node spec/support/recorder.js", "r"))
-  local line = f:read("l") or ""
-  local port, pid = line:match("PORT (%d+) PID (%d+)")
-  assert(port, "recorder.js did not start: " .. line)
-  rec = { f = f, pid = pid, host = "127.0.0.1:" .. port, url = "http://127.0.0.1:" .. port }
+  rec = env.node_server("spec/support/recorder.js")
+  rec.url = rec.base
 end
+
+local function stop_recorder() if rec.stop then rec.stop() end end
 
 local function requests()
   local res = assert(core.fetch{ url = rec.url .. "/_requests" })
@@ -52,7 +51,7 @@ end
 
 describe("emulator mode credentials (issue #14 §1)", function()
   setup(start_recorder)
-  teardown(function() if rec.pid then os.execute("kill " .. rec.pid) end; if rec.f then rec.f:close() end end)
+  teardown(stop_recorder)
 
   it("the issue's probe: a gcloud ADC file and token variables, a listener as the emulator: it gets no secret", function()
     local home = ambient_home()
@@ -218,7 +217,7 @@ end)
 
 describe("Orthanc delete path from the server (issue #14 §7)", function()
   setup(start_recorder)
-  teardown(function() if rec.pid then os.execute("kill " .. rec.pid) end; if rec.f then rec.f:close() end end)
+  teardown(stop_recorder)
 
   local function set_path(p)
     assert(core.fetch{ method = "POST", url = rec.url .. "/_lookup_path", body = p })
