@@ -210,6 +210,21 @@ describe("dot-segments and path encoding (issue #14 §7)", function()
     assert.are.equal("http://127.0.0.1:9/storage/v1/b/b/o/%2E%2E", st:object_url("b", ".."))
   end)
 
+  it("an operation name from a server with a dot-segment is refused, and nothing is requested", function()
+    local sent = 0
+    local transport = { json = function() sent = sent + 1; return {} end }
+    local op = require("dicomgcs.operation").new(transport, "http://127.0.0.1:9/v1",
+      { name = "projects/p/locations/l/datasets/d/operations/../../../datasets/other" })
+    local ok, err = op:get()
+    assert.is_nil(ok)
+    assert.matches("'..' segment", err.message, 1, true)
+    assert.is_nil((op:cancel()))
+    assert.are.equal(0, sent)
+    op = require("dicomgcs.operation").new(transport, "http://127.0.0.1:9/v1", "projects/p/locations/l/datasets/d/operations/1")
+    assert.truthy(op:get())
+    assert.are.equal(1, sent)
+  end)
+
   it("auth and http share one escaping function", function()
     assert.are.equal(http.escape("a b/é"), require("dicomgcs.auth.common").escape("a b/é"))
   end)
