@@ -14,6 +14,7 @@
 
 #include "dg_buf.h"
 #include "dg_engine.h"
+#include "dg_fs.h"
 #include "dg_hash.h"
 #include "dg_version.h"
 
@@ -41,6 +42,7 @@ struct dg_transfer {
   dg_engine *e;                    /* NULL for dg_fetch */
   dg_allocator alloc;
   char *method, *url, *safe_url, *output_file, *part_file, *noproxy;
+  size_t part_len;                 /* allocated size of part_file */
   int64_t out_offset;              /* >= 0: write into output_file at this byte (no part_file) */
   char **headers;
   size_t n_headers;
@@ -59,6 +61,7 @@ struct dg_transfer {
   long status;
   dg_buf hdrs, body_buf;
   FILE *out;                       /* part_file mode */
+  int part_made;                   /* part_file exists and is ours (created O_EXCL): only then removed */
   int out_fd;                      /* out_offset mode: -1 until the first 2xx byte */
   int64_t out_pos;                 /* out_offset mode: where the next byte goes */
   int hash;                        /* DG_HASH_CRC32C: crc over the attempt's 2xx body bytes */
@@ -73,6 +76,7 @@ struct dg_transfer {
   int64_t prog[4], prog_seen[4];
   int64_t idle_ms, last_active_ms;
   int wire_sends;                  /* requests libcurl sent in this attempt (PREREQFUNCTION) */
+  int quota_attempts;              /* 429s so far: quota waits, apart from max_attempts */
   dg_result res;
 };
 
@@ -91,6 +95,7 @@ struct dg_engine {
   int token_gen, token_failed;
   char token_err[DG_ERRLEN];
   int64_t completed, retries, bytes_sent, bytes_received;
+  int64_t quota_waits, throttle_until_ms;   /* quota waits so far; when the last one ends */
 };
 
 /* ---- lists ---- */
@@ -203,11 +208,29 @@ static void transfer_release_attempt(dg_transfer *t) {
   dg_body_close(&t->body);
 }
 
+/* Remove the temporary file if this transfer created it (a name we did not create is never
+ * touched: it may be another transfer's, or a planted link). */
+static void part_remove(dg_transfer *t) {
+  if (t->part_made) { unlink(t->part_file); t->part_made = 0; }
+}
+
+/* A fresh temporary file for this attempt (the previous attempt's, if any, is removed first),
+ * created with O_EXCL|O_NOFOLLOW: nothing planted at the name is reused or followed. */
+static FILE *part_open(dg_transfer *t) {
+  part_remove(t);
+  int fd = dg_fs_create_excl(t->part_file);
+  if (fd < 0) return NULL;
+  t->part_made = 1;
+  FILE *f = fdopen(fd, "wb");
+  if (!f) { int err = errno; close(fd); part_remove(t); errno = err; }
+  return f;
+}
+
 void dg_transfer_free(dg_transfer *t) {
   if (!t) return;
   const dg_allocator *a = &t->alloc;
   transfer_release_attempt(t);
-  if (t->part_file && t->state != T_DONE) unlink(t->part_file);
+  part_remove(t);
   if (t->easy) curl_easy_cleanup(t->easy);   /* the engine removed it from the multi */
   slist_wipe_free(t->slist);
   dg_body_free(&t->body);
@@ -218,7 +241,7 @@ void dg_transfer_free(dg_transfer *t) {
   dg_strfree(a, t->safe_url);
   dg_strfree(a, t->output_file);
   dg_strfree(a, t->noproxy);
-  dg_strfree(a, t->part_file);
+  if (t->part_file) dg_free(a, t->part_file, t->part_len);
   if (t->headers) {
     for (size_t i = 0; i < t->n_headers; i++) dg_strfree(a, t->headers[i]);
     dg_free(a, t->headers, t->n_headers * sizeof *t->headers);
@@ -258,7 +281,7 @@ static dg_transfer *transfer_new(const dg_allocator *a, const dg_request *r, cha
       snprintf(err, errlen, "request: output_offset needs output_file");
       return NULL;
     }
-    int serr = stat(r->output_file, &st) != 0 ? errno : 0;
+    int serr = lstat(r->output_file, &st) != 0 ? errno : 0;
     if (serr || !S_ISREG(st.st_mode)) {
       snprintf(err, errlen, "request: output_file %s must be an existing regular file when "
                "output_offset is given (%s)", r->output_file,
@@ -310,12 +333,12 @@ static dg_transfer *transfer_new(const dg_allocator *a, const dg_request *r, cha
     t->out_offset = r->output_offset;
     if (!(t->output_file = dg_strdup(a, r->output_file))) goto oom;
   } else if (r->output_file) {
-    size_t n = strlen(r->output_file);
+    size_t n = strlen(r->output_file) + 80;
     t->output_file = dg_strdup(a, r->output_file);
-    t->part_file = dg_malloc(a, n + 6);
+    t->part_file = dg_malloc(a, n);
     if (!t->output_file || !t->part_file) goto oom;
-    memcpy(t->part_file, r->output_file, n);
-    memcpy(t->part_file + n, ".part", 6);
+    t->part_len = n;
+    if (dg_fs_temp_name(r->output_file, t->part_file, n) != 0) goto oom;
   }
   t->retry = r->retry;
   if (t->retry.max_attempts < 1) t->retry.max_attempts = 1;
@@ -387,7 +410,7 @@ static int is_2xx(long s) { return s >= 200 && s < 300; }
 static int write_at(dg_transfer *t, const char *p, size_t len) {
   char m[DG_ERRLEN];
   if (t->out_fd < 0) {
-    t->out_fd = open(t->output_file, O_WRONLY | O_CLOEXEC);
+    t->out_fd = open(t->output_file, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
     if (t->out_fd < 0) {
       snprintf(m, sizeof m, "cannot open %s for writing at offset %lld: %s", t->output_file,
                (long long)t->out_offset, strerror(errno));
@@ -421,7 +444,7 @@ static size_t on_write(char *p, size_t sz, size_t nm, void *ud) {
   if (t->out_offset >= 0 && is_2xx(t->status)) return write_at(t, p, len) == 0 ? len : 0;
   if (t->output_file && is_2xx(t->status)) {
     if (!t->out) {
-      t->out = fopen(t->part_file, "wb");
+      t->out = part_open(t);
       if (!t->out) {
         char m[DG_ERRLEN];
         snprintf(m, sizeof m, "cannot open %s: %s", t->part_file, strerror(errno));
@@ -508,6 +531,7 @@ static void finish(dg_transfer *t) {
   t->slist = NULL;
   dg_body_free(&t->body);
   t->res.attempts = t->attempts;
+  t->res.quota_waits = t->quota_attempts;
   t->res.bytes_sent = t->sent;
   t->res.bytes_received = t->recvd;
   t->res.url = t->safe_url;
@@ -521,7 +545,7 @@ static void finish(dg_transfer *t) {
 static void finish_error(dg_transfer *t, const char *kind, const char *msg, int curl_code) {
   if (msg != t->msg) snprintf(t->msg, sizeof t->msg, "%s", msg);
   transfer_release_attempt(t);
-  if (t->part_file) unlink(t->part_file);
+  part_remove(t);
   t->res.ok = 0;
   t->res.kind = kind;
   t->res.message = t->msg;
@@ -543,7 +567,7 @@ static void finish_response(dg_transfer *t) {
       bad = t->out_fd >= 0 && close(t->out_fd) != 0 ? errno : 0;
       t->out_fd = -1;
     } else {
-      if (!t->out) t->out = fopen(t->part_file, "wb");  /* empty body: still create the file */
+      if (!t->out) t->out = part_open(t);  /* empty body: still create the file */
       if (!t->out) bad = errno;
       else {
         if (fflush(t->out) != 0) bad = errno;
@@ -551,6 +575,7 @@ static void finish_response(dg_transfer *t) {
         t->out = NULL;
       }
       if (!bad && rename(t->part_file, t->output_file) != 0) bad = errno;
+      if (!bad) t->part_made = 0;   /* it is output_file now */
     }
     if (bad) {
       char m[DG_ERRLEN];
@@ -560,7 +585,7 @@ static void finish_response(dg_transfer *t) {
     }
     t->res.has_body = 0;
   } else {
-    if (t->part_file) { transfer_release_attempt(t); unlink(t->part_file); }
+    if (t->part_file) { transfer_release_attempt(t); part_remove(t); }
     t->res.has_body = 1;
     t->res.body = t->body_buf.data ? t->body_buf.data : "";
     t->res.body_len = t->body_buf.len;
@@ -644,6 +669,10 @@ static int attempt_prepare(dg_transfer *t, const cfg *c, const char *token, int6
   curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
   curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);
   curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+  /* libcurl silently re-sends a request once when a reused connection dies before any answer
+   * (it cannot know the server never acted on it); a never-ambiguous request gets a fresh
+   * connection, so that a lost answer reaches us as a failure instead of a second request. */
+  if (t->retry.replay == DG_REPLAY_NEVER_AMBIGUOUS) curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
   long connect_ms = t->connect_ms >= 0 ? t->connect_ms : c->connect_ms;
   long idle_s = t->idle_s >= 0 ? t->idle_s : c->idle_s;
   if (connect_ms > 0) curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
@@ -705,12 +734,17 @@ oom:
  * set), else the delay in ms before the next attempt. */
 static int64_t attempt_done(dg_transfer *t, CURLcode rc, int64_t now, dg_random_fn rnd,
                             void *rud, dg_aimd *aimd, int token_gen) {
+  int sent = t->wire_sends > 0;
+  if (!sent && t->easy) {              /* libcurl without PREREQFUNCTION: bytes of request sent */
+    long req_size = 0;
+    if (curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &req_size) == CURLE_OK && req_size > 0) sent = 1;
+  }
   if (t->wire_sends > 1) {             /* libcurl's own re-sends count as attempts */
     t->attempts += t->wire_sends - 1;
     if (t->e) t->e->retries += t->wire_sends - 1;
   }
   t->wire_sends = 0;
-  int budget_used = t->attempts - (t->auth_retried ? 1 : 0);
+  int budget_used = t->attempts - (t->auth_retried ? 1 : 0) - t->quota_attempts;
   int idle = t->fail_kind && strcmp(t->fail_kind, "timeout") == 0;
   if (t->fail_kind && !idle) {        /* our callback refused: io, callback */
     finish_error(t, t->fail_kind, t->msg, 0);
@@ -722,16 +756,19 @@ static int64_t attempt_done(dg_transfer *t, CURLcode rc, int64_t now, dg_random_
   }
   if (rc != CURLE_OK) {
     const char *kind = rc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "transport";
-    if (idle) {}
-    else if (t->errbuf[0]) snprintf(t->msg, sizeof t->msg, "%s: %s", curl_easy_strerror(rc), t->errbuf);
-    else snprintf(t->msg, sizeof t->msg, "%s", curl_easy_strerror(rc));
-    int cls = dg_retry_classify_curl((int)rc);
+    if (!idle) {
+      if (t->errbuf[0]) snprintf(t->msg, sizeof t->msg, "%s: %s", curl_easy_strerror(rc), t->errbuf);
+      else snprintf(t->msg, sizeof t->msg, "%s", curl_easy_strerror(rc));
+    }
+    int cls = dg_retry_classify(0, (int)rc, sent, t->retry.replay);
     if (rc == CURLE_OPERATION_TIMEDOUT && !idle && t->total_ms > 0 && now - t->attempt_ms >= t->total_ms - 5)
-      cls = DG_RETRY_NO;              /* the caller's total limit, not a stall */
-    if (cls != DG_RETRY_NO) {
+      cls = sent && t->retry.replay == DG_REPLAY_NEVER_AMBIGUOUS ? DG_CLASS_AMBIGUOUS
+                                                                : DG_CLASS_FATAL;  /* the caller's total limit */
+    if (cls == DG_CLASS_RETRY) {
       int64_t d = dg_retry_next_delay(&t->retry, budget_used, -1, t->start_ms, now, rnd, rud);
       if (d >= 0) return d;
     }
+    t->res.ambiguous = cls == DG_CLASS_AMBIGUOUS;
     finish_error(t, kind, t->msg, (int)rc);
     return -1;
   }
@@ -740,13 +777,25 @@ static int64_t attempt_done(dg_transfer *t, CURLcode rc, int64_t now, dg_random_
     t->force_token = (t->token_gen == token_gen);   /* nobody refreshed since */
     return 0;
   }
-  int cls = dg_retry_classify_status(t->status);
-  if (cls == DG_RETRY_THROTTLE && aimd) dg_aimd_throttle(aimd);
-  if (cls != DG_RETRY_NO) {
+  int cls = dg_retry_classify(t->status, 0, 1, t->retry.replay);
+  if ((cls == DG_CLASS_THROTTLE || cls == DG_CLASS_QUOTA) && aimd) dg_aimd_throttle(aimd);
+  if (cls == DG_CLASS_QUOTA) {
+    t->quota_attempts++;
+    int64_t d = dg_retry_quota_delay(&t->retry, t->quota_attempts, t->retry_after_ms, t->start_ms, now,
+                                     rnd, rud);
+    if (d >= 0) {
+      if (t->e) {
+        t->e->quota_waits++;
+        if (now + d > t->e->throttle_until_ms) t->e->throttle_until_ms = now + d;
+      }
+      return d;
+    }
+  } else if (cls == DG_CLASS_RETRY || cls == DG_CLASS_THROTTLE) {
     int64_t d = dg_retry_next_delay(&t->retry, budget_used, t->retry_after_ms, t->start_ms, now,
                                     rnd, rud);
     if (d >= 0) return d;
   }
+  t->res.ambiguous = cls == DG_CLASS_AMBIGUOUS;
   if (is_2xx(t->status) && aimd) dg_aimd_success(aimd);
   finish_response(t);
   return -1;
@@ -1070,6 +1119,9 @@ void dg_engine_stats_get(const dg_engine *e, dg_engine_stats *s) {
   s->retries = e->retries;
   s->bytes_sent = e->bytes_sent;
   s->bytes_received = e->bytes_received;
+  s->quota_waits = e->quota_waits;
+  int64_t left = e->throttle_until_ms - now_ms(e);
+  s->throttle_wait_ms = left > 0 ? left : 0;
 }
 
 dg_transfer *dg_engine_done_first(dg_engine *e) { return e->done.head; }

@@ -53,6 +53,15 @@ local function file_size(path)
   return n
 end
 
+-- The name of a temporary file the engine left beside `path` (".NAME.<hex>.dgtmp"), or nil.
+local function leftover(path)
+  local dir, base = path:match("^(.*)/([^/]*)$")
+  for _, e in ipairs(assert(core.listdir(dir))) do
+    if e.name:sub(1, #base + 2) == "." .. base .. "." and e.name:match("%.dgtmp$") then return e.name end
+  end
+  return nil
+end
+
 local function rss_kb()
   for line in io.lines("/proc/self/status") do
     local kb = line:match("^VmRSS:%s+(%d+)")
@@ -70,7 +79,7 @@ local function drain(eng, limit_s)
   return out
 end
 
-local fast = { base_delay_ms = 10, max_delay_ms = 50 }
+local fast = { base_delay_ms = 10, max_delay_ms = 50, quota_base_delay_ms = 10, quota_max_delay_ms = 50 }
 
 describe("dicomgcs.core engine", function()
   local eng
@@ -205,7 +214,7 @@ describe("dicomgcs.core engine", function()
       local after = rss_kb()
       assert.is_true(after - before < 20 * 1024, ("RSS grew by %d kB"):format(after - before))
       assert.equal(n, file_size(out))
-      assert.is_nil(file_size(out .. ".part"))
+      assert.is_nil(leftover(out))
       local f = assert(io.open(out, "rb"))
       f:seek("set", 1000003)
       local b = f:read(3)
@@ -220,7 +229,7 @@ describe("dicomgcs.core engine", function()
       assert.equal(404, res.status)
       assert.equal("nothing", res.body)
       assert.is_nil(file_size(out))
-      assert.is_nil(file_size(out .. ".part"))
+      assert.is_nil(leftover(out))
     end)
 
     it("removes the partial output_file on failure", function()
@@ -231,7 +240,7 @@ describe("dicomgcs.core engine", function()
       assert.equal("transport", err.kind)
       assert.equal(2, err.attempts)
       assert.is_nil(file_size(out))
-      assert.is_nil(file_size(out .. ".part"))
+      assert.is_nil(leftover(out))
     end)
   end)
 
@@ -282,6 +291,7 @@ describe("dicomgcs.core engine", function()
         assert.equal(200, res.status)
         assert.equal(3, res.attempts)
         assert.equal(3, #server_log(k))
+        if code == 429 then return end  -- quota waits end with the quota budget, not max_attempts (below)
         k = key()
         res = assert(eng:request{ url = url(("/status?code=%d&key=%s"):format(code, k)),
                                   retry = { max_attempts = 4, base_delay_ms = 1, max_delay_ms = 5 } })
@@ -339,7 +349,32 @@ describe("dicomgcs.core engine", function()
                                       retry = { max_attempts = 3, base_delay_ms = 200, max_delay_ms = 300 } })
       assert.equal(3, res.attempts)
       local log = server_log(k)
+      -- delay n is uniform in [cap/2, cap], cap = min(max, base * 2^(n-1)): 100..200, then 150..300
+      local first, second = log[2].t - log[1].t, log[3].t - log[2].t
+      assert.is_true(first >= 100, "first delay " .. first)
+      assert.is_true(second >= 150, "second delay " .. second)
       assert.is_true(log[3].t - log[1].t <= 200 + 300 + 400)
+    end)
+
+    it("waits out 429s beyond max_attempts, within the quota budget, and counts the waits", function()
+      local e = core.engine{ concurrency = 4 }
+      local k = key()
+      local res = assert(e:request{ url = url("/status?code=429&n=6&key=" .. k),
+        retry = { max_attempts = 2, base_delay_ms = 1, quota_base_delay_ms = 1, quota_max_delay_ms = 20 } })
+      assert.equal(200, res.status)
+      assert.equal(7, res.attempts)
+      assert.equal(6, e:stats().quota_waits)
+      e:close()
+    end)
+
+    it("gives up on 429s once the quota budget is spent", function()
+      local k = key()
+      local res = assert(eng:request{ url = url("/status?code=429&key=" .. k),
+        retry = { max_attempts = 2, quota_base_delay_ms = 50, quota_max_delay_ms = 100, quota_budget_ms = 300 } })
+      assert.equal(429, res.status)
+      local log = server_log(k)
+      assert.is_true(#log >= 3, "attempts " .. #log)
+      assert.is_true(log[#log].t - log[1].t >= 300 - 5, "the last attempt is made at the budget's end")
     end)
 
     it("survives a connection reset mid-body", function()
@@ -348,6 +383,29 @@ describe("dicomgcs.core engine", function()
       assert.equal(200, res.status)
       assert.equal(2, res.attempts)
       assert.equal(100000, #res.body)
+    end)
+
+    it("never resends a never-ambiguous request once it may have run, and flags it", function()
+      local k = key()
+      local res, err = eng:request{ url = url("/reset?n=1&key=" .. k), retry = fast, replay = "never-ambiguous" }
+      assert.is_nil(res)
+      assert.is_true(err.ambiguous)
+      assert.equal(1, err.attempts)
+      assert.equal(1, #server_log(k))
+      k = key()
+      res = assert(eng:request{ url = url("/status?code=500&n=1&key=" .. k), retry = fast, replay = "never-ambiguous" })
+      assert.equal(500, res.status)
+      assert.is_true(res.ambiguous)
+      assert.equal(1, #server_log(k))
+      k = key()
+      res = assert(eng:request{ url = url("/status?code=503&n=1&key=" .. k), retry = fast, replay = "never-ambiguous" })
+      assert.equal(200, res.status)
+      assert.equal(2, #server_log(k))
+      local _, cerr = eng:request{ url = "http://127.0.0.1:1/x", replay = "never-ambiguous",
+                                   retry = { max_attempts = 3, base_delay_ms = 1 } }
+      assert.equal(3, cerr.attempts)
+      assert.is_nil(cerr.ambiguous)
+      assert.has_error(function() eng:request{ url = url("/echo"), replay = "sometimes" } end)
     end)
 
     it("retries connection errors and reports the attempts", function()
@@ -605,7 +663,7 @@ describe("dicomgcs.core engine", function()
       f:close()
     end
 
-    it("fills one preallocated file from parallel ranged GETs, with no .part file", function()
+    it("fills one preallocated file from parallel ranged GETs, with no temporary file", function()
       local out = tmpname()
       local n = 3 * 1000 * 1000 + 7
       preallocate(out, n)
@@ -624,7 +682,7 @@ describe("dicomgcs.core engine", function()
       assert.equal(4, #ids)
       assert.equal(n, file_size(out))
       assert.is_true(read_all(out) == pattern(0, n - 1), "the file differs from the object")
-      assert.is_nil(file_size(out .. ".part"))
+      assert.is_nil(leftover(out))
       os.remove(out)
     end)
 
@@ -707,7 +765,7 @@ describe("dicomgcs.core engine", function()
       assert.equal(404, res.status)
       assert.equal("nothing", res.body)
       assert.equal(string.rep("X", 3000), read_all(out))
-      assert.is_nil(file_size(out .. ".part"))
+      assert.is_nil(leftover(out))
       os.remove(out)
     end)
 

@@ -212,7 +212,7 @@ describe("dot-segments and path encoding (issue #14 §7)", function()
 
   it("an operation name from a server with a dot-segment is refused, and nothing is requested", function()
     local sent = 0
-    local transport = { json = function() sent = sent + 1; return {} end }
+    local transport = { json = function() sent = sent + 1; return {}, {} end }
     local op = require("dicomgcs.operation").new(transport, "http://127.0.0.1:9/v1",
       { name = "projects/p/locations/l/datasets/d/operations/../../../datasets/other" })
     local ok, err = op:get()

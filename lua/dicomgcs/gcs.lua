@@ -8,6 +8,7 @@ local http = require "dicomgcs.http"
 local iam = require "dicomgcs.gcs.iam"
 local localpath = require "dicomgcs.localpath"
 local paging = require "dicomgcs.paging"
+local replay = require "dicomgcs.replay"
 local transfer = require "dicomgcs.gcs.transfer"
 local wildcard = require "dicomgcs.wildcard"
 
@@ -25,9 +26,11 @@ function gcs.new(transport, base, project, opts)
 end
 
 -- Bucket IAM and the Healthcare service agent: get_iam_policy, set_iam_policy, project_number,
--- service_agent, check_service_agent, grant_service_agent (documented in dicomgcs.gcs.iam).
+-- service_agent, check_service_agent, grant_service_agent, get/set_project_iam_policy,
+-- service_agent_access (documented in dicomgcs.gcs.iam).
 for _, k in ipairs{ "get_iam_policy", "set_iam_policy", "project_number", "service_agent",
-                    "check_service_agent", "grant_service_agent" } do
+                    "check_service_agent", "grant_service_agent", "get_project_iam_policy",
+                    "set_project_iam_policy", "service_agent_access" } do
   Storage[k] = iam[k]
 end
 
@@ -47,8 +50,14 @@ function Storage:create_bucket(name, opts)
   local project = opts.project or self.project
   if not project then return nil, errors.input("creating a bucket needs a project", "pass project=") end
   local body = { name = name, location = opts.location, storageClass = opts.storage_class }
-  return self.transport:json("POST", self.base .. "/storage/v1/b" .. http.query{ project = project },
-    body, "create bucket gs://" .. name)
+  local what = "create bucket gs://" .. name
+  local doc, err = replay.send(self.transport, "POST", self.base .. "/storage/v1/b" .. http.query{ project = project },
+    body, what)
+  if not doc and errors.class(err) == "ambiguous" then
+    -- bucket names are global: one we can read after a lost answer is taken as ours
+    return replay.settle_create(what, err, function() return self:get_bucket(name) end, "run the create again")
+  end
+  return doc, err
 end
 
 --- Get a bucket's metadata. Returns the resource or nil, Error.
@@ -77,17 +86,20 @@ function Storage:objects(bucket, opts)
   end))
 end
 
--- The Cloud Storage `matchGlob` equivalent of an import wildcard, when one is exact: the import's
--- `*`, `?` and final `**` mean the same there; a pattern holding glob syntax of its own
--- (`[`, `]`, `{`, `}`, `\`) or no wildcard at all is listed by prefix only.
-local function server_glob(pattern)
-  if not pattern:find("[*?]") or pattern:find("[%[%]{}\\]") then return nil end
+--- The Cloud Storage `matchGlob` to send with a listing for an import wildcard, or nil. Only
+-- where Google's documented glob grammar surely selects a superset of our matcher: a pattern
+-- whose only wildcard is `*` (the same "any characters but `/`" in both). Never for `?` (GCS's
+-- "single character" might be counted in bytes), `**` joined to other characters in a segment
+-- (undocumented there), or names holding glob syntax of GCS's own (`[`, `]`, `{`, `}`, `\`).
+-- Correctness never rests on it: the local matcher decides (see Storage:match).
+function gcs.server_glob(pattern)
+  if not pattern:find("*", 1, true) or pattern:find("**", 1, true) or pattern:find("[?%[%]{}\\]") then return nil end
   return pattern
 end
 
 --- The objects a `gs://` wildcard URI selects, exactly as the Healthcare import reads them.
--- Lists only under the pattern's literal prefix, asks the server to filter with `matchGlob`,
--- and decides with the local matcher (the one definition of the wildcard). `opts.match_glob =
+-- Lists only under the pattern's literal prefix (with a `matchGlob` only where it surely gives a
+-- superset, see gcs.server_glob) and decides with the local matcher (the one definition). `opts.match_glob =
 -- false` lists by prefix only. Returns an array of object resources (with `uri` added) or nil, Error.
 function Storage:match(uri, opts)
   opts = opts or {}
@@ -99,7 +111,7 @@ function Storage:match(uri, opts)
     return nil, err
   end
   local out = {}
-  local glob = opts.match_glob ~= false and server_glob(pattern) or nil
+  local glob = opts.match_glob ~= false and gcs.server_glob(pattern) or nil
   local ok, lerr = pcall(function()
     for obj in self:objects(bucket, { prefix = wildcard.literal_prefix(pattern), match_glob = glob }) do
       if pred(obj.name) then
@@ -119,6 +131,11 @@ function Storage:stat(uri)
   return self.transport:json("GET", self:object_url(bucket, name), nil, "get " .. uri)
 end
 
+--- The error for a URL that selects nothing (gcloud fails there too, rather than "0 of 0").
+function gcs.no_match(uri)
+  return errors.input(uri .. " matched no objects", "check the name with: dicomgcs storage ls " .. uri:gsub("[^/]*$", ""))
+end
+
 --- Upload a file or a folder (recursively) under a `gs://BUCKET/PREFIX`.
 -- A folder's relative paths are kept: `dir/a/b.dcm` → `PREFIX/a/b.dcm`. A single file
 -- uploaded to a URI ending in `/` keeps its name; otherwise the URI names the object.
@@ -136,8 +153,11 @@ function Storage:upload(source, uri, opts)
   opts = opts or {}
   local bucket, prefix = wildcard.parse_uri(uri, { allow_empty_object = true })
   if not bucket then return nil, prefix end
-  local files, ferr = localpath.files(source)
+  local files, ferr = localpath.files(source, { links = true })
   if not files then return nil, ferr end
+  if #files == 0 then
+    return nil, errors.input(source .. " matched no files", "the folder is empty; nothing was uploaded")
+  end
   local single = #files == 1 and files[1].path == source
   local function name_of(f)
     if single and prefix ~= "" and prefix:sub(-1) ~= "/" then return prefix
@@ -192,9 +212,10 @@ end
 function Storage:download(uri, dest, opts)
   local objects, bucket, base = self:select(uri)
   if not objects then return nil, bucket end
+  if #objects == 0 then return nil, gcs.no_match(uri) end
   return transfer.download(self, objects, bucket, function(obj)
     return localpath.safe_join(dest, obj.name:sub(#base + 1))
-  end, opts)
+  end, opts, dest)
 end
 
 --- Delete every object under a prefix (or matching a wildcard, or the one object named).

@@ -48,6 +48,14 @@ end
 --- The short id: the last part of the name.
 function Operation:id() return (self.name:match("([^/]+)$")) end
 
+--- The operation as the command line names it: "ID --dataset=D --location=L --project=P"
+-- (for hints that are `dicomgcs operations …` commands).
+function Operation:cli_ref()
+  local p, l, d = self.name:match("^projects/([^/]+)/locations/([^/]+)/datasets/([^/]+)/operations/")
+  if not p then return self.name end
+  return ("%s --dataset=%s --location=%s --project=%s"):format(self:id(), d, l, p)
+end
+
 -- The operation's URL: its name comes from a server, so a dot-segment in it is refused
 -- (issue #14 §7), never collapsed into another resource's URL.
 local function url_of(self, suffix)
@@ -60,9 +68,14 @@ end
 function Operation:get()
   local url, uerr = url_of(self)
   if not url then return nil, uerr end
-  local doc, err = self.transport:json("GET", url, nil,
+  local doc, res = self.transport:json("GET", url, nil,
     "get operation " .. self.name)
-  if not doc then return nil, err end
+  if not doc then return nil, res end
+  if res.quota_waits then             -- the engine waited out 429s for this poll (op.events, TEAM.md)
+    self.events = self.events or {}
+    self.events[#self.events + 1] = { t = os.time(), kind = "throttle",
+      detail = ("throttled by quota: the poll waited out %d quota error(s)"):format(res.quota_waits) }
+  end
   return absorb(self, doc)
 end
 
@@ -93,7 +106,11 @@ function Operation:failure()
     message = ("operation %s failed: %s (success %d, failure %d)"):format(
       self.name, tostring(e.message or "no message"), c.success, c.failure),
     details = e.details, operation = self,
-    hint = c.failure > 0 and "list the failed files with op:failures() or `dicomgcs operations failures`" or nil,
+    -- permission_hint: set by the client when its pre-check could not see the service agent's grant
+    hint = (code == 7 and self.permission_hint)
+      or (c.failure > 0 and "list the failed files: c:failures(op).failures (each {uri=, status=, message=})" or nil),
+    hint_cli = (code == 7 and self.permission_hint)
+      or (c.failure > 0 and ("list the failed files: dicomgcs operations failures " .. self:cli_ref()) or nil),
   }
 end
 
@@ -126,7 +143,8 @@ function Operation:wait(opts)
     if deadline and now >= deadline then
       return nil, errors.new{ kind = "timeout", operation = self,
         message = ("operation %s still running after %gs"):format(self.name, opts.timeout),
-        hint = "it goes on in the server: wait again with dicomgcs operations wait " .. self.name }
+        hint = "it goes on in the server: call op:wait{} again (or c:operation(\"" .. self.name .. "\"):wait{})",
+        hint_cli = "it goes on in the server: wait again with dicomgcs operations wait " .. self:cli_ref() }
     end
     local delay = interval
     if deadline then delay = math.min(delay, deadline - now) end

@@ -200,6 +200,9 @@ must_raise("preallocate NUL", core.preallocate, "p\0x", 0)
 must_raise("isatty huge", core.isatty, math.maxinteger)
 must_raise("random_hex huge", core.random_hex, math.maxinteger)
 must_raise("crc32c_combine negative", core.crc32c_combine, 0, 0, -1)
+if core.backoff then must_raise("backoff huge attempts", core.backoff, "retry", math.maxinteger) end
+if core.atomic_write then must_raise("atomic_write path NUL", core.atomic_write, "x\0y", "data") end
+if core.mkdir_under then must_raise("mkdir_under NUL", core.mkdir_under, "/tmp", "a\0b") end
 
 for _, name in ipairs(unexpected) do out:write("EXPECT-FAIL ", name, "\n") end
 out:write("done ", calls, "\n")
