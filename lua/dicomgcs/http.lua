@@ -46,7 +46,9 @@ function http.new(opts)
     connect_timeout = opts.connect_timeout, idle_timeout = opts.idle_timeout,
     token_provider = opts.token_provider,
   }
-  local self = setmetatable({ quota_project = opts.quota_project, retry = opts.retry }, Transport)
+  -- auth_error: the credential provider's last Error; the engine only passes its message on
+  local self = setmetatable({ quota_project = opts.quota_project, retry = opts.retry, auth_error = opts.auth_error },
+    Transport)
   self.engine = core.engine(eng_opts)
   return self
 end
@@ -66,7 +68,14 @@ end
 -- message, e.g. "get dataset projects/p/locations/l/datasets/d").
 function Transport:request(req, what)
   local res, err = self.engine:request(with_default_headers(self, req))
-  if not res then return nil, errors.from_transport(err, req.url, what) end
+  if not res then
+    local e = errors.from_transport(err, req.url, what)
+    -- a token refresh that failed: whether it is worth retrying (its endpoint out of reach, or
+    -- answering 5xx) is the provider's verdict, not the engine's
+    local last = e.kind == "auth" and self.auth_error and self.auth_error()
+    if last then e.retryable = last.retryable == true end
+    return nil, e
+  end
   if res.status >= 400 then return nil, errors.from_response(res, req.url, what) end
   return res
 end
