@@ -115,9 +115,10 @@ function Operation:wait(opts)
     local ok, err = self:get()
     local polled = ok ~= nil
     if not ok then
-      if not (err and err.retryable) or core.monotime() - last_ok > unreachable then return nil, err end
+      if not (err and err.retryable) then return nil, err end
       self.events = self.events or {}
       self.events[#self.events + 1] = { t = os.time(), kind = "retry", detail = tostring(err.message) }
+      if core.monotime() - last_ok > unreachable then return nil, err end
     else
       last_ok = core.monotime()
     end
