@@ -7,7 +7,7 @@
 -- (QIDO), exported objects, downloaded files. Everything goes through the public Lua API; the
 -- only retries here are whole-call resumes of what the API reports as failed (counted and
 -- printed), never a silent re-send.
---   lua5.4 scripts/soak.lua WORKDIR [FILES]      (run by scripts/soak; FILES a multiple of 50)
+--   lua5.4 scripts/soak.lua WORKDIR [FILES [sabotage]]   (run by scripts/soak; FILES a multiple of 50)
 -- Last line: `soak: N files, lost L, duplicated D, corrupted C, faults F, restarts R`; exits 1
 -- unless L, D and C are 0 and the restart happened.
 local dicomgcs = require "dicomgcs"
@@ -171,6 +171,18 @@ for pass = 1, 5 do
   say("download pass %d: %d ok, %d skipped, %d failed", pass, s.ok, s.skipped or 0, s.failed)
   if s.failed == 0 then break end
   resume("download")
+end
+
+-- `sabotage` (the soak's own spec): lose, duplicate and corrupt one downloaded file each, to
+-- prove that the accounting below catches all three.
+if arg[3] == "sabotage" then
+  local list = {}
+  for path in must("find " .. q(work .. "/down") .. " -type f -name '*.dcm' | sort"):gmatch("[^\n]+") do list[#list + 1] = path end
+  os.remove(list[1])
+  must("mkdir -p " .. q(work .. "/down/extra") .. " && cp " .. q(list[2]) .. " " .. q(work .. "/down/extra/"))
+  local b = assert(read(list[3]))
+  write(list[3], b:sub(1, -2) .. string.char((b:byte(-1) + 1) % 256))
+  say("sabotaged: removed %s, duplicated %s, corrupted %s", list[1], list[2], list[3])
 end
 
 -- ---- 6. account for every file ----

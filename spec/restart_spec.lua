@@ -13,7 +13,7 @@ local q = env.quote
 local function pid_of(emu) return assert(env.run("cat " .. q(emu.data .. "/emulator.pid"))):match("%d+") end
 
 describe("an operation across an emulator restart", function()
-  local emu, c, files
+  local emu, c
 
   before_each(function()
     emu = env.start_emulator{ "--op-delay-ms", "100", "--grant-service-agent" }
@@ -25,7 +25,7 @@ describe("an operation across an emulator restart", function()
     assert(c:create_dicom_store{})
     assert(c.storage:create_bucket("restart-bkt"))
     local dir = env.tmpdir("restart")
-    files = assert(testdata.generate_many{ dir = dir, count = 20 })
+    assert(testdata.generate_many{ dir = dir, count = 20 })
     local up = assert(c.storage:upload(dir, "gs://restart-bkt/in/"))
     assert.equals(20, up.ok)
   end)
