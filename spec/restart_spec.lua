@@ -57,12 +57,22 @@ describe("an operation across an emulator restart", function()
 
   it("gives up after `unreachable` seconds without a successful poll, with the retryable error", function()
     local op = assert(c:import{ uri = "gs://restart-bkt/in/**" })
-    env.run("kill -KILL " .. pid_of(emu))
-    local done, err = op:wait{ interval = 0.1, max_interval = 0.2, unreachable = 0.5 }
+    local done, err = op:wait{ interval = 0.1, max_interval = 0.2, unreachable = 0.5, on_progress = function()
+      env.run("kill -KILL " .. pid_of(emu))
+    end }
     assert.is_nil(done)
     assert.equals("transport", err.kind)
     assert.is_true(err.retryable)
     assert.is_true(#op.events > 0)
+  end)
+
+  it("fails at once when the first poll fails (a wrong or dead endpoint), however retryable", function()
+    local op = assert(c:import{ uri = "gs://restart-bkt/in/**" })
+    env.run("kill -KILL " .. pid_of(emu))
+    local done, err = op:wait{ interval = 0.1 }
+    assert.is_nil(done)
+    assert.is_true(err.retryable)
+    assert.is_nil(op.events)
   end)
 
   it("does not wait through an error that is not retryable (an unknown operation)", function()

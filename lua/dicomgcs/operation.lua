@@ -98,10 +98,10 @@ end
 -- `opts.timeout` (seconds, default none: long imports take hours), `opts.interval` (first poll
 -- delay, default 1 s), `opts.max_interval` (default 30 s), `opts.on_progress(op)` called after
 -- every poll (an error it raises stops the wait and is returned as kind "callback").
--- A poll that fails with a retryable error (the server restarting, a token endpoint out of
--- reach) does not end the wait: the operation goes on in the server, so polling goes on, for up
--- to `opts.unreachable` seconds (default 300) without a successful poll; each such moment is
--- appended to `op.events` as `{t=, kind="retry", detail=}`.
+-- Once a poll has succeeded, a poll that fails with a retryable error (the server restarting,
+-- a token endpoint out of reach) does not end the wait: the operation goes on in the server, so
+-- polling goes on, for up to `opts.unreachable` seconds (default 300) without a successful poll;
+-- each such moment is appended to `op.events` as `{t=, kind="retry", detail=}`.
 -- Returns self when it succeeded, or nil, Error: kind "operation" when it ended with an error
 -- (`err.operation` is this object, with its counters), "timeout" when time ran out.
 function Operation:wait(opts)
@@ -110,12 +110,12 @@ function Operation:wait(opts)
   local max_interval = opts.max_interval or 30
   local deadline = opts.timeout and (core.monotime() + opts.timeout)
   local unreachable = opts.unreachable or 300
-  local last_ok = core.monotime()
+  local last_ok -- until a first poll succeeds, a failure ends the wait (a wrong endpoint fails fast)
   while true do
     local ok, err = self:get()
     local polled = ok ~= nil
     if not ok then
-      if not (err and err.retryable) then return nil, err end
+      if not (last_ok and err and err.retryable) then return nil, err end
       self.events = self.events or {}
       self.events[#self.events + 1] = { t = os.time(), kind = "retry", detail = tostring(err.message) }
       if core.monotime() - last_ok > unreachable then return nil, err end
