@@ -89,7 +89,8 @@ end
 
 -- credentials= is how a strict-auth emulator gets its key today. The sec-cred change (#14 §1)
 -- makes emulator mode ignore ambient credentials and take DICOMGCS_EMULATOR_CREDENTIALS (or
--- emulator_credentials=); set it too, so this keeps working on either side of that change.
+-- emulator_credentials=): scripts/soak exports that variable naming this same file, so this
+-- keeps working on either side of that change (after it, credentials= may become redundant).
 local cred = work .. "/sa.json"
 write(cred, sa("http://" .. host .. "/token"))
 local c = assert(dicomgcs.client{ project = PROJECT, location = "us-central1", dataset = "soak", dicom_store = "soak",
