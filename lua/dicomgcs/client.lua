@@ -95,6 +95,7 @@ function client.new(opts)
   local quota_project = opts.quota_project or (self.auth and self.auth.quota_project and self.auth:quota_project())
   self.transport = http.new{
     token_provider = provider, quota_project = quota_project, plain_http_host = eps.emulator,
+    auth_error = self.auth and function() return self.auth:last_error() end,
     concurrency = opts.concurrency, ca_file = opts.ca_file, proxy = opts.proxy,
     connect_timeout = opts.connect_timeout, idle_timeout = opts.idle_timeout, retry = opts.retry,
     retry_budget = opts.retry_budget,

@@ -81,7 +81,9 @@ function http.new(opts)
     retry.quota_budget_ms = math.floor(opts.retry_budget * 1000)
   end
   local self = setmetatable({ quota_project = opts.quota_project, retry = retry,
-    sends_token = opts.token_provider ~= nil, plain_http_host = opts.plain_http_host }, Transport)
+    sends_token = opts.token_provider ~= nil, plain_http_host = opts.plain_http_host,
+    -- auth_error: the credential provider's last Error; the engine only passes its message on
+    auth_error = opts.auth_error }, Transport)
   self.engine = core.engine(eng_opts)
   return self
 end
@@ -105,6 +107,15 @@ local function with_default_headers(self, req)
   return req
 end
 
+-- A failed transfer as an Error. A token refresh that failed: whether it is worth retrying (its
+-- endpoint out of reach, or answering 5xx) is the credential provider's verdict, not the engine's.
+local function transport_error(self, err, url, what)
+  local e = errors.from_transport(err, url, what)
+  local last = e.kind == "auth" and self and self.auth_error and self.auth_error()
+  if last then e.retryable = last.retryable == true end
+  return e
+end
+
 --- Run one request. 2xx → res; any other status or failure → nil, Error (`what` prefixes the
 -- message, e.g. "get dataset projects/p/locations/l/datasets/d").
 -- Inside a dicomgcs.runner job the request is handed to the runner's loop (the job yields
@@ -119,7 +130,7 @@ function Transport:request(req, what)
   if http.trace then http.trace("request", req) end
   local res, err = self.engine:request(req)
   if http.trace then http.trace("response", res, err) end
-  if not res then return nil, errors.from_transport(err, req.url, what) end
+  if not res then return nil, transport_error(self, err, req.url, what) end
   if res.status >= 400 then return nil, errors.from_response(res, req.url, what, req.replay) end
   return res
 end
@@ -153,10 +164,11 @@ function Transport:submit(req)
 end
 
 --- Convert one completion from `engine:step()` into res or nil, Error, as `request` does.
--- `replay` is the request's replay mode (its errors are classed with it).
-function http.completion(done, url, what, replay)
+-- `replay` is the request's replay mode (its errors are classed with it); `transport` the
+-- Transport that submitted it.
+function http.completion(done, url, what, replay, transport)
   if http.trace then http.trace("response", done.res, done.err) end
-  if not done.res then return nil, errors.from_transport(done.err, url, what) end
+  if not done.res then return nil, transport_error(transport, done.err, url, what) end
   if done.res.status >= 400 then return nil, errors.from_response(done.res, url, what, replay) end
   return done.res
 end

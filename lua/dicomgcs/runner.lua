@@ -38,9 +38,9 @@ local function mailbox(engine)
   return m
 end
 
-local function completion(done, url, what, replay)
+local function completion(done, w)
   if done.res and done.res.timer then return true end
-  return http.completion(done, url, what, replay)
+  return http.completion(done, w.url, w.what, w.replay, w.transport)
 end
 
 -- What a job function gets (also reachable as runner.io inside a job):
@@ -142,7 +142,7 @@ function Runner:run()
       end
       if ok then
         waiting[id] = { job = i, slot = k, url = item[1] and item[1].url, what = item[2],
-                         replay = item[1] and item[1].replay }
+                         replay = item[1] and item[1].replay, transport = transport }
       else
         st.outs[k] = { err = errors.new{ kind = "input", message = (item[2] and (item[2] .. ": ") or "") .. tostring(id) } }
         st.left = st.left - 1
@@ -241,7 +241,7 @@ function Runner:run()
           if w then
             waiting[done.id] = nil
             local st = state[w.job]
-            local res, rerr = completion(done, w.url, w.what, w.replay)
+            local res, rerr = completion(done, w)
             st.outs[w.slot] = { res = res, err = rerr }
             st.left = st.left - 1
             if st.left == 0 then resume(w.job, st.outs) end
