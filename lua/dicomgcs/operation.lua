@@ -53,7 +53,12 @@ function Operation:get()
   local doc, err = self.transport:json("GET", self.base_url .. "/" .. self.name, nil,
     "get operation " .. self.name)
   if not doc then return nil, err end
-  return absorb(self, doc)
+  absorb(self, doc)
+  -- the poll history a run report draws (interface agreed with the `loop` branch, which owns this)
+  self.history = self.history or {}
+  self.history[#self.history + 1] = { t = require("dicomgcs.timestamp").now(), success = self.counter.success,
+    failure = self.counter.failure, pending = self.counter.pending }
+  return self
 end
 
 --- Ask the server to cancel (best effort: it stops between files). With `opts.wait`, poll

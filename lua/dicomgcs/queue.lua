@@ -72,6 +72,15 @@ function Queue:add(job)
   return j
 end
 
+-- A throttle/retry/restart moment for the run report (interface agreed with the `loop` branch).
+local function note(j, kind, detail)
+  j.events = j.events or {}
+  j.events[#j.events + 1] = { t = require("dicomgcs.timestamp").now(), kind = kind, detail = detail }
+end
+local function event_kind(err)
+  return err.status == "RESOURCE_EXHAUSTED" and "throttle" or "retry"
+end
+
 function Queue:record(j, fields)
   if not self.manifest then return end
   fields.state = fields.state or j.state
@@ -120,7 +129,7 @@ local function finish(self, j, op, err)
     j.error = err
     local c = j.counter or { success = 0, failure = 0 }
     self:record(j, { state = "done", operation = op.name, success = c.success, failure = c.failure,
-                     error = err and tostring(err) or nil })
+                     error = err and tostring(err) or nil, history = op.history, events = j.events })
     if self.hooks.on_operation_done then self.hooks.on_operation_done(j, op) end
     if self.hooks.on_file_failed and c.failure > 0 then
       local found = self.client:failures(op)
@@ -152,10 +161,12 @@ local function resume_from_manifest(self)
       j.state = "done"
       j.counter = { success = rec.success or 0, failure = rec.failure or 0, pending = 0 }
       j.skipped = true
+      j.history, j.events = rec.history, rec.events
     elseif rec and rec.state == "running" and rec.operation then
       local op = self.client:operation(rec.operation)
       if op then
         j.op, j.state, j.reattached = op, "running", true
+        note(j, "restart", "re-attached to " .. rec.operation)
         self.log(("re-attached %s to %s"):format(j.key, rec.operation))
       end
     end
@@ -179,6 +190,7 @@ local function step(self)
         local verdict = (self.hooks.classify_error or queue.classify_error)(err, j)
         if verdict == "retry" then
           j.not_before = now + math.min(self.max_interval, 2 ^ math.min(j.attempts, 5))
+          note(j, event_kind(err), tostring(err))
           self.log(("%s: will retry: %s"):format(j.key, tostring(err)))
         else
           finish(self, j, nil, err)
@@ -192,7 +204,7 @@ local function step(self)
       local ok, err = j.op:get()
       if not ok then
         local verdict = (self.hooks.classify_error or queue.classify_error)(err, j)
-        if verdict ~= "retry" then finish(self, j, j.op, err) end
+        if verdict ~= "retry" then finish(self, j, j.op, err) else note(j, event_kind(err), tostring(err)) end
       else
         j.counter = j.op.counter
         if j.op.done then finish(self, j, j.op, j.op.error and j.op:failure() or nil) end
@@ -234,7 +246,8 @@ function Queue:run()
   for _, j in ipairs(self.jobs) do
     summary.jobs[#summary.jobs + 1] = { key = j.key, state = j.state, operation = j.op and j.op.name,
       counter = j.counter, error = j.error and tostring(j.error) or nil, skipped = j.skipped or false,
-      reattached = j.reattached or false }
+      reattached = j.reattached or false, uri = j.spec.uri,
+      history = j.op and j.op.history or j.history, events = j.events }
   end
   if self.manifest then self.manifest:close() end
   return summary
