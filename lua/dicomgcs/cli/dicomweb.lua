@@ -81,14 +81,20 @@ return {
       concurrency = { type = "string", metavar = "N", help = "requests in flight (default 16)" },
       batch = { type = "string", metavar = "N", help = "files per multipart request (default 1: single-part)" },
       study = { type = "string", metavar = "UID", help = "post to /studies/UID (every file must belong to it)" },
+      report = { type = "string", metavar = "FILE", help = "at the end, write an HTML run report to FILE" },
     },
     run = function(ctx)
       local dw = open(ctx)
       local tty = core.isatty(2)
       local last = 0
+      local rec = ctx.flags.report and require("dicomgcs.report").recorder()
       local summary = must(dw:store(ctx.words, {
         concurrency = positive(ctx, "concurrency"), batch = positive(ctx, "batch"), study = ctx.flags.study,
         on_progress = function(p)
+          if rec then
+            rec:sample({ success = p.stored + p.already_present, failure = p.failed,
+              pending = p.files_total - p.files_done, bytes = p.bytes_done }, p.files_done == p.files_total)
+          end
           local now = core.monotime()
           local r = p.result
           if r and r.status == "failed" then
@@ -103,6 +109,11 @@ return {
           end
         end }))
       if tty then io.stderr:write("\n") end
+      if rec then
+        ctx.write_report(ctx.flags.report, require("dicomgcs.report").from_stow(summary), { source = table.concat(ctx.words, " "),
+          store = ctx.flags["dicomweb-url"] or ctx.flags["dicom-store"], history = rec.history, events = rec.events,
+          started = rec.started, ended = require("dicomgcs.timestamp").now() })
+      end
       if ctx.flags.format then
         local rows = {}
         for i, r in ipairs(summary.results) do

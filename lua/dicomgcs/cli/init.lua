@@ -88,6 +88,14 @@ local function context(c, parsed)
     ctx.out:write(output.render(value, parsed.flags.format, columns), "\n")
   end
   function ctx.progress() return output.progress(io.stderr) end
+  -- --report=FILE: the HTML run report of `r` (see dicomgcs.report), naming the command that made it
+  function ctx.write_report(path, r, info)
+    local report = require "dicomgcs.report"
+    info.format, info.command = "html", report.command_line(ctx.argv, "dicomgcs")
+    local ok, err = report.write(r, path, info)
+    if not ok then error(err, 0) end
+    io.stderr:write("Wrote the report ", path, "\n")
+  end
   return ctx
 end
 
@@ -127,6 +135,7 @@ function cli.main(argv)
     return cli.EXIT_USAGE
   end
   local ctx = context(c, parsed)
+  ctx.argv = argv  -- for run reports: the exact command that produced them
   local nargs = #ctx.words
   if nargs < (c.min_args or 0) or nargs > (c.max_args or math.huge) then
     io.stderr:write("ERROR: wrong number of arguments\n\n", command_help(c))

@@ -65,17 +65,31 @@ return {
               ["chunk-size"] = { type = "string",
                 help = "resumable upload chunk size, a multiple of 256 KiB (e.g. 8M); default: one streamed request" },
               ["content-type"] = { type = "string", help = "Content-Type of uploaded objects (default from the extension)" },
-              ["no-verify"] = { type = "boolean", help = "do not check downloaded files against the objects' CRC32C" } },
+              ["no-verify"] = { type = "boolean", help = "do not check downloaded files against the objects' CRC32C" },
+              report = { type = "string", metavar = "FILE", help = "at the end, write an HTML run report to FILE" } },
     run = function(ctx)
       local src, dest = ctx.words[1], ctx.words[2]
       local st = ctx.client().storage
+      local rec = ctx.flags.report and require("dicomgcs.report").recorder()
+      local on_progress = rec and function(_, s, total)
+        rec:sample({ success = s.ok, failure = s.failed, pending = total - s.ok - s.failed, bytes = s.bytes },
+          s.ok + s.failed == total)
+      end
+      local function done(summary, verb)
+        if rec then
+          local report = require "dicomgcs.report"
+          ctx.write_report(ctx.flags.report, report.from_transfer(summary), { source = src, store = dest,
+            history = rec.history, events = rec.events, started = rec.started, ended = require("dicomgcs.timestamp").now() })
+        end
+        return summarize(ctx, summary, verb)
+      end
       if src:sub(1, 5) ~= "gs://" and dest:sub(1, 5) == "gs://" then
         local core = require "dicomgcs.core"
         local info = core.stat(src)
         if info and info.type == "directory" and not ctx.flags.recursive then
           fail(src .. " is a folder: use -r to copy it")
         end
-        local opts = { content_type = ctx.flags["content-type"], skip_same = ctx.flags["skip-same"] }
+        local opts = { content_type = ctx.flags["content-type"], skip_same = ctx.flags["skip-same"], on_progress = on_progress }
         local c = ctx.flags.checksum
         if c ~= nil then
           if c ~= "crc32c" and c ~= "md5" and c ~= "both" and c ~= "none" then fail("--checksum: use crc32c, md5, both or none") end
@@ -88,9 +102,9 @@ return {
           if not n or n <= 0 or n % 262144 ~= 0 then fail("--chunk-size must be a multiple of 256 KiB, e.g. 256K or 8M") end
           opts.chunk_size = n
         end
-        return summarize(ctx, must(st:upload(src, dest, opts)), "Uploaded")
+        return done(must(st:upload(src, dest, opts)), "Uploaded")
       elseif src:sub(1, 5) == "gs://" and dest:sub(1, 5) ~= "gs://" then
-        return summarize(ctx, must(st:download(src, dest, { verify = not ctx.flags["no-verify"] })), "Downloaded")
+        return done(must(st:download(src, dest, { verify = not ctx.flags["no-verify"], on_progress = on_progress })), "Downloaded")
       end
       fail("one of SRC and DEST must be a gs:// URI and the other a local path")
     end },

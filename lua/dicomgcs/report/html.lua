@@ -15,28 +15,34 @@ local OUTCOME_INDEX = {}
 for i, o in ipairs(OUTCOMES) do OUTCOME_INDEX[o] = i - 1 end
 
 local CSS = [[
-:root{--ok:#2e7d32;--fail:#c62828;--skip:#607d8b;--pend:#ef9a00;--conf:#8e24aa;--unk:#9e9e9e;--ink:#1d2329;--mute:#5f6b76;--line:#dde3e8;--bg:#f6f8fa;--accent:#1565c0}
+:root{--ok:#2e7d32;--fail:#c62828;--skip:#607d8b;--pend:#ef9a00;--conf:#8e24aa;--unk:#9e9e9e;
+ --ink:#1d2329;--mute:#5f6b76;--line:#dde3e8;--bg:#f6f8fa;--accent:#1565c0}
 *{box-sizing:border-box}
 body{margin:0;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans",sans-serif;color:var(--ink);background:var(--bg)}
 main{max-width:1120px;margin:0 auto;padding:16px}
 section,header.top{background:#fff;border:1px solid var(--line);border-radius:8px;padding:16px 20px;margin:0 0 16px}
-h1{font-size:1.45rem;margin:0 0 4px;word-break:break-word}h2{font-size:1.15rem;margin:0 0 12px}h3{font-size:1.02rem;margin:16px 0 8px;word-break:break-word}
+h1{font-size:1.45rem;margin:0 0 4px;word-break:break-word}h2{font-size:1.15rem;margin:0 0 12px}
+ h3{font-size:1.02rem;margin:16px 0 8px;word-break:break-word}
 .badge{display:inline-block;padding:2px 10px;border-radius:99px;font-size:.8rem;font-weight:600;color:#fff;vertical-align:middle;margin-left:6px}
 .badge.ok{background:var(--ok)}.badge.partial{background:var(--pend);color:#222}.badge.bad{background:var(--fail)}
 dl.meta{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px;margin:12px 0 0}
 dl.meta dt{color:var(--mute)}dl.meta dd{margin:0;word-break:break-all}
-pre.cmd{background:#0f1720;color:#e6edf3;padding:10px 12px;border-radius:6px;overflow-x:auto;white-space:pre-wrap;word-break:break-all;font-size:.85rem;margin:4px 0 0}
+pre.cmd{background:#0f1720;color:#e6edf3;padding:10px 12px;border-radius:6px;overflow-x:auto;
+ white-space:pre-wrap;word-break:break-all;font-size:.85rem;margin:4px 0 0}
 code,pre,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(128px,1fr));gap:10px;margin-bottom:12px}
 .card{border:1px solid var(--line);border-left:5px solid var(--mute);border-radius:6px;padding:8px 12px}
 .card .n{font-size:1.5rem;font-weight:650;font-variant-numeric:tabular-nums}.card .l{color:var(--mute);font-size:.85rem}
 .card.succeeded{border-left-color:var(--ok)}.card.failed{border-left-color:var(--fail)}.card.skipped{border-left-color:var(--skip)}
-.card.conflict{border-left-color:var(--conf)}.card.unknown{border-left-color:var(--unk)}.card.pending{border-left-color:var(--pend)}.card.bytes{border-left-color:var(--accent)}
+.card.conflict{border-left-color:var(--conf)}.card.unknown{border-left-color:var(--unk)}.card.pending{border-left-color:var(--pend)}
+ .card.bytes{border-left-color:var(--accent)}
 .sum{margin:4px 0 10px;color:var(--mute)}.sum.good b{color:var(--ok)}.sum.bad b{color:var(--fail)}
-svg.chart{display:block;width:100%;height:auto;font-size:11px}
+svg.chart{display:block;width:100%;height:auto;font-size:12px}
 svg.bar-chart{height:28px}
-.track{fill:#eceff1}.part.succeeded{fill:var(--ok)}.part.failed{fill:var(--fail)}.part.skipped{fill:var(--skip)}.part.conflict{fill:var(--conf)}.part.unknown{fill:var(--unk)}.part.pending{fill:var(--pend)}
-.grid line{stroke:#e6eaee}.tick{fill:var(--mute)}.axis{stroke:#9aa5af}.frame{fill:none;stroke:var(--line)}.empty{fill:var(--mute);font-size:14px}
+.track{fill:#eceff1}.part.succeeded{fill:var(--ok)}.part.failed{fill:var(--fail)}.part.skipped{fill:var(--skip)}
+ .part.conflict{fill:var(--conf)}.part.unknown{fill:var(--unk)}.part.pending{fill:var(--pend)}
+.grid line{stroke:#e6eaee}.tick{fill:var(--mute)}.axis{stroke:#9aa5af}.frame{fill:none;stroke:var(--line)}
+ .empty{fill:var(--mute);font-size:14px}
 polyline.series{fill:none;stroke-width:2.2;stroke-linejoin:round;stroke-linecap:round}
 .series.succeeded{stroke:var(--ok)}.series.failed{stroke:var(--fail)}.series.pending{stroke:var(--pend)}.series.bytes{stroke:var(--accent)}
 .dots.succeeded{fill:var(--ok)}.dots.failed{fill:var(--fail)}.dots.pending{fill:var(--pend)}.dots.bytes{fill:var(--accent)}
@@ -46,7 +52,8 @@ polyline.series{fill:none;stroke-width:2.2;stroke-linejoin:round;stroke-linecap:
 .legend{display:flex;flex-wrap:wrap;gap:6px 16px;font-size:.85rem;color:var(--mute);margin:6px 0 0;padding:0;list-style:none}
 .legend i{display:inline-block;width:14px;height:4px;border-radius:2px;vertical-align:middle;margin-right:5px}
 .legend i.m{width:3px;height:12px}
-.sw-succeeded{background:var(--ok)}.sw-failed{background:var(--fail)}.sw-skipped{background:var(--skip)}.sw-pending{background:var(--pend)}.sw-conflict{background:var(--conf)}.sw-unknown{background:var(--unk)}.sw-bytes{background:var(--accent)}
+.sw-succeeded{background:var(--ok)}.sw-failed{background:var(--fail)}.sw-skipped{background:var(--skip)}.sw-pending{background:var(--pend)}
+ .sw-conflict{background:var(--conf)}.sw-unknown{background:var(--unk)}.sw-bytes{background:var(--accent)}
 .sw-throttle{background:#ef6c00}.sw-retry{background:#6a1b9a}.sw-restart{background:#c62828}.sw-event{background:#546e7a}
 .scroll{overflow-x:auto}
 table{border-collapse:collapse;width:100%;font-size:.9rem}
@@ -55,19 +62,24 @@ th{background:#f0f3f6;font-weight:600;white-space:nowrap}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 td.file{word-break:break-all;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.82rem}
 th button{font:inherit;border:0;background:none;padding:0;cursor:pointer;color:inherit}
-th button::after{content:" \2195";color:#9aa5af}th[aria-sort=ascending] button::after{content:" \2191";color:var(--ink)}th[aria-sort=descending] button::after{content:" \2193";color:var(--ink)}
+th button::after{content:" \2195";color:#9aa5af}th[aria-sort=ascending] button::after{content:" \2191";color:var(--ink)}
+ th[aria-sort=descending] button::after{content:" \2193";color:var(--ink)}
 tr.group{cursor:pointer}tr.group:hover,tr.group.on{background:#e8f0fe}
-.o-failed{color:var(--fail);font-weight:600}.o-succeeded{color:var(--ok)}.o-skipped{color:var(--skip)}.o-unknown{color:var(--unk)}.o-conflict{color:var(--conf)}
+.o-failed{color:var(--fail);font-weight:600}.o-succeeded{color:var(--ok)}.o-skipped{color:var(--skip)}.o-unknown{color:var(--unk)}
+ .o-conflict{color:var(--conf)}
 .controls{display:flex;flex-wrap:wrap;gap:8px;align-items:center;margin:0 0 10px}
-.controls input,.controls select,.controls button,.pager button{font:inherit;padding:6px 10px;border:1px solid #b8c2cc;border-radius:6px;background:#fff}
+.controls input,.controls select,.controls button,.pager button{
+ font:inherit;padding:6px 10px;border:1px solid #b8c2cc;border-radius:6px;background:#fff}
 .controls input{flex:1 1 220px;min-width:0}
 .pager{display:flex;gap:8px;align-items:center;margin-top:10px;flex-wrap:wrap}
 .muted{color:var(--mute)}.hidden{display:none}
 a{color:var(--accent)}
 footer{color:var(--mute);font-size:.85rem;text-align:center;padding:8px 0 24px}
 @media (max-width:640px){main{padding:8px}section,header.top{padding:12px}dl.meta{grid-template-columns:1fr}dl.meta dt{margin-top:6px}
- h1{font-size:1.2rem}.card .n{font-size:1.25rem}th,td{padding:5px 4px}td.reason{min-width:10em}}
-@media print{body{background:#fff;font-size:11pt}main{max-width:none;padding:0}section,header.top{border:0;padding:0 0 8pt;margin:0 0 10pt;break-inside:avoid-page}
+ h1{font-size:1.2rem}.chart-wrap{overflow-x:auto}.chart-wrap svg.line-chart{min-width:540px}.card .n{font-size:1.25rem}
+ th,td{padding:5px 4px}td.reason{min-width:10em}}
+@media print{body{background:#fff;font-size:11pt}main{max-width:none;padding:0}
+ section,header.top{border:0;padding:0 0 8pt;margin:0 0 10pt;break-inside:avoid-page}
  .controls,.pager button,noscript{display:none}pre.cmd{background:#fff;color:#000;border:1px solid #999}
  table{font-size:9pt}tr{break-inside:avoid}a{color:inherit;text-decoration:none}#files{break-inside:auto}
  *{-webkit-print-color-adjust:exact;print-color-adjust:exact}}
@@ -81,7 +93,8 @@ var R=D.rows,O=D.outcomes,hasOp=D.operations.length>0;
 var $=function(id){return document.getElementById(id);};
 var st={q:"",o:D.problems>0?"problems":"all",reason:-1,sort:-1,desc:false,page:0,size:100},view=[];
 function file(r){return D.dirs[r[0]]+r[1];}
-function cell(r,c){switch(c){case 0:return file(r);case 1:return O[r[2]];case 2:return D.codes[r[3]];case 3:return D.reasons[r[4]];default:return hasOp?D.operations[r[5]]:"";}}
+function cell(r,c){switch(c){case 0:return file(r);case 1:return O[r[2]];case 2:return D.codes[r[3]];case 3:return D.reasons[r[4]];
+ default:return hasOp?D.operations[r[5]]:"";}}
 function apply(keepPage){
  var q=st.q.toLowerCase(),out=[],i,r;
  for(i=0;i<R.length;i++){r=R[i];var o=O[r[2]];
@@ -101,7 +114,9 @@ function draw(){
   td(tr,file(r),"file");td(tr,o,"o-"+o);td(tr,D.codes[r[3]],"mono");td(tr,D.reasons[r[4]],"reason");
   if(hasOp)td(tr,D.operations[r[5]]);f.appendChild(tr);}
  tb.textContent="";tb.appendChild(f);
- $("files-info").textContent=view.length?("rows "+(a+1).toLocaleString("en")+"\u2013"+b.toLocaleString("en")+" of "+view.length.toLocaleString("en")+(view.length<R.length?" (filtered from "+R.length.toLocaleString("en")+")":"")):"no rows match";
+ var n=function(x){return x.toLocaleString("en");};
+ var of=view.length<R.length?" (filtered from "+n(R.length)+")":"";
+ $("files-info").textContent=view.length?("rows "+n(a+1)+"\u2013"+n(b)+" of "+n(view.length)+of):"no rows match";
  $("files-empty").className=view.length?"hidden":"muted";
  $("page-prev").disabled=st.page<=0;$("page-next").disabled=st.page>=pages-1;
  $("page-no").textContent="page "+(st.page+1)+" of "+pages;}
@@ -240,7 +255,7 @@ local function chart_block(h, events, title, x0)
     markers[#markers + 1] = { x = e.t, kind = kind, label = e.detail }
   end
   for _, p in ipairs(h) do if p.bytes then has_bytes = true end end
-  local out = { svg.line_chart{ series = series, markers = markers, title = title, x0 = x0 } }
+  local out = { '<div class="chart-wrap">', svg.line_chart{ series = series, markers = markers, title = title, x0 = x0 }, "</div>" }
   local legend = { '<ul class="legend">' }
   for _, s in ipairs(SERIES) do legend[#legend + 1] = ('<li><i class="sw-%s"></i>%s</li>'):format(s[1], s[1]) end
   for _, k in ipairs{ "throttle", "retry", "restart", "event" } do
@@ -257,15 +272,15 @@ local function chart_block(h, events, title, x0)
       prev = p
     end
     out[#out + 1] = "<h3>Throughput</h3>"
-    out[#out + 1] = svg.line_chart{ series = { { name = "bytes/s", class = "bytes", points = pts } }, markers = markers,
-      title = "bytes per second", x0 = x0, y_format = function(v) return bytes(v) .. "/s" end }
+    out[#out + 1] = '<div class="chart-wrap">' .. svg.line_chart{ series = { { name = "bytes/s", class = "bytes", points = pts } },
+      markers = markers, title = "bytes per second", x0 = x0, y_format = function(v) return bytes(v) .. "/s" end } .. "</div>"
   end
   if #events > 0 then
     local rows = { '<details class="events"><summary>', #events == 1 and "1 event" or (#events .. " events"),
       '</summary><div class="scroll"><table><thead><tr><th>time</th><th>kind</th><th>detail</th></tr></thead><tbody>' }
     for _, e in ipairs(events) do
       rows[#rows + 1] = ('<tr><td class="mono">%s</td><td>%s</td><td>%s</td></tr>'):format(
-        esc(svg.duration((e.t or 0) - (x0 or e.t or 0))), esc(e.kind), esc(e.detail))
+        esc("+" .. svg.duration((e.t or 0) - (x0 or e.t or 0))), esc(e.kind), esc(e.detail))
     end
     rows[#rows + 1] = "</tbody></table></div></details>"
     out[#out + 1] = table.concat(rows)
@@ -320,7 +335,7 @@ local function groups_block(r, reason_index)
   return table.concat(out)
 end
 
-local function files_block(r, has_ops)
+local function files_block(has_ops)
   return table.concat{
     '<div class="controls"><input id="f-q" type="search" placeholder="filter by file, status or reason" aria-label="filter rows">',
     '<select id="f-outcome" aria-label="outcome"><option value="problems">not succeeded</option><option value="failed">failed</option>',
@@ -366,12 +381,15 @@ function html.render(r)
   local out = {
     '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
     '<meta name="viewport" content="width=device-width,initial-scale=1">',
-    [[<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">]],
+    -- nothing may be fetched at view time; the inline style and script are the page's own
+    [[<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; ]],
+    [[script-src 'unsafe-inline'; img-src data:">]],
     '<meta name="generator" content="dicomgcs ', esc(r.version), '">',
     "<title>", esc(title), "</title><style>", CSS, "</style></head><body><main>",
     '<header class="top"><h1>', esc(title), status_badge(r, t), "</h1>",
     meta_list{
-      { "source", r.source, "meta-source" }, { "store", r.store, "meta-store" }, { "operation", r.operation },
+      { "source", r.source, "meta-source" }, { r.kind == "transfer" and "destination" or "store", r.store, "meta-store" },
+      { "operation", r.operation },
       { "started", r.started and utc(r.started), "meta-started" }, { "ended", r.ended and utc(r.ended), "meta-ended" },
       { "duration", duration_text(r.started, r.ended), "meta-duration" },
       { "tool", "dicomgcs " .. tostring(r.version or "?"), "meta-version" },
@@ -379,7 +397,8 @@ function html.render(r)
     r.command and ('<div><span class="muted">produced by</span><pre class="cmd" id="command">' .. esc(r.command) .. "</pre></div>") or "",
     "</header>",
     '<section id="totals-section"><h2>Totals</h2>',
-    totals_block(t, "totals", r.bytes and ('<div class="card bytes"><div class="n">%s</div><div class="l">transferred</div></div>'):format(bytes(r.bytes))),
+    totals_block(t, "totals", r.bytes and
+      ('<div class="card bytes"><div class="n">%s</div><div class="l">transferred</div></div>'):format(bytes(r.bytes))),
     "</section>",
     '<section id="progress"><h2>Progress</h2>', chart_block(r.history, r.events, "counters over time", x0), "</section>",
   }
@@ -406,7 +425,7 @@ function html.render(r)
   out[#out + 1] = '<section id="failures"><h2>Failures</h2>'
   out[#out + 1] = groups_block(r, reason_index)
   out[#out + 1] = '<h3>Files</h3>'
-  out[#out + 1] = files_block(r, #ops > 0)
+  out[#out + 1] = files_block(#ops > 0)
   out[#out + 1] = "</section>"
   out[#out + 1] = ('<footer>made by dicomgcs %s%s · one self-contained file: it works offline and prints</footer>'):format(
     esc(r.version or "?"), r.generated and (" on " .. utc(r.generated)) or "")

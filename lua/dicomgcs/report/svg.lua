@@ -32,11 +32,11 @@ function svg.scale(d0, d1, r0, r1)
   return function(v) return r0 + (v - d0) * k end
 end
 
--- 1, 2 or 5 times a power of ten, the smallest such step that gives at most `count` steps.
+-- 1, 2, 2.5 or 5 times a power of ten, the smallest such step that gives at most `count` steps.
 local function nice_step(span, count)
   local raw = span / count
   local p = 10 ^ math.floor(math.log(raw, 10))
-  for _, m in ipairs{ 1, 2, 5, 10 } do
+  for _, m in ipairs{ 1, 2, 2.5, 5, 10 } do
     if m * p >= raw then return m * p end
   end
   return 10 * p
@@ -78,6 +78,14 @@ function svg.duration(s)
   return ("%d:%02d"):format(m, sec)
 end
 
+--- A formatter of elapsed seconds fit for a span: tenths of a second under 10 s, seconds under
+-- 2 minutes, a clock beyond.
+function svg.elapsed_format(span)
+  if span < 10 then return function(v) return ("%.1fs"):format(v) end end
+  if span < 120 then return function(v) return ("%ds"):format(math.floor(v + 0.5)) end end
+  return svg.duration
+end
+
 local function points_attr(list, sx, sy)
   local out = {}
   for i, p in ipairs(list) do out[i] = num(sx(p[1])) .. "," .. num(sy(p[2])) end
@@ -93,7 +101,6 @@ end
 function svg.line_chart(opts)
   local W, H = opts.width or 720, opts.height or 260
   local ml, mr, mt, mb = 64, 16, 18, 34
-  local x_format = opts.x_format or svg.duration
   local y_format = opts.y_format or svg.count
   local xs, ys = {}, {}
   for _, s in ipairs(opts.series or {}) do
@@ -114,6 +121,7 @@ function svg.line_chart(opts)
   for _, x in ipairs(xs) do xmin, xmax = math.min(xmin, x), math.max(xmax, x) end
   local x0 = opts.x0 or xmin
   xmin = math.min(xmin, x0)
+  local x_format = opts.x_format or svg.elapsed_format(xmax - xmin)
   local ymax = 0
   for _, y in ipairs(ys) do ymax = math.max(ymax, y) end
   local yt, ylo, yhi = svg.ticks(0, ymax, 4)
@@ -138,7 +146,7 @@ function svg.line_chart(opts)
     local x = num(sx(m.x))
     out[#out + 1] = ('<g class="marker %s"><title>%s</title><line x1="%s" x2="%s" y1="%d" y2="%d"/>' ..
       '<path d="M%s %d l-5 -8 h10 z"/></g>'):format(esc("marker-" .. (m.kind or "event")),
-      esc((m.kind or "event") .. " at " .. x_format(m.x - x0) .. (m.label and (": " .. m.label) or "")),
+      esc((m.kind or "event") .. " at +" .. x_format(m.x - x0) .. (m.label and (": " .. m.label) or "")),
       x, x, mt, H - mb, x, mt)
   end
   for _, s in ipairs(opts.series or {}) do

@@ -1,0 +1,171 @@
+-- The report's own SVG chart generator and the HTML page's escaping, without a browser.
+local svg = require "dicomgcs.report.svg"
+local report = require "dicomgcs.report"
+
+local function polyline(doc, name)
+  local n, pts = doc:match('data%-series="' .. name .. '" data%-points="(%d+)" points="([^"]*)"')
+  assert(n, "no series " .. name)
+  local list = {}
+  for x, y in pts:gmatch("([%d%.%-]+),([%d%.%-]+)") do list[#list + 1] = { tonumber(x), tonumber(y) } end
+  return tonumber(n), list
+end
+
+local function count(s, pattern)
+  local n = 0
+  for _ in s:gmatch(pattern) do n = n + 1 end
+  return n
+end
+
+describe("report.svg scales and ticks", function()
+  it("maps a domain onto a range, and a zero-width domain onto the middle", function()
+    local s = svg.scale(0, 10, 100, 200)
+    assert.are.equal(100, s(0)); assert.are.equal(150, s(5)); assert.are.equal(200, s(10))
+    local inv = svg.scale(0, 4, 300, 100)
+    assert.are.equal(200, inv(2))
+    assert.are.equal(150, svg.scale(7, 7, 100, 200)(7))
+  end)
+
+  it("picks round ticks that cover the data", function()
+    local t, lo, hi = svg.ticks(0, 97, 5)
+    assert.are.same({ 0, 20, 40, 60, 80, 100 }, t)
+    assert.are.equal(0, lo); assert.are.equal(100, hi)
+    t = svg.ticks(0, 100000, 4)
+    assert.are.same({ 0, 25000, 50000, 75000, 100000 }, t)
+    t = svg.ticks(0, 0, 4)          -- nothing counted yet: still an axis
+    assert.are.equal(0, t[1]); assert.is_true(t[#t] > 0)
+  end)
+
+  it("formats counts, durations and elapsed time", function()
+    assert.are.equal("100,000", svg.count(100000))
+    assert.are.equal("999", svg.count(999))
+    assert.are.equal("1,234,567", svg.count(1234567))
+    assert.are.equal("0:42", svg.duration(42))
+    assert.are.equal("1:02:05", svg.duration(3725))
+    assert.are.equal("0.5s", svg.elapsed_format(3)(0.5))
+    assert.are.equal("42s", svg.elapsed_format(60)(42))
+    assert.are.equal("2:00", svg.elapsed_format(600)(120))
+  end)
+end)
+
+describe("report.svg line chart", function()
+  local function chart(points, markers)
+    return svg.line_chart{ title = "t", width = 700, height = 250, series = { { name = "ok", class = "succeeded", points = points } },
+      markers = markers }
+  end
+
+  it("draws one point per data point, left to right, higher values higher", function()
+    local doc = chart({ { 100, 0 }, { 101, 5 }, { 103, 10 } })
+    local n, pts = polyline(doc, "ok")
+    assert.are.equal(3, n); assert.are.equal(3, #pts)
+    assert.is_true(pts[1][1] < pts[2][1] and pts[2][1] < pts[3][1])
+    assert.is_true(pts[1][2] > pts[2][2] and pts[2][2] > pts[3][2])  -- SVG y grows downwards
+    -- x is proportional to time: 1 s then 2 s
+    assert.is_true(math.abs((pts[3][1] - pts[2][1]) - 2 * (pts[2][1] - pts[1][1])) < 0.05)
+    -- inside the viewBox
+    for _, p in ipairs(pts) do assert.is_true(p[1] >= 0 and p[1] <= 700 and p[2] >= 0 and p[2] <= 250) end
+    assert.are.equal(3, count(doc, "<circle "))
+  end)
+
+  it("draws an empty chart that says so", function()
+    local doc = svg.line_chart{ title = "nothing", series = {} }
+    assert.truthy(doc:find("no data recorded", 1, true))
+    assert.is_nil(doc:find("<polyline", 1, true))
+    doc = chart({})
+    assert.truthy(doc:find("no data recorded", 1, true))
+  end)
+
+  it("draws a single point inside the plot", function()
+    local doc = chart({ { 50, 7 } })
+    local n, pts = polyline(doc, "ok")
+    assert.are.equal(1, n)
+    assert.is_true(pts[1][1] > 0 and pts[1][1] < 700)
+    assert.are.equal(1, count(doc, "<circle "))
+  end)
+
+  it("marks moments as vertical lines with their kind, and keeps dots off long series", function()
+    local pts = {}
+    for i = 1, 500 do pts[i] = { i, i * 2 } end
+    local doc = chart(pts, { { x = 100, kind = "throttle", label = "429" }, { x = 200, kind = "retry" } })
+    assert.are.equal(1, count(doc, '<g class="marker marker%-throttle">'))
+    assert.are.equal(1, count(doc, '<g class="marker marker%-retry">'))
+    assert.are.equal(500, (polyline(doc, "ok")))
+    assert.are.equal(0, count(doc, "<circle "))
+  end)
+
+  it("escapes every text it is given", function()
+    local doc = svg.line_chart{ title = "<b>t</b>", series = { { name = "a\"><script>x</script>", class = "c\" onload=\"x", points = { { 1, 1 } } } },
+      markers = { { x = 1, kind = "throttle", label = "</title><script>alert(1)</script>" } } }
+    assert.is_nil(doc:find("<script>", 1, true))
+    assert.is_nil(doc:find('onload="x', 1, true))
+    assert.truthy(doc:find("&lt;/title&gt;&lt;script&gt;", 1, true))
+    assert.are.equal("a&amp;b&lt;c&gt;&quot;&#39;", svg.escape("a&b<c>\"'"))
+    assert.are.equal("ab", svg.escape("a\0\27b"))
+  end)
+end)
+
+describe("report.svg stacked bar", function()
+  it("draws parts in proportion to the total, nothing for zero parts", function()
+    local doc = svg.stacked_bar{ width = 100, parts = { { label = "ok", value = 3, class = "succeeded" },
+      { label = "bad", value = 1, class = "failed" }, { label = "skip", value = 0, class = "skipped" } } }
+    assert.truthy(doc:find('class="part succeeded" data%-value="3" x="0" y="0" width="75"'))
+    assert.truthy(doc:find('class="part failed" data%-value="1" x="75" y="0" width="25"'))
+    assert.is_nil(doc:find("part skipped", 1, true))
+    local empty = svg.stacked_bar{ parts = { { label = "ok", value = 0 } } }
+    assert.is_nil(empty:find('class="part', 1, true))
+  end)
+end)
+
+describe("report.html page", function()
+  local hostile = '</script><script>document.title="pwned"</script><!--'
+
+  local function page(rows, extra)
+    local inputs, outcomes = {}, {}
+    for _, r in ipairs(rows) do inputs[#inputs + 1] = r[1]; outcomes[r[1]] = { outcome = r[2], code = r[3], reason = r[4] } end
+    local r = report.build(inputs, outcomes)
+    for k, v in pairs(extra or {}) do r[k] = v end
+    return report.html(report.describe(r, { version = "test" })), r
+  end
+
+  it("keeps hostile names and reasons out of the markup and the script", function()
+    local doc = page({ { "gs://b/" .. hostile .. ".dcm", "failed", "<i>X</i>", hostile } },
+      { source = hostile, store = "<img src=x onerror=alert(1)>", command = hostile, events = { { t = 1, kind = hostile, detail = hostile } },
+        history = { { t = 1, success = 0, failure = 1, pending = 0 } } })
+    -- exactly our two script elements, and no hostile tag anywhere
+    assert.are.equal(2, count(doc, "<script"))
+    assert.is_nil(doc:find("<img", 1, true))
+    assert.is_nil(doc:find("<i>X", 1, true))
+    assert.is_nil(doc:find("<!--", 1, true))
+    -- the data blob cannot close its element: no "<" at all inside it
+    local blob = doc:match('<script type="application/json" id="report%-data">(.-)</script>')
+    assert.is_nil(blob:find("<", 1, true))
+    local data = require("dicomgcs.json").decode(blob)
+    assert.are.equal("gs://b/" .. hostile .. ".dcm", data.dirs[data.rows[1][1] + 1] .. data.rows[1][2])
+    assert.are.equal(hostile, data.reasons[data.rows[1][5] + 1])
+  end)
+
+  it("forbids network access and states the totals", function()
+    local doc = page({ { "gs://b/a.dcm", "succeeded" }, { "gs://b/b.dcm", "failed", "X", "why" }, { "gs://b/c.dcm", "skipped" } })
+    assert.truthy(doc:find("default-src 'none'", 1, true))
+    assert.is_nil(doc:gsub('xmlns="http://www.w3.org/2000/svg"', ""):find("https?://"))
+    assert.is_nil(doc:find(" src=", 1, true))
+    assert.truthy(doc:find('data-total="matched">3<', 1, true))
+    assert.truthy(doc:find('data-total="failed">1<', 1, true))
+    assert.truthy(doc:find("✓ adds up", 1, true))
+  end)
+
+  it("says when the totals do not add up", function()
+    local doc = page({ { "gs://b/a.dcm", "succeeded" }, { "gs://b/b.dcm", nil } })
+    assert.truthy(doc:find("✗ does not add up", 1, true))
+  end)
+
+  it("is written whole through report.write", function()
+    local dir = os.tmpname(); os.remove(dir); assert(os.execute("mkdir -p " .. dir))
+    local r = report.build({ "gs://b/a.dcm" }, { ["gs://b/a.dcm"] = { outcome = "succeeded" } })
+    assert(report.write(r, dir .. "/r.html", { format = "html", source = "gs://b/*.dcm" }))
+    local f = assert(io.open(dir .. "/r.html", "rb"))
+    local text = f:read("a"); f:close()
+    assert.truthy(text:find("^<!DOCTYPE html>"))
+    assert.truthy(text:find("</html>\n$"))
+    os.execute("rm -rf " .. dir)
+  end)
+end)
