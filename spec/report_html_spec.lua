@@ -54,7 +54,7 @@ end
 
 local function render(dom_path, shot, w, h)
   local dom = chromium.dom(dom_path)
-  assert.truthy(dom:find('<html lang="en" data-ready="1">', 1, true), "the page's script did not finish")
+  assert.truthy(dom:find('<html lang="en" data%-ready%-ms="%d+" data%-ready="1">'), "the page's script did not finish")
   if shot then chromium.screenshot(dom_path, SHOTS .. "/" .. shot, w or 1200, h or 1600) end
   return dom
 end

@@ -35,6 +35,13 @@ describe("report.svg scales and ticks", function()
     assert.are.equal(0, t[1]); assert.is_true(t[#t] > 0)
   end)
 
+  it("puts time ticks where a clock reads well", function()
+    assert.are.same({ 0, 3600, 7200, 10800, 14400 }, svg.time_ticks(14400, 6))
+    assert.are.same({ 0, 600, 1200, 1800, 2400, 3000 }, svg.time_ticks(3000, 6))
+    assert.are.same({ 0, 900, 1800, 2700, 3600 }, svg.time_ticks(4000, 6))
+    assert.are.same({ 0, 20, 40, 60, 80, 100 }, svg.time_ticks(97, 6))
+  end)
+
   it("formats counts, durations and elapsed time", function()
     assert.are.equal("100,000", svg.count(100000))
     assert.are.equal("999", svg.count(999))
@@ -115,6 +122,21 @@ describe("report.svg stacked bar", function()
   end)
 end)
 
+-- The file names of a page's data blob, decoded as the page's script does.
+local function files_of(data)
+  local out, k, prev, dirs = {}, 0, "", {}
+  for j = 1, #data.dpre do prev = prev:sub(1, data.dpre[j]) .. data.dsuf[j]; dirs[j] = prev end
+  prev = ""
+  for j = 1, #data.runs, 2 do
+    for _ = 1, data.runs[j + 1] do
+      k = k + 1
+      prev = prev:sub(1, data.pre[k]) .. data.suf[k]
+      out[k] = dirs[data.runs[j] + 1] .. prev
+    end
+  end
+  return out
+end
+
 describe("report.html page", function()
   local hostile = '</script><script>document.title="pwned"</script><!--'
 
@@ -139,8 +161,8 @@ describe("report.html page", function()
     local blob = doc:match('<script type="application/json" id="report%-data">(.-)</script>')
     assert.is_nil(blob:find("<", 1, true))
     local data = require("dicomgcs.json").decode(blob)
-    assert.are.equal("gs://b/" .. hostile .. ".dcm", data.dirs[data.rows[1][1] + 1] .. data.rows[1][2])
-    assert.are.equal(hostile, data.reasons[data.rows[1][5] + 1])
+    assert.are.same({ "gs://b/" .. hostile .. ".dcm" }, files_of(data))
+    assert.are.equal(hostile, data.reasons[data.sparse[4] + 1])
   end)
 
   it("forbids network access and states the totals", function()
@@ -151,6 +173,19 @@ describe("report.html page", function()
     assert.truthy(doc:find('data-total="matched">3<', 1, true))
     assert.truthy(doc:find('data-total="failed">1<', 1, true))
     assert.truthy(doc:find("✓ adds up", 1, true))
+  end)
+
+  it("stores names compactly and gets every one back, whatever the order and the characters", function()
+    local names = { "gs://b/d1/img-0001.dcm", "gs://b/d1/img-0002.dcm", "gs://b/d2/img-0002.dcm", "gs://b/d1/img-0010.dcm",
+                    "gs://b/d1/ïmg-é.dcm", "gs://b/d1/ïmg-è.dcm", "gs://b/d1/img", "gs://b/d1/", "no-folder", "gs://b/d1/img-0010.dcm" }
+    local rows = {}
+    for _, n in ipairs(names) do rows[#rows + 1] = { n, "succeeded" } end
+    local doc = page(rows)
+    local data = require("dicomgcs.json").decode(doc:match('id="report%-data">(.-)</script>'))
+    assert.are.same(names, files_of(data))
+    assert.are.equal(0, #data.sparse)
+    -- shared prefixes are counted in ASCII only, so that JavaScript's UTF-16 slice() agrees
+    assert.are.equal(0, data.pre[6])
   end)
 
   it("says when the totals do not add up", function()

@@ -89,18 +89,24 @@ footer{color:var(--mute);font-size:.85rem;text-align:center;padding:8px 0 24px}
 local JS = [==[
 (function(){"use strict";
 var D=JSON.parse(document.getElementById("report-data").textContent);
-var R=D.rows,O=D.outcomes,hasOp=D.operations.length>0;
+var O=D.outcomes,hasOp=D.operations.length>0,R=new Array(D.n),k=0,prev="",j,c;
+// rows are [file, outcome, code, reason, operation] (indexes into the lists), decoded from runs of
+// one folder and names that share a prefix with the name before; only rows not plainly succeeded
+// are listed in `sparse`
+var dirs=[];for(j=0;j<D.dpre.length;j++)dirs[j]=prev=prev.slice(0,D.dpre[j])+D.dsuf[j];
+prev="";for(j=0;j<D.runs.length;j+=2){var dir=dirs[D.runs[j]];
+ for(c=0;c<D.runs[j+1];c++,k++){prev=prev.slice(0,D.pre[k])+D.suf[k];R[k]=[dir+prev,0,0,0,0];}}
+for(j=0;j<D.sparse.length;j+=5){var x=R[D.sparse[j]];x[1]=D.sparse[j+1];x[2]=D.sparse[j+2];x[3]=D.sparse[j+3];x[4]=D.sparse[j+4];}
 var $=function(id){return document.getElementById(id);};
 var st={q:"",o:D.problems>0?"problems":"all",reason:-1,sort:-1,desc:false,page:0,size:100},view=[];
-function file(r){return D.dirs[r[0]]+r[1];}
-function cell(r,c){switch(c){case 0:return file(r);case 1:return O[r[2]];case 2:return D.codes[r[3]];case 3:return D.reasons[r[4]];
- default:return hasOp?D.operations[r[5]]:"";}}
+function cell(r,c){switch(c){case 0:return r[0];case 1:return O[r[1]];case 2:return D.codes[r[2]];case 3:return D.reasons[r[3]];
+ default:return hasOp?D.operations[r[4]]:"";}}
 function apply(keepPage){
  var q=st.q.toLowerCase(),out=[],i,r;
- for(i=0;i<R.length;i++){r=R[i];var o=O[r[2]];
+ for(i=0;i<R.length;i++){r=R[i];var o=O[r[1]];
   if(st.o==="problems"?o==="succeeded":(st.o!=="all"&&o!==st.o))continue;
-  if(st.reason>=0&&r[4]!==st.reason)continue;
-  if(q&&(file(r)+"\u0001"+D.codes[r[3]]+"\u0001"+D.reasons[r[4]]+"\u0001"+o).toLowerCase().indexOf(q)<0)continue;
+  if(st.reason>=0&&r[3]!==st.reason)continue;
+  if(q&&(r[0]+"\u0001"+D.codes[r[2]]+"\u0001"+D.reasons[r[3]]+"\u0001"+o).toLowerCase().indexOf(q)<0)continue;
   out.push(r);}
  if(st.sort>=0){var c=st.sort,s=st.desc?-1:1;
   out.sort(function(a,b){var x=cell(a,c),y=cell(b,c);return x<y?-s:x>y?s:0;});}
@@ -110,9 +116,9 @@ function draw(){
  var tb=$("files-body"),size=st.size||view.length||1,pages=Math.max(1,Math.ceil(view.length/size));
  if(st.page>=pages)st.page=pages-1;
  var a=st.page*size,b=Math.min(view.length,a+size),f=document.createDocumentFragment();
- for(var i=a;i<b;i++){var r=view[i],tr=document.createElement("tr"),o=O[r[2]];
-  td(tr,file(r),"file");td(tr,o,"o-"+o);td(tr,D.codes[r[3]],"mono");td(tr,D.reasons[r[4]],"reason");
-  if(hasOp)td(tr,D.operations[r[5]]);f.appendChild(tr);}
+ for(var i=a;i<b;i++){var r=view[i],tr=document.createElement("tr"),o=O[r[1]];
+  td(tr,r[0],"file");td(tr,o,"o-"+o);td(tr,D.codes[r[2]],"mono");td(tr,D.reasons[r[3]],"reason");
+  if(hasOp)td(tr,D.operations[r[4]]);f.appendChild(tr);}
  tb.textContent="";tb.appendChild(f);
  var n=function(x){return x.toLocaleString("en");};
  var of=view.length<R.length?" (filtered from "+n(R.length)+")":"";
@@ -140,7 +146,10 @@ function pick(g){var idx=+g.getAttribute("data-reason");st.reason=st.reason===id
 Array.prototype.forEach.call(groups,function(g){g.addEventListener("click",function(){pick(g);});
  g.addEventListener("keydown",function(e){if(e.key==="Enter"||e.key===" "){e.preventDefault();pick(g);}});});
 $("f-reason-clear").addEventListener("click",function(){var g=document.querySelector("tr.group.on");if(g)pick(g);});
-apply();document.documentElement.setAttribute("data-ready","1");
+apply();
+// how long the page took from navigation to laid out with its first rows (bench/report.sh reads it)
+void document.body.offsetHeight;var de=document.documentElement;
+de.setAttribute("data-ready-ms",String(Math.round(performance.now())));de.setAttribute("data-ready","1");
 })();
 ]==]
 
@@ -163,31 +172,68 @@ local function script_json(v)
   return (json.encode(v):gsub("[<>&]", { ["<"] = "\\u003c", [">"] = "\\u003e", ["&"] = "\\u0026" }))
 end
 
--- Rows as [dir, name, outcome, code, reason(, operation)] with every repeated string stored once,
--- so that 100,000 rows stay a few MB.
+-- The length of the common prefix of two names, in ASCII bytes only (so that it counts the same
+-- in Lua bytes and in JavaScript UTF-16 units).
+local function common_prefix(a, b)
+  local n, i = math.min(#a, #b), 1
+  while i <= n do
+    local x = a:byte(i)
+    if x ~= b:byte(i) or x >= 0x80 then break end
+    i = i + 1
+  end
+  return i - 1
+end
+
+-- Strings each written as its difference from the one before: `pre` characters kept, then `suf`.
+local function front_coded(list)
+  local pre, suf, prev = {}, {}, ""
+  for i, s in ipairs(list) do
+    local k = common_prefix(prev, s)
+    pre[i], suf[i], prev = k, s:sub(k + 1), s
+  end
+  return json.array(pre), json.array(suf)
+end
+
+-- The rows, compact so that 100,000 of them stay a few MB and parse fast: every repeated string
+-- stored once; files as runs of one folder (`runs` = folder, count, ...; folders front-coded in
+-- `dpre`/`dsuf`) with names front-coded in `pre`/`suf` (see front_coded); outcome, code,
+-- reason and operation only for the rows that are not plainly succeeded (`sparse`, 5 per row,
+-- row numbers from 0). The page's script decodes it (see JS above).
 local function blob(r)
-  local dirs, codes, reasons, ops = {}, { "" }, { "" }, {}
-  local di, ci, ri, oi = {}, { [""] = 0 }, { [""] = 0 }, {}
+  local dirs, codes, reasons, ops = {}, { "" }, { "" }, { "" }
+  local di, ci, ri, oi = {}, { [""] = 0 }, { [""] = 0 }, { [""] = 0 }
   local function intern(list, index, s)
     local i = index[s]
     if not i then list[#list + 1] = s; i = #list - 1; index[s] = i end
     return i
   end
   for _, op in ipairs(r.operations or {}) do intern(ops, oi, op.key or op.name or "") end
-  local rows, problems = {}, 0
+  local runs, names, sparse, problems = {}, {}, {}, 0
+  local last_dir
   for i, row in ipairs(r.rows or {}) do
     local input = tostring(row.input or "")
     local dir, name = input:match("^(.*/)([^/]*)$")
     if not dir then dir, name = "", input end
+    local d = intern(dirs, di, dir)
+    if d == last_dir then runs[#runs] = runs[#runs] + 1
+    else runs[#runs + 1] = d; runs[#runs + 1] = 1; last_dir = d end
+    names[i] = name
     local o = OUTCOME_INDEX[row.outcome] or OUTCOME_INDEX.unknown
     if o ~= 0 then problems = problems + 1 end
-    local rec = { intern(dirs, di, dir), name, o, intern(codes, ci, row.code and tostring(row.code) or ""),
-                  intern(reasons, ri, row.reason and tostring(row.reason) or "") }
-    if #ops > 0 then rec[6] = intern(ops, oi, row.operation or "") end
-    rows[i] = json.array(rec)
+    local c = intern(codes, ci, row.code and tostring(row.code) or "")
+    local why = intern(reasons, ri, row.reason and tostring(row.reason) or "")
+    local op = intern(ops, oi, row.operation or "")
+    if o ~= 0 or c ~= 0 or why ~= 0 or op ~= 0 then
+      local n = #sparse
+      sparse[n + 1], sparse[n + 2], sparse[n + 3], sparse[n + 4], sparse[n + 5] = i - 1, o, c, why, op
+    end
   end
-  return { dirs = json.array(dirs), codes = json.array(codes), reasons = json.array(reasons),
-           operations = json.array(ops), outcomes = json.array(OUTCOMES), rows = json.array(rows),
+  if #ops == 1 then ops = {} end
+  local pre, suf = front_coded(names)
+  local dpre, dsuf = front_coded(dirs)
+  return { dpre = dpre, dsuf = dsuf, codes = json.array(codes), reasons = json.array(reasons),
+           operations = json.array(ops), outcomes = json.array(OUTCOMES), runs = json.array(runs),
+           pre = json.array(pre), suf = json.array(suf), sparse = json.array(sparse), n = #(r.rows or {}),
            problems = problems }, ri
 end
 

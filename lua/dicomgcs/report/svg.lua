@@ -58,6 +58,22 @@ function svg.ticks(lo, hi, count)
   return t, first, last
 end
 
+local TIME_STEPS = { 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400 }
+
+--- Ticks for elapsed seconds in [0, span]: whole seconds, minutes or hours a clock reads well
+-- (every 15 min rather than every 41:40), about `count` of them. Short spans use svg.ticks.
+function svg.time_ticks(span, count)
+  count = count or 6
+  if span < 120 then return (svg.ticks(0, span, count)) end
+  local step = TIME_STEPS[#TIME_STEPS]
+  for _, s in ipairs(TIME_STEPS) do
+    if span / s <= count then step = s; break end
+  end
+  local t = {}
+  for v = 0, span, step do t[#t + 1] = v end
+  return t
+end
+
 --- A count with thousands separators: 100000 -> "100,000"; fractions keep one decimal.
 function svg.count(v)
   local neg = v < 0 and "-" or ""
@@ -125,7 +141,7 @@ function svg.line_chart(opts)
   local ymax = 0
   for _, y in ipairs(ys) do ymax = math.max(ymax, y) end
   local yt, ylo, yhi = svg.ticks(0, ymax, 4)
-  local xt = svg.ticks(xmin - x0, xmax - x0, 6)
+  local xt = xmin == x0 and svg.time_ticks(xmax - x0, 6) or svg.ticks(xmin - x0, xmax - x0, 6)
   local sx0 = svg.scale(xmin - x0, xmax - x0, ml, W - mr)
   local sx = function(x) return sx0(x - x0) end
   local sy = svg.scale(ylo, yhi, H - mb, mt)
