@@ -3,54 +3,14 @@
 -- build/ to look at. Without Chromium these tests are pending (counted as skipped), not passed.
 local env = require "spec.support.env"
 local chromium = require "spec.support.chromium"
+local page = require "spec.support.report_page"
 local json = require "dicomgcs.json"
 local report = require "dicomgcs.report"
 local dicomgcs = require "dicomgcs"
 
 local SHOTS = env.root() .. "/build"
 
--- The part of `dom` from the element with id `id` to the end of that section (or the page).
-local function part(dom, id, stop)
-  local a = dom:find('id="' .. id .. '"', 1, true)
-  assert(a, "no element with id " .. id)
-  local b = stop and dom:find(stop, a, true) or #dom
-  return dom:sub(a, b)
-end
-
-local function total(dom, cards_id, key)
-  local s = part(dom, cards_id, "</div></div></div>")
-  local text = s:match('data%-total="' .. key .. '">([%d,]+)<')
-  return text and tonumber((text:gsub(",", ""))) or 0
-end
-
--- The number of points of series `name` of the first chart after element `id`.
-local function series_points(dom, id, name)
-  local s = part(dom, id)
-  local n, pts = s:match('<polyline class="series [^"]*" data%-series="' .. name .. '" data%-points="(%d+)" points="([^"]*)"')
-  assert(n, "no " .. name .. " series after " .. id)
-  local pairs_n = 0
-  for _ in pts:gmatch("[%d%.%-]+,[%d%.%-]+") do pairs_n = pairs_n + 1 end
-  assert.are.equal(tonumber(n), pairs_n)
-  return pairs_n
-end
-
-local function table_rows(dom)
-  local body = dom:match('<tbody id="files%-body">(.-)</tbody>')
-  assert(body, "no files table body: did the page's script run?")
-  local rows = {}
-  for tr in body:gmatch("<tr>(.-)</tr>") do
-    local cells = {}
-    for td in tr:gmatch("<td[^>]*>(.-)</td>") do cells[#cells + 1] = td end
-    rows[#rows + 1] = cells
-  end
-  return rows
-end
-
-local function count(s, pattern)
-  local n = 0
-  for _ in s:gmatch(pattern) do n = n + 1 end
-  return n
-end
+local part, total, series_points, table_rows, count = page.part, page.total, page.series_points, page.table_rows, page.count
 
 local function render(dom_path, shot, w, h)
   local dom = chromium.dom(dom_path)

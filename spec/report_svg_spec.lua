@@ -10,11 +10,7 @@ local function polyline(doc, name)
   return tonumber(n), list
 end
 
-local function count(s, pattern)
-  local n = 0
-  for _ in s:gmatch(pattern) do n = n + 1 end
-  return n
-end
+local count = require("spec.support.report_page").count
 
 describe("report.svg scales and ticks", function()
   it("maps a domain onto a range, and a zero-width domain onto the middle", function()

@@ -34,13 +34,9 @@ function timestamp.parse(s)
   return t + (frac ~= "" and tonumber("0" .. frac) or 0)
 end
 
-local wall0, mono0
---- Seconds since the epoch now, with the fraction (os.time has whole seconds only): the wall
--- clock read once, then advanced by the monotonic clock, so that recorded times never go back.
+--- Seconds since the epoch now, with the fraction (os.time has whole seconds only).
 function timestamp.now()
-  local core = require "dicomgcs.core"
-  if not wall0 then wall0, mono0 = os.time(), core.monotime() end
-  return wall0 + (core.monotime() - mono0)
+  return require("dicomgcs.core").walltime()
 end
 
 return timestamp

@@ -347,7 +347,9 @@ end
 
 local function duration_text(a, b)
   if not (a and b) then return nil end
-  return svg.duration(math.max(0, b - a)) .. (" (%.1f s)"):format(math.max(0, b - a))
+  local s = math.max(0, b - a)
+  if s < 60 then return ("%.1f s"):format(s) end
+  return svg.duration(s) .. (" (%.0f s)"):format(s)
 end
 
 local function groups_block(r, reason_index)
@@ -422,7 +424,12 @@ function html.render(r)
   local t = totals_of(r)
   local title = r.title or ((KIND_TITLE[r.kind] or "Run") .. (r.source and (" of " .. r.source) or ""))
   local data, reason_index = blob(r)
-  local x0 = r.started or (r.history and r.history[1] and r.history[1].t)
+  -- charts count from the earliest moment known: the server's start or our first poll or event
+  -- (two clocks: the earlier one wins, so that no label is negative)
+  local x0 = r.started
+  for _, list in ipairs{ r.history or {}, r.events or {} } do
+    if list[1] and list[1].t and (not x0 or list[1].t < x0) then x0 = list[1].t end
+  end
   local ops = r.operations or {}
   local out = {
     '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
