@@ -29,6 +29,30 @@ describe("--report=FILE", function()
     c:close()
   end)
 
+  it("a waited import writes its report with every poll the wait made", function()
+    local c = env.store_client()
+    local bucket = env.bucket(c, nil, "import")
+    local files = env.upload_testdata(c, "gs://" .. bucket .. "/in/", { studies = 1, series = 2, instances = 2 }, "rcimp")
+    local path = env.tmpdir("rcli") .. "/import.html"
+    local out, code, err = env.dicomgcs("dicom-stores import gcs store --gcs-uri=" .. env.quote("gs://" .. bucket .. "/in/**.dcm") ..
+      " --report=" .. env.quote(path) .. " --format=json --dataset=" .. c.dataset .. " " .. loc)
+    assert.are.equal(0, code, err)
+    local doc = json.decode(out)
+    local html = assert(file.read(path))
+    assert.are.equal(#files, page.total(html, "totals", "matched"))
+    assert.are.equal(tonumber(doc.metadata.counter.success), page.total(html, "totals", "succeeded"))
+    local polls = page.series_points(html, "progress", "succeeded")
+    assert.is_true(polls >= 1)
+    assert.truthy(html:find(polls .. " polls recorded", 1, true))
+    -- the same report on stdout from the operation's name
+    local again, code2, err2 = env.dicomgcs("operations report " .. doc.name .. " --gcs-uri=" ..
+      env.quote("gs://" .. bucket .. "/in/**.dcm") .. " --format=html " .. loc)
+    assert.are.equal(0, code2, err2)
+    assert.truthy(again:find("^<!DOCTYPE html>"))
+    assert.are.equal(#files, page.total(again, "totals", "succeeded"))
+    c:close()
+  end)
+
   it("dicomweb store writes every file's outcome, totals as the JSON summary", function()
     local c = env.store_client()
     local dir = env.tmpdir("rcstow")
