@@ -131,35 +131,38 @@ function report.recorder(interval)
   return rec
 end
 
+-- A report of a bulk summary's `results`: `outcome_of(x)` gives each one's input and outcome.
+local function from_results(summary, kind, outcome_of)
+  local inputs, outcomes = {}, {}
+  for _, x in ipairs(summary.results or {}) do
+    local input, o = outcome_of(x)
+    inputs[#inputs + 1] = input
+    outcomes[input] = o
+  end
+  local r = report.build(inputs, outcomes)
+  r.kind, r.bytes = kind, summary.bytes
+  return r
+end
+
 --- A report of a STOW (dicomweb:store summary: `results` with `path`, `status` "stored" |
 -- "already_present" | "failed" | "skipped", `reason`): already present counts as skipped.
 function report.from_stow(summary)
-  local inputs, outcomes = {}, {}
-  for _, x in ipairs(summary.results or {}) do
-    inputs[#inputs + 1] = x.path
+  return from_results(summary, "stow", function(x)
     local o = (x.status == "stored" and "succeeded") or (x.status == "failed" and "failed") or "skipped"
-    outcomes[x.path] = { outcome = o, code = x.http_status or (x.status ~= "stored" and x.status or nil),
-                         reason = x.reason or x.failure_reason }
-  end
-  local r = report.build(inputs, outcomes)
-  r.kind, r.bytes = "stow", summary.bytes
-  return r
+    return x.path, { outcome = o, code = x.http_status or (x.status ~= "stored" and x.status or nil),
+                     reason = x.reason or x.failure_reason }
+  end)
 end
 
 --- A report of a Cloud Storage transfer (runner summary: `results` with `source`, `ok`,
 -- `skipped`, `err`): skipped means already there with the same checksum.
 function report.from_transfer(summary)
-  local inputs, outcomes = {}, {}
-  for _, x in ipairs(summary.results or {}) do
-    inputs[#inputs + 1] = x.source
+  return from_results(summary, "transfer", function(x)
     local o = not x.ok and "failed" or (x.skipped and "skipped" or "succeeded")
-    outcomes[x.source] = { outcome = o, code = x.err and (x.err.status or x.err.http_status or x.err.kind) or nil,
-                           reason = x.err and (x.err.message or tostring(x.err))
-                             or (x.skipped and "already there with the same checksum" or nil) }
-  end
-  local r = report.build(inputs, outcomes)
-  r.kind, r.bytes = "transfer", summary.bytes
-  return r
+    return x.source, { outcome = o, code = x.err and (x.err.status or x.err.http_status or x.err.kind) or nil,
+                       reason = x.err and (x.err.message or tostring(x.err))
+                         or (x.skipped and "already there with the same checksum" or nil) }
+  end)
 end
 
 --- A report of a queue run (Queue:run's summary) with the failed files found for each job
