@@ -184,6 +184,15 @@ describe("report.html page", function()
     assert.are.equal(0, data.pre[6])
   end)
 
+  it("draws a transfer's bytes per second, with fractional rates on the axis", function()
+    local doc = page({ { "/d/a.dcm", "succeeded" } }, { kind = "transfer", bytes = 2,
+      history = { { t = 0, success = 0, failure = 0, pending = 1, bytes = 0 }, { t = 2, success = 0, failure = 0, pending = 1, bytes = 1 },
+                  { t = 4, success = 1, failure = 0, pending = 0, bytes = 2 } } })
+    assert.truthy(doc:find('data-series="bytes/s" data-points="3"', 1, true))
+    assert.truthy(doc:find(">0.4 B/s<", 1, true))
+    assert.truthy(doc:find(">2 B<", 1, true))
+  end)
+
   it("says when the totals do not add up", function()
     local doc = page({ { "gs://b/a.dcm", "succeeded" }, { "gs://b/b.dcm", nil } })
     assert.truthy(doc:find("✗ does not add up", 1, true))

@@ -164,7 +164,8 @@ local function bytes(n)
   local units = { "B", "KiB", "MiB", "GiB", "TiB" }
   local i = 1
   while n >= 1024 and i < #units do n = n / 1024; i = i + 1 end
-  return (i == 1 and "%d %s" or "%.1f %s"):format(n, units[i])
+  -- whole bytes print without a fraction; axis ticks can be fractions of a byte per second
+  return ((i == 1 and n == math.floor(n)) and "%.0f %s" or "%.1f %s"):format(n, units[i])
 end
 
 -- JSON that is safe inside <script>: no "<", ">" or "&" can end the element or open a comment.
