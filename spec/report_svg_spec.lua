@@ -95,6 +95,13 @@ describe("report.svg line chart", function()
     assert.are.equal(0, count(doc, "<circle "))
   end)
 
+  it("puts round ticks in the unit asked for", function()
+    local doc = svg.line_chart{ series = { { name = "r", points = { { 0, 0 }, { 1, 5.5 * 1048576 } } } }, y_unit = 1048576,
+      y_format = function(v) return ("%g MiB"):format(v / 1048576) end }
+    assert.truthy(doc:find(">2 MiB<", 1, true))
+    assert.truthy(doc:find(">6 MiB<", 1, true))
+  end)
+
   it("escapes every text it is given", function()
     local doc = svg.line_chart{ title = "<b>t</b>", series = { { name = "a\"><script>x</script>", class = "c\" onload=\"x", points = { { 1, 1 } } } },
       markers = { { x = 1, kind = "throttle", label = "</title><script>alert(1)</script>" } } }

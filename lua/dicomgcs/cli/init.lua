@@ -92,8 +92,10 @@ local function context(c, parsed)
   function ctx.write_report(path, r, info)
     local report = require "dicomgcs.report"
     info.format, info.command = "html", report.command_line(ctx.argv, "dicomgcs")
-    local ok, err = report.write(r, path, info)
-    if not ok then error(err, 0) end
+    -- the run itself is done: a report that cannot be written is an error message, not a traceback
+    local called, ok, err = pcall(report.write, r, path, info)
+    if not called then err = ("cannot write the report %s: %s"):format(path, tostring(ok)) end
+    if not (called and ok) then error(err, 0) end
     io.stderr:write("Wrote the report ", path, "\n")
   end
   return ctx

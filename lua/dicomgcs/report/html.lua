@@ -311,16 +311,18 @@ local function chart_block(h, events, title, x0)
   legend[#legend + 1] = ('<li>%d polls recorded</li></ul>'):format(#h)
   out[#out + 1] = table.concat(legend)
   if has_bytes then
-    local pts, prev = {}, nil
+    local pts, prev, top = {}, nil, 0
     for _, p in ipairs(h) do
       local rate = 0
       if prev and p.t > prev.t then rate = math.max(0, ((p.bytes or 0) - (prev.bytes or 0)) / (p.t - prev.t)) end
       pts[#pts + 1] = { p.t, rate }
-      prev = p
+      prev, top = p, math.max(top, rate)
     end
+    local unit = 1
+    while top / unit >= 1024 and unit < 1024 ^ 4 do unit = unit * 1024 end
     out[#out + 1] = "<h3>Throughput</h3>"
     out[#out + 1] = '<div class="chart-wrap">' .. svg.line_chart{ series = { { name = "bytes/s", class = "bytes", points = pts } },
-      markers = markers, title = "bytes per second", x0 = x0, y_format = function(v) return bytes(v) .. "/s" end } .. "</div>"
+      markers = markers, title = "bytes per second", x0 = x0, y_unit = unit, y_format = function(v) return bytes(v) .. "/s" end } .. "</div>"
   end
   if #events > 0 then
     local rows = { '<details class="events"><summary>', #events == 1 and "1 event" or (#events .. " events"),

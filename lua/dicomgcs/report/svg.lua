@@ -111,7 +111,8 @@ end
 --- A line chart. `opts`: `width`, `height` (viewBox units, default 720x260), `title` (accessible
 -- name), `series` = { {name=, class=, points = {{x, y}, ...}}, ... } (x ascending), `markers` =
 -- { {x=, kind=, label=}, ... } drawn as vertical lines, `x_format`/`y_format` for tick labels
--- (default elapsed clock and counts), `x0` (the origin of x, default the first x).
+-- (default elapsed time and counts), `y_unit` (ticks are round multiples of it, default 1), `x0`
+-- (the origin of x, default the first x).
 -- Each series is one `<polyline class="series …" data-series=NAME data-points=N>` whose `points`
 -- hold one pair per data point; small series also get a dot per point.
 function svg.line_chart(opts)
@@ -140,7 +141,11 @@ function svg.line_chart(opts)
   local x_format = opts.x_format or svg.elapsed_format(xmax - xmin)
   local ymax = 0
   for _, y in ipairs(ys) do ymax = math.max(ymax, y) end
-  local yt, ylo, yhi = svg.ticks(0, ymax, 4)
+  -- ticks are round in units of `y_unit` (e.g. 1048576 for MiB/s), then scaled back
+  local unit = opts.y_unit or 1
+  local yt, ylo, yhi = svg.ticks(0, ymax / unit, 4)
+  for i, v in ipairs(yt) do yt[i] = v * unit end
+  ylo, yhi = ylo * unit, yhi * unit
   local xt = xmin == x0 and svg.time_ticks(xmax - x0, 6) or svg.ticks(xmin - x0, xmax - x0, 6)
   local sx0 = svg.scale(xmin - x0, xmax - x0, ml, W - mr)
   local sx = function(x) return sx0(x - x0) end
