@@ -80,7 +80,7 @@ footer{color:var(--mute);font-size:.85rem;text-align:center;padding:8px 0 24px}
  th,td{padding:5px 4px}td.reason{min-width:10em}}
 @media print{body{background:#fff;font-size:11pt}main{max-width:none;padding:0}
  section,header.top{border:0;padding:0 0 8pt;margin:0 0 10pt;break-inside:avoid-page}
- .controls,.pager button,noscript{display:none}pre.cmd{background:#fff;color:#000;border:1px solid #999}
+ .controls,.pager button,noscript{display:none}th button::after{content:none}pre.cmd{background:#fff;color:#000;border:1px solid #999}
  table{font-size:9pt}tr{break-inside:avoid}a{color:inherit;text-decoration:none}#files{break-inside:auto}
  *{-webkit-print-color-adjust:exact;print-color-adjust:exact}}
 ]]
