@@ -25,14 +25,14 @@ static int push_errno(lua_State *L, const char *path, int err) {
 }
 
 static int l_mkdir_p(lua_State *L) {
-  const char *path = ldg_checkcstring(L, 1);
+  const char *path = luaL_checkstring(L, 1);
   if (dg_fs_mkdir_p(path) != 0) return push_errno(L, path, errno);
   lua_pushboolean(L, 1);
   return 1;
 }
 
 static int l_stat(lua_State *L) {
-  const char *path = ldg_checkcstring(L, 1);
+  const char *path = luaL_checkstring(L, 1);
   enum dg_fs_type t;
   uint64_t size;
   double mtime;
@@ -48,7 +48,7 @@ static int l_stat(lua_State *L) {
 }
 
 static int l_preallocate(lua_State *L) {
-  const char *path = ldg_checkcstring(L, 1);
+  const char *path = luaL_checkstring(L, 1);
   lua_Integer size = luaL_checkinteger(L, 2);
   luaL_argcheck(L, size >= 0, 2, "size must be >= 0");
   if (dg_fs_preallocate(path, (uint64_t)size) != 0) return push_errno(L, path, errno);
@@ -89,7 +89,7 @@ static int listdir_protected(lua_State *L) {
 }
 
 static int l_listdir(lua_State *L) {
-  const char *path = ldg_checkcstring(L, 1);
+  const char *path = luaL_checkstring(L, 1);
   int top = lua_gettop(L);
   lua_pushcfunction(L, listdir_protected);
   lua_pushstring(L, path);
