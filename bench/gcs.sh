@@ -85,7 +85,8 @@ CURL="curl --parallel --parallel-max 16 -sS -f -H Expect:"
 
 echo "bench/gcs.sh: upload $N x 1 MiB" >&2
 RESET='curl -s -XPOST "http://$H/_emulator/reset" >/dev/null; '"$DG"' storage buckets create gs://bench --project=bench-project >/dev/null'
-best "dicomgcs upload" $DG storage cp -r --no-skip-same "$WORK/small" gs://bench/dg/ --project=bench-project
+# gs://bench/dg does not exist (RESET empties the bucket), so the folder's contents become dg/… (gcloud's rule)
+best "dicomgcs upload" $DG storage cp -r --no-skip-same "$WORK/small" gs://bench/dg --project=bench-project
 T_DG=$T
 best "official upload" node bench/node/gcs/gcs_bench.js upload-many "$WORK/small" node/
 T_NODE=$T
@@ -97,11 +98,13 @@ emit "gcs_upload_${N}x1MiB $(rate $SMALL_MIB $T_DG) MiB/s ratio=$(ratio $T_DG $T
 
 echo "bench/gcs.sh: download $N x 1 MiB" >&2
 RESET=""
-$DG storage cp -r --no-skip-same "$WORK/small" gs://bench/src/ --project=bench-project >/dev/null 2>&1
-RESET='rm -rf "$WORK/down"; mkdir -p "$WORK/down"'
-best "dicomgcs download" $DG storage cp -r gs://bench/src/ "$WORK/down" --project=bench-project
+$DG storage cp -r --no-skip-same "$WORK/small" gs://bench/src --project=bench-project >/dev/null 2>&1
+# "$WORK/down" does not exist before each run, so it receives src/'s contents (gcloud's rule)
+RESET='rm -rf "$WORK/down"'
+best "dicomgcs download" $DG storage cp -r gs://bench/src "$WORK/down" --project=bench-project
 T_DG=$T
 cmp -s "$WORK/small/f0007" "$WORK/down/f0007" || { echo "bench/gcs.sh: download mismatch" >&2; exit 1; }
+mkdir -p "$WORK/down"
 best "official download" node bench/node/gcs/gcs_bench.js download-many src/ "$WORK/down"
 T_NODE=$T
 curl_cfg_down "src%2F" "$WORK/down" > "$WORK/down.cfg"
@@ -152,7 +155,7 @@ emit "gcs_download_${BIG_MIB}MiB_peak_rss $(awk -v k=$RSS_DOWN 'BEGIN{printf "%.
   echo
   echo "Against one emulator (node, same machine), $N x 1 MiB and one ${BIG_MIB} MiB object, concurrency 16:"
   echo '```'
-  echo "dicomgcs: bin/dicomgcs storage cp -r --no-skip-same DIR gs://bench/dg/   |   storage cp -r gs://bench/src/ DIR"
+  echo "dicomgcs: bin/dicomgcs storage cp -r --no-skip-same DIR gs://bench/dg   |   storage cp -r gs://bench/src DIR"
   echo "          bin/dicomgcs storage cp --no-skip-same big.bin gs://bench/big.bin   |   storage cp gs://bench/big.bin DIR"
   echo "official: node bench/node/gcs/gcs_bench.js upload-many|download-many|upload-one|download-one  (@google-cloud/storage)"
   echo "curl:     curl --parallel --parallel-max 16 -sS -f -H Expect: -X POST -K up.cfg   (url + upload-file per object)"

@@ -14,6 +14,7 @@
 
 #include "dg_buf.h"
 #include "dg_engine.h"
+#include "dg_fs.h"
 #include "dg_hash.h"
 #include "dg_version.h"
 
@@ -41,6 +42,7 @@ struct dg_transfer {
   dg_engine *e;                    /* NULL for dg_fetch */
   dg_allocator alloc;
   char *method, *url, *safe_url, *output_file, *part_file, *noproxy;
+  size_t part_len;                 /* allocated size of part_file */
   int64_t out_offset;              /* >= 0: write into output_file at this byte (no part_file) */
   char **headers;
   size_t n_headers;
@@ -59,6 +61,7 @@ struct dg_transfer {
   long status;
   dg_buf hdrs, body_buf;
   FILE *out;                       /* part_file mode */
+  int part_made;                   /* part_file exists and is ours (created O_EXCL): only then removed */
   int out_fd;                      /* out_offset mode: -1 until the first 2xx byte */
   int64_t out_pos;                 /* out_offset mode: where the next byte goes */
   int hash;                        /* DG_HASH_CRC32C: crc over the attempt's 2xx body bytes */
@@ -203,11 +206,29 @@ static void transfer_release_attempt(dg_transfer *t) {
   dg_body_close(&t->body);
 }
 
+/* Remove the temporary file if this transfer created it (a name we did not create is never
+ * touched: it may be another transfer's, or a planted link). */
+static void part_remove(dg_transfer *t) {
+  if (t->part_made) { unlink(t->part_file); t->part_made = 0; }
+}
+
+/* A fresh temporary file for this attempt (the previous attempt's, if any, is removed first),
+ * created with O_EXCL|O_NOFOLLOW: nothing planted at the name is reused or followed. */
+static FILE *part_open(dg_transfer *t) {
+  part_remove(t);
+  int fd = dg_fs_create_excl(t->part_file);
+  if (fd < 0) return NULL;
+  t->part_made = 1;
+  FILE *f = fdopen(fd, "wb");
+  if (!f) { int err = errno; close(fd); part_remove(t); errno = err; }
+  return f;
+}
+
 void dg_transfer_free(dg_transfer *t) {
   if (!t) return;
   const dg_allocator *a = &t->alloc;
   transfer_release_attempt(t);
-  if (t->part_file && t->state != T_DONE) unlink(t->part_file);
+  part_remove(t);
   if (t->easy) curl_easy_cleanup(t->easy);   /* the engine removed it from the multi */
   slist_wipe_free(t->slist);
   dg_body_free(&t->body);
@@ -218,7 +239,7 @@ void dg_transfer_free(dg_transfer *t) {
   dg_strfree(a, t->safe_url);
   dg_strfree(a, t->output_file);
   dg_strfree(a, t->noproxy);
-  dg_strfree(a, t->part_file);
+  if (t->part_file) dg_free(a, t->part_file, t->part_len);
   if (t->headers) {
     for (size_t i = 0; i < t->n_headers; i++) dg_strfree(a, t->headers[i]);
     dg_free(a, t->headers, t->n_headers * sizeof *t->headers);
@@ -258,7 +279,7 @@ static dg_transfer *transfer_new(const dg_allocator *a, const dg_request *r, cha
       snprintf(err, errlen, "request: output_offset needs output_file");
       return NULL;
     }
-    int serr = stat(r->output_file, &st) != 0 ? errno : 0;
+    int serr = lstat(r->output_file, &st) != 0 ? errno : 0;
     if (serr || !S_ISREG(st.st_mode)) {
       snprintf(err, errlen, "request: output_file %s must be an existing regular file when "
                "output_offset is given (%s)", r->output_file,
@@ -303,12 +324,12 @@ static dg_transfer *transfer_new(const dg_allocator *a, const dg_request *r, cha
     t->out_offset = r->output_offset;
     if (!(t->output_file = dg_strdup(a, r->output_file))) goto oom;
   } else if (r->output_file) {
-    size_t n = strlen(r->output_file);
+    size_t n = strlen(r->output_file) + 80;
     t->output_file = dg_strdup(a, r->output_file);
-    t->part_file = dg_malloc(a, n + 6);
+    t->part_file = dg_malloc(a, n);
     if (!t->output_file || !t->part_file) goto oom;
-    memcpy(t->part_file, r->output_file, n);
-    memcpy(t->part_file + n, ".part", 6);
+    t->part_len = n;
+    if (dg_fs_temp_name(r->output_file, t->part_file, n) != 0) goto oom;
   }
   t->retry = r->retry;
   if (t->retry.max_attempts < 1) t->retry.max_attempts = 1;
@@ -380,7 +401,7 @@ static int is_2xx(long s) { return s >= 200 && s < 300; }
 static int write_at(dg_transfer *t, const char *p, size_t len) {
   char m[DG_ERRLEN];
   if (t->out_fd < 0) {
-    t->out_fd = open(t->output_file, O_WRONLY | O_CLOEXEC);
+    t->out_fd = open(t->output_file, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
     if (t->out_fd < 0) {
       snprintf(m, sizeof m, "cannot open %s for writing at offset %lld: %s", t->output_file,
                (long long)t->out_offset, strerror(errno));
@@ -414,7 +435,7 @@ static size_t on_write(char *p, size_t sz, size_t nm, void *ud) {
   if (t->out_offset >= 0 && is_2xx(t->status)) return write_at(t, p, len) == 0 ? len : 0;
   if (t->output_file && is_2xx(t->status)) {
     if (!t->out) {
-      t->out = fopen(t->part_file, "wb");
+      t->out = part_open(t);
       if (!t->out) {
         char m[DG_ERRLEN];
         snprintf(m, sizeof m, "cannot open %s: %s", t->part_file, strerror(errno));
@@ -514,7 +535,7 @@ static void finish(dg_transfer *t) {
 static void finish_error(dg_transfer *t, const char *kind, const char *msg, int curl_code) {
   if (msg != t->msg) snprintf(t->msg, sizeof t->msg, "%s", msg);
   transfer_release_attempt(t);
-  if (t->part_file) unlink(t->part_file);
+  part_remove(t);
   t->res.ok = 0;
   t->res.kind = kind;
   t->res.message = t->msg;
@@ -536,7 +557,7 @@ static void finish_response(dg_transfer *t) {
       bad = t->out_fd >= 0 && close(t->out_fd) != 0 ? errno : 0;
       t->out_fd = -1;
     } else {
-      if (!t->out) t->out = fopen(t->part_file, "wb");  /* empty body: still create the file */
+      if (!t->out) t->out = part_open(t);  /* empty body: still create the file */
       if (!t->out) bad = errno;
       else {
         if (fflush(t->out) != 0) bad = errno;
@@ -544,6 +565,7 @@ static void finish_response(dg_transfer *t) {
         t->out = NULL;
       }
       if (!bad && rename(t->part_file, t->output_file) != 0) bad = errno;
+      if (!bad) t->part_made = 0;   /* it is output_file now */
     }
     if (bad) {
       char m[DG_ERRLEN];
@@ -553,7 +575,7 @@ static void finish_response(dg_transfer *t) {
     }
     t->res.has_body = 0;
   } else {
-    if (t->part_file) { transfer_release_attempt(t); unlink(t->part_file); }
+    if (t->part_file) { transfer_release_attempt(t); part_remove(t); }
     t->res.has_body = 1;
     t->res.body = t->body_buf.data ? t->body_buf.data : "";
     t->res.body_len = t->body_buf.len;

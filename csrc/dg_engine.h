@@ -69,7 +69,8 @@ typedef struct dg_request {
   int has_body;                  /* body = concatenation of parts (maybe zero parts) */
   const dg_part_spec *parts;
   size_t n_parts;
-  const char *output_file;       /* 2xx body streamed to output_file.part, renamed on success */
+  const char *output_file;       /* 2xx body streamed to a hidden temporary file beside it
+                                    (O_EXCL|O_NOFOLLOW, see dg_fs.h), renamed on success */
   int64_t output_offset;         /* >= 0: the 2xx body is written into the EXISTING output_file
                                     from this byte (no truncation, no .part, no rename; each
                                     attempt starts again at this byte; on failure the file is left

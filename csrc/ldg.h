@@ -22,7 +22,7 @@
 void ldg_register_engine(lua_State *L);
 /* dicom_header(bytes [, complete]), multipart_parser(content_type): parsers (ldg_parse.c) */
 void ldg_register_parsers(lua_State *L);
-/* mkdir_p, stat, listdir, preallocate (ldg_fs.c) */
+/* mkdir_p, mkdir_under, stat, listdir, create_temp, atomic_write/open, append_open (ldg_fs.c) */
 void ldg_register_fs(lua_State *L);
 /* jwt_sign_rs256(...), secure token helpers (ldg_auth.c) */
 void ldg_register_auth(lua_State *L);

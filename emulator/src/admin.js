@@ -56,11 +56,12 @@ async function handle(req, res, url, ctx) {
     if (m === 'POST') {
       const body = await readJson(req);
       for (const [k, v] of Object.entries(body)) {
-        if (!['opDelayMs', 'maxConcurrentOperations'].includes(k) || !Number.isInteger(v) || v < 0) throw invalid(`Unknown or invalid config field "${k}" (supported: opDelayMs, maxConcurrentOperations).`);
+        if (!['opDelayMs', 'maxConcurrentOperations', 'logDelayMs', 'logEmptyPages'].includes(k) || !Number.isInteger(v) || v < 0) throw invalid(`Unknown or invalid config field "${k}" (supported: opDelayMs, maxConcurrentOperations, logDelayMs, logEmptyPages).`);
         ctx.opts[k] = v;
       }
     }
-    if (m === 'POST' || m === 'GET') { sendJson(res, 200, { opDelayMs: ctx.opts.opDelayMs, maxConcurrentOperations: ctx.opts.maxConcurrentOperations === undefined ? 100 : ctx.opts.maxConcurrentOperations }); return; }
+    if (m === 'POST' || m === 'GET') { sendJson(res, 200, { opDelayMs: ctx.opts.opDelayMs, maxConcurrentOperations: ctx.opts.maxConcurrentOperations === undefined ? 100 : ctx.opts.maxConcurrentOperations,
+      logDelayMs: ctx.opts.logDelayMs === undefined ? 1500 : ctx.opts.logDelayMs, logEmptyPages: ctx.opts.logEmptyPages === undefined ? 1 : ctx.opts.logEmptyPages }); return; }
   }
   throw new ApiError('NOT_FOUND', `Unknown admin endpoint: ${m} /_emulator/${p}`);
 }

@@ -329,10 +329,13 @@ async function stow(req, res, ctx, store, base, studyParam) {
         }
         const old = store.instances.get(info.sopUid);
         if (old) {
-          if (old.size !== p.size || fileHash(old.file) !== p.hash) {
-            failed.push(failure(p, info, 272, `An instance with SOPInstanceUID ${info.sopUid} already exists in the DICOM store with different content`));
-            continue;
-          }
+          // Google answers 409 whenever the Study/Series/SOP triplet is already stored, identical
+          // bytes or not (README: "STOW-RS of an instance already stored").
+          const same = old.size === p.size && fileHash(old.file) === p.hash;
+          failed.push(failure(p, info, 272, same
+            ? `An instance with SOPInstanceUID ${info.sopUid} already exists in the DICOM store`
+            : `An instance with SOPInstanceUID ${info.sopUid} already exists in the DICOM store with different content`));
+          continue;
         } else {
           ctx.instances.add(store, info, p.file);
           const added = store.instances.get(info.sopUid);
@@ -765,4 +768,4 @@ async function handle(req, res, url, ctx, { store, storeName, dsName, version, s
   throw bad();
 }
 
-module.exports = { handle, datasetJson, metadataOf, toXml };
+module.exports = { handle, datasetJson, metadataOf, toXml, fileHash };

@@ -75,6 +75,7 @@ function createEmulator(opts) {
   ctx.reset = () => {
     for (const op of ctx.ops.ops.values()) op.cancelRequested = true;
     ctx.ops.ops.clear(); ctx.hc.reset(); ctx.logs.reset(); ctx.gcs.reset(); ctx.instances.reset();
+    fs.rmSync(path.join(dataDir, 'iam'), { recursive: true, force: true });
     for (const s of ctx.uploads.values()) s.sink.abort();
     ctx.uploads.clear(); ctx.faults.clear(); ctx.requests.length = 0;
     ctx.flush();
@@ -107,7 +108,7 @@ function createEmulator(opts) {
       if (isGcs) handled = await gcs.handle(req, res, url, ctx);
       else if (service === 'logging.googleapis.com') handled = await logging.handle(req, res, url, ctx);
       else if (service === 'healthcare.googleapis.com') handled = await healthcare.handle(req, res, url, ctx);
-      else if (service === 'cloudresourcemanager.googleapis.com') handled = require('./iam').handleResourceManager(req, res, url);
+      else if (service === 'cloudresourcemanager.googleapis.com') handled = await require('./iam').handleResourceManager(req, res, url, ctx);
     } catch (e) {
       if (isGcs && e instanceof ApiError) throw new GcsError(e.httpCode, 'invalid', e.message);
       throw e;

@@ -39,7 +39,7 @@ function splitMultipart(res) {
   return out;
 }
 
-test('STOW single-part: 200 with ReferencedSOPSequence; identical resend 200; other bytes 409', async () => {
+test('STOW single-part: 200 with ReferencedSOPSequence; identical resend 409 already exists; other bytes 409', async () => {
   const d = makeDicom({ study: '1.2.10', series: '1.2.10.1', sop: '1.2.10.1.1', rows: 4, cols: 4 });
   let r = await emu.request('POST', `${W}/studies`, { body: d, headers: Object.assign({ 'Content-Type': 'application/dicom' }, JSONH) });
   assert.strictEqual(r.status, 200, r.body.toString());
@@ -47,7 +47,8 @@ test('STOW single-part: 200 with ReferencedSOPSequence; identical resend 200; ot
   assert.strictEqual(r.json['00081199'].Value[0]['00081155'].Value[0], '1.2.10.1.1');
   assert.match(r.json['00081190'].Value[0], /studies\/1\.2\.10$/);
   r = await emu.request('POST', `${W}/studies`, { body: d, headers: Object.assign({ 'Content-Type': 'application/dicom' }, JSONH) });
-  assert.strictEqual(r.status, 200);
+  assert.strictEqual(r.status, 409);
+  assert.match(r.json['00081198'].Value[0]['00090097'].Value[0], /already exists in the DICOM store$/);
   const d2 = makeDicom({ study: '1.2.10', series: '1.2.10.1', sop: '1.2.10.1.1', rows: 4, cols: 6 });
   r = await emu.request('POST', `${W}/studies`, { body: d2, headers: Object.assign({ 'Content-Type': 'application/dicom' }, JSONH) });
   assert.strictEqual(r.status, 409);

@@ -138,7 +138,7 @@ function Client:create_dataset(o)
   return ds
 end
 
---- Get a dataset. Returns the Dataset or nil, Error.
+--- Get a dataset. Returns the Dataset (the API's resource as a table: `{name=, timeZone=}`) or nil, Error.
 function Client:get_dataset(o)
   local name, err = self:dataset_name(o); if not name then return nil, err end
   return api(self, "GET", name, nil, "get dataset " .. name)
@@ -198,18 +198,19 @@ function Client:list_dicom_stores(o)
     "list DICOM stores in " .. ds, 1000)
 end
 
--- Before an import or export: does the project's Cloud Healthcare Service Agent hold a role on
--- the bucket that covers `purpose`? Returns true (plus a warning when the policy could not be
--- read: the check is skipped) or nil, Error naming the member, the role and the command that
--- grants it. `o.check_permissions = false` skips the check.
+-- Before an import or export: does the project's Cloud Healthcare Service Agent hold what
+-- `purpose` needs on the bucket (through the bucket's policy or the project's)? When that is
+-- not seen, warn (grants on folders, organizations and custom roles are invisible) and go on.
+-- Returns the fix to repeat if the operation then fails with PERMISSION_DENIED (a string), or
+-- false; or nil, Error (a bucket that does not exist). `o.check_permissions = false` skips it.
 local function check_permissions(self, o, store, bucket, purpose)
-  if o.check_permissions == false then return true end
-  local ok, warning = self.storage:check_service_agent(bucket, purpose, { project = store:match("^projects/([^/]+)/") })
+  if o.check_permissions == false then return false end
+  local ok, warning, access = self.storage:check_service_agent(bucket, purpose, { project = store:match("^projects/([^/]+)/") })
   if not ok then return nil, warning end
-  if warning then
-    if o.on_warning then o.on_warning(warning) else io.stderr:write("dicomgcs: warning: ", warning, "\n") end
-  end
-  return true
+  if not warning then return false end
+  if o.on_warning then o.on_warning(warning, access) else io.stderr:write("WARNING: ", warning, "\n") end
+  return ("the Cloud Healthcare Service Agent needs %s: %s   (or: %s)"):format(access.role, access.command,
+    access.gcloud or access.project_command)
 end
 
 local function maybe_wait(op, o)
@@ -235,13 +236,15 @@ function Client:import(o)
     err.message = o.uri .. ": " .. err.message
     return nil, err
   end
-  ok, err = check_permissions(self, o, store, bucket, "import")
-  if not ok then return nil, err end
+  local fix; fix, err = check_permissions(self, o, store, bucket, "import")
+  if fix == nil then return nil, err end
   local body = { gcsSource = { uri = o.uri } }
   if o.blob_storage_class then body.blobStorageSettings = { blobStorageClass = o.blob_storage_class } end
   local doc; doc, err = api(self, "POST", store .. ":import", body, "import " .. o.uri .. " into " .. store)
   if not doc then return nil, err end
-  return maybe_wait(operation.new(self.transport, self.endpoints.healthcare, doc), o)
+  local op = operation.new(self.transport, self.endpoints.healthcare, doc)
+  op.permission_hint = fix or nil
+  return maybe_wait(op, o)
 end
 
 local export_options = { uri_prefix = true, mime_type = true, transfer_syntax = true, dicom_store = true,
@@ -263,12 +266,14 @@ function Client:export(o)
   if o.transfer_syntax then
     mime = (mime or "application/dicom") .. "; transfer-syntax=" .. o.transfer_syntax
   end
-  local pok, pfail = check_permissions(self, o, store, bucket, "export")
-  if not pok then return nil, pfail end
+  local fix, pfail = check_permissions(self, o, store, bucket, "export")
+  if fix == nil then return nil, pfail end
   local body = { gcsDestination = { uriPrefix = o.uri_prefix, mimeType = mime } }
   local doc; doc, err = api(self, "POST", store .. ":export", body, "export " .. store .. " to " .. o.uri_prefix)
   if not doc then return nil, err end
-  return maybe_wait(operation.new(self.transport, self.endpoints.healthcare, doc), o)
+  local op = operation.new(self.transport, self.endpoints.healthcare, doc)
+  op.permission_hint = fix or nil
+  return maybe_wait(op, o)
 end
 
 local bigquery_options = { table_uri = true, write_disposition = true, force = true, dicom_store = true,
@@ -299,7 +304,9 @@ function Client:export_bigquery(o)
 end
 
 --- An Operation by full name (`projects/.../operations/ID`) or by id within the client's
--- dataset. No request is made; call `op:get()` or `op:wait{}`. Returns it or nil, Error.
+-- dataset, fetched: its `done`, `counter`, `error` are the server's at the time of the call.
+-- `o.fetch = false` makes no request (`done` is false until `op:get()`). Returns the Operation
+-- or nil, Error (an unknown operation is an Error with http_status 404).
 function Client:operation(name, o)
   if type(name) ~= "string" then return nil, errors.input("operation name must be a string") end
   if not name:find("/", 1, true) then
@@ -310,7 +317,9 @@ function Client:operation(name, o)
     return nil, errors.input(("'%s' is not an operation name"):format(name),
       "use projects/P/locations/L/datasets/D/operations/ID")
   end
-  return operation.new(self.transport, self.endpoints.healthcare, name)
+  local op = operation.new(self.transport, self.endpoints.healthcare, name)
+  if o and o.fetch == false then return op end
+  return op:get()
 end
 
 --- List the operations of the dataset (`o.filter`: the API's list filter). Returns an array of
@@ -331,23 +340,30 @@ end
 
 --- Every known failed file of a finished import/export: logged errors plus the operation's
 -- samples. Returns { failures = { {uri=, code=, status=, message=} ... }, logged=, expected=,
--- complete= } or nil, Error. For a streaming iterator over the logs use dicomgcs.failures.each.
-function Client:failures(op)
-  return require("dicomgcs.failures").collect(self, op)
+-- complete= } or nil, Error. The logs arrive after the operation ends: `opts.logs_wait` (seconds,
+-- default 120) bounds the re-reads (see dicomgcs.failures.collect). For a streaming iterator over
+-- the logs use dicomgcs.failures.each.
+function Client:failures(op, opts)
+  return require("dicomgcs.failures").collect(self, op, opts)
 end
 
---- A report of every object an import of `uri` matched, with its outcome (see dicomgcs.report).
+--- A report of every object an import of `uri` matched, with its outcome (see dicomgcs.report):
+-- `{ rows = { {input=, outcome="succeeded"|"failed"|"skipped"|"unknown", code=, reason=}, ... },
+-- totals = {matched=, succeeded=, failed=, skipped=, unknown=}, complete=, failures= }` or nil, Error.
 function Client:import_report(op, uri, opts)
   return require("dicomgcs.recovery").import_report(self, op, uri, opts)
 end
 
 --- Settle the outcome of every object an import of `uri` matched by looking at the store
 -- (headers read with ranged downloads, presence asked over QIDO): for when the logs are a sample.
+-- Returns a table input URI -> `{outcome=, code=, reason=}` or nil, Error.
 function Client:reconcile(uri, opts)
   return require("dicomgcs.recovery").reconcile(self, uri, opts)
 end
 
 --- Re-import only the failed objects worth another try (see dicomgcs.recovery.retry_failed).
+-- `opts.dicom_store`, `opts.concurrency`. Returns `{ retried = { {failure=, operation=Operation,
+-- ok=, err=}, ... }, skipped = { {failure=, reason=}, ... }, succeeded=, failed= }` or nil, Error.
 function Client:retry_failed(op, opts)
   return require("dicomgcs.recovery").retry_failed(self, op, opts)
 end
@@ -362,7 +378,8 @@ function Client:dicomweb(o)
 end
 
 --- Export a cohort picked by UIDs, a QIDO query or a predicate, through the v1beta1
--- filterConfig, and check the result (see dicomgcs.cohort.export).
+-- filterConfig, and check the result (see dicomgcs.cohort.export). Returns `{ operation=Operation,
+-- filter_uri=, selected={...}, expected=, written=, exact=, missing={...}, unexpected={...} }` or nil, Error.
 function Client:export_cohort(o)
   return require("dicomgcs.cohort").export(self, o)
 end

@@ -459,7 +459,8 @@ local function split_multipart(file, content_type, on_part)
   local failure
   local function close_cur(complete)
     if not cur then return end
-    cur.out:close()
+    local okc, cerr = cur.out:close()
+    if not okc then complete, failure = false, "cannot write " .. cur.path .. ": " .. tostring(cerr) end
     local head = table.concat(cur.head)
     on_part(cur.path, head, { part = cur.n, size = cur.size, complete = complete, headers = cur.headers })
     cur = nil
@@ -473,9 +474,11 @@ local function split_multipart(file, content_type, on_part)
     for _, ev in ipairs(list) do
       if ev.type == "begin" then
         nparts = nparts + 1
-        local p = (dir ~= "" and dir or ".") .. ("/.dicomgcs-part-%s-%d.tmp"):format(core.random_hex(6), nparts)
-        local out, oerr = io.open(p, "wb")
-        if not out then failure = "cannot write " .. tostring(oerr); break end
+        -- created O_EXCL|O_NOFOLLOW under a random name (nothing planted there is followed), then
+        -- opened by name: the folder is the caller's own
+        local p, oerr = core.create_temp((dir ~= "" and dir or ".") .. "/part")
+        local out = p and io.open(p, "wb")
+        if not out then rm(p); failure = "cannot write " .. tostring(oerr or p); break end
         cur = { out = out, path = p, head = {}, headn = 0, size = 0, n = nparts, headers = ev.headers }
       elseif ev.type == "data" and cur then
         local okw, werr = cur.out:write(ev.data)
@@ -574,7 +577,7 @@ function DW:retrieve(o)
     if not final then return fail(jerr.message) end
     if seen[final] then return fail(("part %d repeats instance %s"):format(info.part, sop)) end
     seen[final] = true
-    local mk, mkerr = localpath.make_parent(final)
+    local mk, mkerr = localpath.make_parent(final, dest)
     if not mk then return fail(mkerr.message, "io") end
     local moved, mverr = os.rename(tmp_part, final)
     if not moved then return fail("cannot write " .. final .. ": " .. tostring(mverr), "io") end
@@ -777,7 +780,9 @@ end
 
 --- Iterate over search results one DICOM JSON object at a time (see `pages` for the options).
 -- `for study in dw:search("studies", { filters = { PatientID = "P1" } }) do ... end`.
--- Returns the iterator, or nil, Error for bad arguments; a failure mid-way raises the Error.
+-- Returns the iterator (not an array: `#` does not apply), or nil, Error for bad arguments; a
+-- failure mid-way raises the Error. To collect: `local all = {}; for s in dw:search(...) do
+-- all[#all + 1] = s end`, or `dw:search_all(...)` (an array, or nil, Error).
 function DW:search(level, o)
   o = options.check(o or {}, known_search, "dicomweb:search")
   local _, uerr = search_url(self, level, o)

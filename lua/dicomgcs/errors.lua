@@ -2,7 +2,8 @@
 -- Fields: `kind` (transport|timeout|cancelled|http|auth|json|io|operation|input|callback),
 -- `message`, and where known `http_status`, `status` (Google's `error.status`, e.g. NOT_FOUND),
 -- `code` (numeric google.rpc code for operations), `details`, `url`, `attempts`, `retryable`,
--- `hint` (what to do about it). `tostring(err)` gives one readable line.
+-- `hint` (what to do about it, as Lua calls), `hint_cli` (the same as dicomgcs commands, where
+-- they differ). `tostring(err)` gives one readable line, with the hint for `errors.context`.
 -- @module dicomgcs.errors
 local errors = {}
 
@@ -16,11 +17,16 @@ function Error:__tostring()
   elseif self.status then
     s = s .. " [" .. self.status .. "]"
   end
-  if self.hint then s = s .. " — " .. self.hint end
+  local hint = errors.context == "cli" and self.hint_cli or self.hint
+  if hint then s = s .. " — " .. hint end
   return s
 end
 
 errors.Error = Error
+
+--- Where errors are read: "lua" (the default: hints are Lua calls) or "cli" (set by the command
+-- line: hints are `dicomgcs …` commands, from `hint_cli` when an error has one).
+errors.context = "lua"
 
 --- Make an error object from a table of fields (`kind` and `message` are required).
 function errors.new(fields)

@@ -25,9 +25,11 @@ function gcs.new(transport, base, project, opts)
 end
 
 -- Bucket IAM and the Healthcare service agent: get_iam_policy, set_iam_policy, project_number,
--- service_agent, check_service_agent, grant_service_agent (documented in dicomgcs.gcs.iam).
+-- service_agent, check_service_agent, grant_service_agent, get/set_project_iam_policy,
+-- service_agent_access (documented in dicomgcs.gcs.iam).
 for _, k in ipairs{ "get_iam_policy", "set_iam_policy", "project_number", "service_agent",
-                    "check_service_agent", "grant_service_agent" } do
+                    "check_service_agent", "grant_service_agent", "get_project_iam_policy",
+                    "set_project_iam_policy", "service_agent_access" } do
   Storage[k] = iam[k]
 end
 
@@ -119,6 +121,11 @@ function Storage:stat(uri)
   return self.transport:json("GET", self:object_url(bucket, name), nil, "get " .. uri)
 end
 
+--- The error for a URL that selects nothing (gcloud fails there too, rather than "0 of 0").
+function gcs.no_match(uri)
+  return errors.input(uri .. " matched no objects", "check the name with: dicomgcs storage ls " .. uri:gsub("[^/]*$", ""))
+end
+
 --- Upload a file or a folder (recursively) under a `gs://BUCKET/PREFIX`.
 -- A folder's relative paths are kept: `dir/a/b.dcm` → `PREFIX/a/b.dcm`. A single file
 -- uploaded to a URI ending in `/` keeps its name; otherwise the URI names the object.
@@ -136,8 +143,11 @@ function Storage:upload(source, uri, opts)
   opts = opts or {}
   local bucket, prefix = wildcard.parse_uri(uri, { allow_empty_object = true })
   if not bucket then return nil, prefix end
-  local files, ferr = localpath.files(source)
+  local files, ferr = localpath.files(source, { links = true })
   if not files then return nil, ferr end
+  if #files == 0 then
+    return nil, errors.input(source .. " matched no files", "the folder is empty; nothing was uploaded")
+  end
   local single = #files == 1 and files[1].path == source
   local function name_of(f)
     if single and prefix ~= "" and prefix:sub(-1) ~= "/" then return prefix
@@ -192,9 +202,10 @@ end
 function Storage:download(uri, dest, opts)
   local objects, bucket, base = self:select(uri)
   if not objects then return nil, bucket end
+  if #objects == 0 then return nil, gcs.no_match(uri) end
   return transfer.download(self, objects, bucket, function(obj)
     return localpath.safe_join(dest, obj.name:sub(#base + 1))
-  end, opts)
+  end, opts, dest)
 end
 
 --- Delete every object under a prefix (or matching a wildcard, or the one object named).

@@ -27,18 +27,34 @@ end
 --- The folder part of a path ("" for a bare name).
 function localpath.dirname(p) return p:match("^(.*)/[^/]*$") or "" end
 
---- Make the parent folders of `path`. Returns true or nil, Error.
-function localpath.make_parent(path)
+--- Make the parent folders of `path`. With `root` (a folder `path` lies under, as built by
+-- safe_join), the folders below `root` are created without following links: one that is a
+-- symbolic link fails (a link planted in the destination must not lead a server's name out of
+-- it). Returns true or nil, Error.
+function localpath.make_parent(path, root)
   local d = localpath.dirname(path)
   if d == "" then return true end
-  local ok, err = core.mkdir_p(d)
+  local ok, err
+  if root then
+    root = root:gsub("/+$", "")
+    if root == "" then root = "/" end
+    local rel = d:sub(#root + 1):gsub("^/+", "")
+    assert(d:sub(1, #root) == root, "make_parent: path is not under root")
+    ok, err = core.mkdir_p(root)
+    if ok then ok, err = core.mkdir_under(root, rel) end
+  else
+    ok, err = core.mkdir_p(d)
+  end
   if not ok then return nil, errors.new{ kind = "io", message = "cannot create folder " .. err } end
   return true
 end
 
 --- Every regular file under `root` (a file or a folder, walked recursively, links not
--- followed), as a sorted list of { path=, rel=, size= }. Returns the list or nil, Error.
-function localpath.files(root)
+-- followed), as a sorted list of { path=, rel=, size= }. With `opts.links`, each symbolic link
+-- met (to a file or a folder) is listed too, as { path=, rel=, size=0, link=true, err=Error },
+-- for the caller to report as failed. Returns the list or nil, Error.
+function localpath.files(root, opts)
+  local links = opts and opts.links
   local st, serr = core.stat(root)
   if not st then return nil, errors.new{ kind = "io", message = "cannot read " .. serr } end
   if st.type == "file" then
@@ -60,6 +76,9 @@ function localpath.files(root)
       elseif e.type == "file" then
         local fst = core.stat(p)
         out[#out + 1] = { path = p, rel = r, size = fst and fst.size or 0 }
+      elseif e.type == "link" and links then
+        out[#out + 1] = { path = p, rel = r, size = 0, link = true, err = errors.new{ kind = "input",
+          message = p .. " is a symbolic link: not followed", hint = "copy what it points to, or name its target" } }
       end
     end
     return true

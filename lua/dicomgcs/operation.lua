@@ -48,6 +48,14 @@ end
 --- The short id: the last part of the name.
 function Operation:id() return (self.name:match("([^/]+)$")) end
 
+--- The operation as the command line names it: "ID --dataset=D --location=L --project=P"
+-- (for hints that are `dicomgcs operations …` commands).
+function Operation:cli_ref()
+  local p, l, d = self.name:match("^projects/([^/]+)/locations/([^/]+)/datasets/([^/]+)/operations/")
+  if not p then return self.name end
+  return ("%s --dataset=%s --location=%s --project=%s"):format(self:id(), d, l, p)
+end
+
 --- Refresh from the server. Returns self or nil, Error.
 function Operation:get()
   local doc, err = self.transport:json("GET", self.base_url .. "/" .. self.name, nil,
@@ -86,7 +94,11 @@ function Operation:failure()
     message = ("operation %s failed: %s (success %d, failure %d)"):format(
       self.name, tostring(e.message or "no message"), c.success, c.failure),
     details = e.details, operation = self,
-    hint = c.failure > 0 and "list the failed files with op:failures() or `dicomgcs operations failures`" or nil,
+    -- permission_hint: set by the client when its pre-check could not see the service agent's grant
+    hint = (code == 7 and self.permission_hint)
+      or (c.failure > 0 and "list the failed files: c:failures(op).failures (each {uri=, status=, message=})" or nil),
+    hint_cli = (code == 7 and self.permission_hint)
+      or (c.failure > 0 and ("list the failed files: dicomgcs operations failures " .. self:cli_ref()) or nil),
   }
 end
 
@@ -119,7 +131,8 @@ function Operation:wait(opts)
     if deadline and now >= deadline then
       return nil, errors.new{ kind = "timeout", operation = self,
         message = ("operation %s still running after %gs"):format(self.name, opts.timeout),
-        hint = "it goes on in the server: wait again with dicomgcs operations wait " .. self.name }
+        hint = "it goes on in the server: call op:wait{} again (or c:operation(\"" .. self.name .. "\"):wait{})",
+        hint_cli = "it goes on in the server: wait again with dicomgcs operations wait " .. self:cli_ref() }
     end
     local delay = interval
     if deadline then delay = math.min(delay, deadline - now) end

@@ -163,7 +163,7 @@ local function resume_from_manifest(self)
       j.skipped = true
       j.history, j.events = rec.history, rec.events
     elseif rec and rec.state == "running" and rec.operation then
-      local op = self.client:operation(rec.operation)
+      local op = self.client:operation(rec.operation, { fetch = false })
       if op then
         j.op, j.state, j.reattached = op, "running", true
         note(j, "restart", "re-attached to " .. rec.operation)

@@ -1,20 +1,22 @@
 --- Outcome reports: every matched input with its outcome, as JSON and CSV files, with totals
--- that must add up (succeeded + failed + skipped = matched). Nothing is silently dropped: an
+-- that must add up (succeeded + failed + skipped + conflict = matched; a conflict is a file whose
+-- SOP Instance UID the store already held with other bytes). Nothing is silently dropped: an
 -- input without an outcome is reported as "unknown" and makes `complete` false.
 -- @module dicomgcs.report
-local errors = require "dicomgcs.errors"
+local atomicfile = require "dicomgcs.atomicfile"
 local json = require "dicomgcs.json"
+local localpath = require "dicomgcs.localpath"
 
 local report = {}
 
-local OUTCOMES = { succeeded = true, failed = true, skipped = true }
+local OUTCOMES = { succeeded = true, failed = true, skipped = true, conflict = true }
 
 --- Build a report from the list of matched inputs (URIs or paths) and a table of outcomes
--- keyed by input: { outcome = "succeeded"|"failed"|"skipped", code=, reason= }.
--- Returns { rows = {...}, totals = {matched=, succeeded=, failed=, skipped=, unknown=}, complete = bool }.
+-- keyed by input: { outcome = "succeeded"|"failed"|"skipped"|"conflict", code=, reason= }.
+-- Returns { rows = {...}, totals = {matched=, succeeded=, failed=, skipped=, conflict=, unknown=}, complete = bool }.
 function report.build(inputs, outcomes)
   local rows = {}
-  local totals = { matched = #inputs, succeeded = 0, failed = 0, skipped = 0, unknown = 0 }
+  local totals = { matched = #inputs, succeeded = 0, failed = 0, skipped = 0, conflict = 0, unknown = 0 }
   for _, input in ipairs(inputs) do
     local o = outcomes[input]
     local outcome = o and OUTCOMES[o.outcome] and o.outcome or "unknown"
@@ -23,7 +25,8 @@ function report.build(inputs, outcomes)
                         reason = o and o.reason or (outcome == "unknown" and "no outcome recorded" or nil) }
   end
   return { rows = rows, totals = totals,
-           complete = totals.unknown == 0 and totals.succeeded + totals.failed + totals.skipped == totals.matched }
+           complete = totals.unknown == 0 and
+             totals.succeeded + totals.failed + totals.skipped + totals.conflict == totals.matched }
 end
 
 local function csv_field(v)
@@ -53,18 +56,17 @@ function report.html(r)
   return require("dicomgcs.report.html").render(r)
 end
 
---- Write `base.json` and `base.csv`; with `opts.format = "html"`, write the HTML page to the
--- path `base` instead. Returns true or nil, Error.
+--- Write `base.json` and `base.csv` (each whole or not at all), creating their folder; with
+-- `opts.format = "html"`, write the HTML page to the path `base` instead. Returns true or nil, Error.
 function report.write(r, base, opts)
+  local ok, err = localpath.make_parent(base)
+  if not ok then return nil, err end
   if opts and opts.format == "html" then
-    return require("dicomgcs.atomicfile").write(base, report.html(report.describe(r, opts)))
+    return atomicfile.write(base, report.html(report.describe(r, opts)))
   end
-  for ext, text in pairs{ json = report.json(r), csv = report.csv(r) } do
-    local path = base .. "." .. ext
-    local f, err = io.open(path, "wb")
-    if not f then return nil, errors.new{ kind = "io", message = "cannot write report " .. tostring(err) } end
-    f:write(text)
-    f:close()
+  for _, ext in ipairs{ "json", "csv" } do
+    ok, err = atomicfile.write(base .. "." .. ext, ext == "json" and report.json(r) or report.csv(r))
+    if not ok then return nil, err end
   end
   return true
 end

@@ -2,6 +2,7 @@
 -- instances, some in sub-folders, for demos and for testing one's own pipelines offline.
 -- Needs the dcmtk package (`apt-get install dcmtk`).
 -- @module dicomgcs.testdata
+local atomicfile = require "dicomgcs.atomicfile"
 local core = require "dicomgcs.core"
 local errors = require "dicomgcs.errors"
 
@@ -14,11 +15,7 @@ testdata.UID_ROOT = "1.2.826.0.1.3680043.8.498"
 local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
 local function write_file(path, bytes)
-  local f, err = io.open(path, "wb")
-  if not f then return nil, errors.new{ kind = "io", message = "cannot write " .. tostring(err) } end
-  f:write(bytes)
-  f:close()
-  return true
+  return atomicfile.write(path, bytes, { sync = false })
 end
 
 -- A little-endian 16-bit gradient, different per instance so files differ in content.

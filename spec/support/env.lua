@@ -40,11 +40,13 @@ function env.root()
 end
 
 --- Environment assignments that let a child `lua5.4` load this tree's modules, whatever the
--- caller's environment (prefix a shell command with it).
+-- caller's environment (prefix a shell command with it). The C core comes from
+-- $DICOMGCS_BUILD (default build/), so `make sanitize` children load the instrumented one.
 function env.lua_paths()
   local dir = env.root()
+  local build = os.getenv("DICOMGCS_BUILD") or "build"
   return ("LUA_PATH_5_4=%s LUA_CPATH_5_4=%s"):format(
-    shell_quote(dir .. "/lua/?.lua;" .. dir .. "/lua/?/init.lua;;"), shell_quote(dir .. "/build/?.so;;"))
+    shell_quote(dir .. "/lua/?.lua;" .. dir .. "/lua/?/init.lua;;"), shell_quote(dir .. "/" .. build .. "/?.so;;"))
 end
 
 local cleanups = {}
@@ -125,7 +127,7 @@ function env.emulator()
   if host and host ~= "" then
     shared = { host = host, url = "http://" .. host, stop = function() end }
   else
-    shared = env.start_emulator()
+    shared = env.start_emulator{ "--log-delay-ms", "300" } -- as scripts/run-tests starts it
   end
   return shared
 end

@@ -20,6 +20,9 @@
 //   /slow?n=&chunk=&interval=  n bytes in chunks every interval ms
 //   /auth?key=[&reject=]       401 when the bearer token equals reject, else 200 + JSON
 //   /_log?key=                 JSON list of {t (ms since start, float), method, auth} for key
+//   /stuck308/KEY/N/…          a Cloud Storage root whose resumable sessions never progress:
+//                              GET → {"items":[]}, POST → 200 + Location of a session, and the
+//                              first N PUTs (logged under KEY) → 308 without Range, then 200 {}
 'use strict';
 const http = require('http');
 const crypto = require('crypto');
@@ -82,6 +85,21 @@ const server = http.createServer((req, res) => {
   if (path === '/_log') {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify(logs.get(key) || []));
+    return;
+  }
+  if (path.startsWith('/stuck308/')) {
+    const [, skey, sn] = path.split('/').slice(1);
+    if (path.includes('/session')) record(skey, req);
+    req.resume();
+    req.on('end', () => {
+      if (req.method === 'GET') { res.writeHead(200, { 'content-type': 'application/json' }); res.end('{"items":[]}'); return; }
+      if (req.method === 'POST') {
+        const loc = `http://127.0.0.1:${server.address().port}/stuck308/${skey}/${sn}/session`;
+        res.writeHead(200, { location: loc, 'content-length': 0 }); res.end(); return;
+      }
+      if (req.method === 'PUT' && bump(skey) <= Number(sn)) { res.writeHead(308, { 'content-length': 0 }); res.end(); return; }
+      res.writeHead(200, { 'content-type': 'application/json' }); res.end('{}');
+    });
     return;
   }
   if (path === '/echo' || path === '/upload') {

@@ -6,6 +6,8 @@ local core = require "dicomgcs.core"
 local json = require "dicomgcs.json"
 
 local errors = require "dicomgcs.errors"
+local progress = require "dicomgcs.cli.progress"
+local term = require "dicomgcs.cli.term"
 
 -- A message becomes an input Error (printed as one line, no traceback).
 local function fail(err)
@@ -63,10 +65,13 @@ local function resource(s)
   return o
 end
 
-local function status_line(p)
-  return ("%d/%d files, %.1f/%.1f MiB — %d stored, %d already present, %d failed"):format(
-    p.files_done, p.files_total, p.bytes_done / 1048576, p.bytes_total / 1048576,
-    p.stored or 0, p.already_present or 0, p.failed or 0)
+local function status_line(p, meter)
+  local fraction = p.bytes_total > 0 and p.bytes_done / p.bytes_total or (p.files_total > 0 and p.files_done / p.files_total or 1)
+  local rate, eta = meter.rate(), meter.eta(p.bytes_total - p.bytes_done)
+  return ("%s %3d%%  %d/%d files, %s/%s  %s  %s — %d stored, %d already present, %d failed"):format(
+    progress.bar(fraction), math.floor(100 * fraction), p.files_done, p.files_total, progress.bytes(p.bytes_done),
+    progress.bytes(p.bytes_total), rate and (progress.bytes(rate) .. "/s") or "--/s",
+    eta and ("ETA " .. progress.duration(eta)) or "ETA --", p.stored or 0, p.already_present or 0, p.failed or 0)
 end
 
 return {
@@ -87,6 +92,8 @@ return {
       local dw = open(ctx)
       local tty = core.isatty(2)
       local last = 0
+      local meter = progress.meter()
+      meter.observe(0)
       local rec = ctx.flags.report and require("dicomgcs.report").recorder()
       local summary = must(dw:store(ctx.words, {
         concurrency = positive(ctx, "concurrency"), batch = positive(ctx, "batch"), study = ctx.flags.study,
@@ -96,16 +103,17 @@ return {
               pending = p.files_total - p.files_done, bytes = p.bytes_done }, p.files_done == p.files_total)
           end
           local now = core.monotime()
+          meter.observe(p.bytes_done, now)
           local r = p.result
           if r and r.status == "failed" then
             if tty then io.stderr:write("\r\27[K") end
             local reason = tostring(r.reason)
             if not reason:find(r.path, 1, true) then reason = r.path .. ": " .. reason end
-            io.stderr:write("ERROR: ", reason, "\n")
+            io.stderr:write("ERROR: ", term.escape(reason), "\n")
           end
           if tty and (now - last > 0.2 or p.files_done == p.files_total) then
             last = now
-            io.stderr:write("\r\27[K", status_line(p))
+            io.stderr:write("\r\27[K", status_line(p, meter))
           end
         end }))
       if tty then io.stderr:write("\n") end
@@ -162,9 +170,9 @@ return {
       o.layout = ctx.flags.flat and "flat" or nil
       local s = must(dw:retrieve(o))
       for _, r in ipairs(s.results) do
-        if r.status == "failed" then io.stderr:write("ERROR: ", tostring(r.err), "\n") end
+        if r.status == "failed" then io.stderr:write("ERROR: ", term.escape(tostring(r.err)), "\n") end
       end
-      if s.err then io.stderr:write("ERROR: ", tostring(s.err), "\n") end
+      if s.err then io.stderr:write("ERROR: ", term.escape(tostring(s.err)), "\n") end
       if ctx.flags.format then
         local rows = {}
         for i, r in ipairs(s.results) do
@@ -251,7 +259,7 @@ return {
       o.wait = not ctx.flags.async
       local r = must(dw:delete(o))
       if type(r) == "table" and r.name then
-        if ctx.flags.format then ctx.print(r.raw) else ctx.out:write(r.name, "\n") end
+        if ctx.flags.format then ctx.print(r.raw) else ctx.out:write(term.escape(r.name), "\n") end
       end
       io.stderr:write("Deleted ", ctx.words[1], ctx.flags.async and type(r) == "table" and " (operation started)" or "", ".\n")
       return 0

@@ -1,13 +1,23 @@
 --- Commands for datasets, DICOM stores, import/export and operations.
 -- @module dicomgcs.cli.healthcare
 
+local errors = require "dicomgcs.errors"
+local term = require "dicomgcs.cli.term"
+
 local function fail(err) error(err, 0) end
 local function must(v, err) if v == nil then fail(err) end return v end
 
 local async_flag = { type = "boolean", help = "return the operation name at once instead of waiting" }
+local skip_permission_flag = { type = "boolean",
+  help = "do not read the bucket's and project's IAM policies before starting (no service agent warning)" }
+local logs_wait_flag = { type = "string", metavar = "SECONDS",
+  help = "how long to keep reading Cloud Logging while it lags behind the failure counter (default 120)" }
 local timeout_flag = { type = "string", metavar = "SECONDS", help = "stop waiting after this long (the operation goes on)" }
 
--- Wait for an operation with a progress line; print it; map the outcome to an exit code.
+-- Wait for an operation with a progress line; print it; map the outcome to an exit code:
+-- 0 done, 3 done with some files failed, 1 failed as a whole (or not waited to the end).
+-- op:wait may hand back an operation some files failed in (partial failure is a result) or
+-- nil, err: both end here the same way.
 local function wait_and_report(ctx, op)
   local progress = ctx.progress()
   local done, err = op:wait{ on_progress = progress.report, timeout = tonumber(ctx.flags.timeout),
@@ -15,8 +25,14 @@ local function wait_and_report(ctx, op)
   progress.finish()
   local final = done or (err and err.operation)
   if final then ctx.print(final.raw) end
-  if done then return 0 end
-  io.stderr:write("ERROR: ", tostring(err), "\n")
+  if done and done.counter.failure == 0 and not done.error then return 0 end
+  if done then
+    err = done:failure() or errors.new{ kind = "operation", operation = done,
+      message = ("operation %s finished with %d failed file(s) of %d"):format(done.name, done.counter.failure,
+        done.counter.success + done.counter.failure),
+      hint_cli = "list them: dicomgcs operations failures " .. done:cli_ref() }
+  end
+  io.stderr:write("ERROR: ", term.escape(tostring(err)), "\n")
   if err.kind == "operation" and final.counter.success > 0 then return 3 end
   return 1
 end
@@ -96,6 +112,7 @@ return {
               partition = { type = "boolean", help = "run the plan: one import per sub-folder, --max-in-flight at a time" },
               ["max-in-flight"] = { type = "string", metavar = "K", help = "operations at a time with --partition (default 3)" },
               manifest = { type = "string", metavar = "FILE", help = "with --partition: JSON Lines state file; re-run to resume" },
+              ["skip-permission-check"] = skip_permission_flag,
               report = { type = "string", metavar = "FILE", help = "at the end, write an HTML run report to FILE" } },
     run = function(ctx)
       local uri = ctx.flags["gcs-uri"]
@@ -131,7 +148,8 @@ return {
         if t.failed == 0 and t.failure == 0 then return 0 end
         return t.success > 0 and 3 or 1
       end
-      local op = must(c:import{ dicom_store = ctx.words[1], uri = uri })
+      local op = must(c:import{ dicom_store = ctx.words[1], uri = uri,
+        check_permissions = not ctx.flags["skip-permission-check"] })
       if not ctx.flags.report or ctx.flags.async then return start_operation(ctx, op) end
       local code = start_operation(ctx, op)
       local report = require "dicomgcs.report"
@@ -148,7 +166,7 @@ return {
               ["transfer-syntax"] = { type = "string", metavar = "UID", help = "transfer syntax UID, or * for as stored" },
               study = { type = "list", metavar = "UID", help = "export only this study (repeatable; v1beta1 filterConfig)" },
               filter = { type = "list", metavar = "KEY=VALUE", help = "export only the studies a QIDO search with these matches finds (repeatable)" },
-              async = async_flag, timeout = timeout_flag },
+              async = async_flag, timeout = timeout_flag, ["skip-permission-check"] = skip_permission_flag },
     run = function(ctx)
       if not ctx.flags["gcs-uri-prefix"] then fail("--gcs-uri-prefix is required, e.g. --gcs-uri-prefix=gs://BUCKET/export/") end
       if ctx.flags.study or ctx.flags.filter then
@@ -176,7 +194,7 @@ return {
       end
       return start_operation(ctx, must(ctx.client():export{ dicom_store = ctx.words[1],
         uri_prefix = ctx.flags["gcs-uri-prefix"], mime_type = ctx.flags["mime-type"],
-        transfer_syntax = ctx.flags["transfer-syntax"] }))
+        transfer_syntax = ctx.flags["transfer-syntax"], check_permissions = not ctx.flags["skip-permission-check"] }))
     end },
 
   { path = { "dicom-stores", "export", "bq" },
@@ -195,8 +213,7 @@ return {
     summary = "show an operation", min_args = 1, max_args = 1,
     help = "Show a long-running operation (full name, or id with --dataset).",
     run = function(ctx)
-      local op = must(ctx.client():operation(ctx.words[1]))
-      ctx.print(must(op:get()).raw)
+      ctx.print(must(ctx.client():operation(ctx.words[1])).raw)
     end },
   { path = { "operations", "wait" }, usage = "operations wait OPERATION --dataset=D --location=L",
     summary = "wait for an operation", min_args = 1, max_args = 1,
@@ -215,15 +232,17 @@ return {
   { path = { "operations", "failures" }, usage = "operations failures OPERATION [--format=json|csv]",
     summary = "list every failed file of an import or export, with the reason", min_args = 1, max_args = 1,
     formats = { json = true, yaml = true, csv = true, table = true },
+    flags = { ["logs-wait"] = logs_wait_flag },
     help = "Read the operation's per-file errors from Cloud Logging (and its sample errors) and print\n" ..
       "one line per failed file: URI, status and reason. Exit 3 when the logs account for fewer\n" ..
       "failures than the operation's failure counter (Cloud Logging samples past a threshold).",
     run = function(ctx)
       local op = must(ctx.client():operation(ctx.words[1]))
-      must(op:get())
-      local found = must(ctx.client():failures(op))
+      local found = must(ctx.client():failures(op, { logs_wait = tonumber(ctx.flags["logs-wait"]) }))
       local rows = {}
-      for i, f in ipairs(found.failures) do rows[i] = { uri = f.uri, status = f.status, code = f.code, message = f.message } end
+      for i, f in ipairs(found.failures) do
+        rows[i] = { uri = f.uri, status = f.status, code = f.code, kind = f.kind, message = f.message }
+      end
       local fmt = ctx.flags.format
       if fmt == "csv" then
         local report = require "dicomgcs.report"
@@ -237,7 +256,9 @@ return {
         ctx.print({ operation = op.name, expected = found.expected, logged = found.logged,
                     complete = found.complete, failures = require("dicomgcs.json").array(rows) })
       else
-        for _, r in ipairs(rows) do ctx.out:write(("%s\t%s\t%s\n"):format(r.uri, r.status, r.message)) end
+        for _, r in ipairs(rows) do
+          ctx.out:write(("%s\t%s\t%s\n"):format(term.escape(r.uri), term.escape(r.status), term.escape(r.message)))
+        end
       end
       if not found.complete then
         io.stderr:write(("WARNING: %d failure(s) found, the operation counted %d; the logs are a sample.\n"):format(
@@ -250,20 +271,22 @@ return {
     summary = "every file an import matched, with its outcome", min_args = 1, max_args = 1,
     formats = { json = true, yaml = true, csv = true, html = true },
     help = "List every object the import's --gcs-uri matched with its outcome (succeeded / failed /\n" ..
-      "skipped, and the reason); succeeded + failed + skipped = matched. Files the logs do not\n" ..
+      "skipped / conflict, and the reason); succeeded + failed + skipped + conflict = matched. A conflict is\n" ..
+      "a file whose SOP Instance UID the store already holds with other bytes. Files the logs do not\n" ..
       "name are settled by reading their headers and asking the store (reconciliation).\n" ..
       "--output=BASE also writes BASE.json and BASE.csv; with --format=html, --output=FILE is the\n" ..
       "HTML run report (one self-contained page: totals, counters over time, failures).",
     flags = { ["gcs-uri"] = { type = "string", metavar = "URI", help = "the gs:// URI the import was given" },
               output = { type = "string", metavar = "BASE", help = "write BASE.json and BASE.csv (with --format=html: the HTML file)" },
-              ["dicom-store"] = { type = "string", metavar = "STORE", help = "the store imported into (for reconciliation)" } },
+              ["dicom-store"] = { type = "string", metavar = "STORE", help = "the store imported into (for reconciliation)" },
+              ["logs-wait"] = logs_wait_flag },
     run = function(ctx)
       if not ctx.flags["gcs-uri"] then fail("--gcs-uri is required: the URI the import was given") end
       local report = require "dicomgcs.report"
       local c = ctx.client()
       local op = must(c:operation(ctx.words[1]))
-      must(op:get())
-      local r = must(c:import_report(op, ctx.flags["gcs-uri"], { dicom_store = ctx.flags["dicom-store"] }))
+      local r = must(c:import_report(op, ctx.flags["gcs-uri"], { dicom_store = ctx.flags["dicom-store"],
+        logs_wait = tonumber(ctx.flags["logs-wait"]) }))
       local html = ctx.flags.format == "html"
       if html then
         local info = { kind = "import", source = ctx.flags["gcs-uri"], store = ctx.flags["dicom-store"] }
@@ -279,62 +302,91 @@ return {
       elseif ctx.flags.format == "yaml" then ctx.print({ totals = r.totals, complete = r.complete })
       elseif not html then
         for _, row in ipairs(r.rows) do
-          ctx.out:write(("%s\t%s%s\n"):format(row.input, row.outcome, row.reason and ("\t" .. row.reason) or ""))
+          ctx.out:write(("%s\t%s%s\n"):format(term.escape(row.input), row.outcome,
+            row.reason and ("\t" .. term.escape(row.reason)) or ""))
         end
       end
       local t = r.totals
-      io.stderr:write(("%d matched: %d succeeded, %d failed, %d skipped%s.\n"):format(t.matched, t.succeeded,
-        t.failed, t.skipped, t.unknown > 0 and (", " .. t.unknown .. " unknown") or ""))
-      if t.failed == 0 and t.unknown == 0 then return 0 end
+      io.stderr:write(("%d matched: %d succeeded, %d failed, %d skipped%s%s.\n"):format(t.matched, t.succeeded,
+        t.failed, t.skipped, t.conflict > 0 and (", " .. t.conflict .. " conflict (already stored with other bytes; " ..
+        "see operations retry-failed --replace)") or "", t.unknown > 0 and (", " .. t.unknown .. " unknown") or ""))
+      if t.failed == 0 and t.unknown == 0 and t.conflict == 0 then return 0 end
       return 3
     end },
   { path = { "operations", "retry-failed" }, usage = "operations retry-failed OPERATION --dataset=D --location=L",
     summary = "re-import only the failed files worth another try", min_args = 1, max_args = 1,
     help = "Re-import, one exact-URI import each, the failed files of an import whose error was\n" ..
-      "transient or whose object was replaced since it failed. Prints what was retried and what\n" ..
-      "was skipped, and why.",
+      "transient or whose object was replaced since it failed. Prints one line per file: URI,\n" ..
+      "what was done, the new operation's id (retried files) and the reason; then the new\n" ..
+      "operations' ids on stderr. A conflict (the store holds the file's SOP Instance UID with other\n" ..
+      "bytes) is skipped unless --replace, which deletes the stored instance over DICOMweb and imports the file.",
     flags = { ["dicom-store"] = { type = "string", metavar = "STORE",
                                   help = "import into this store (default: the operation's dataset store given by --dicom-store)" },
-              concurrency = { type = "string", metavar = "N", help = "imports at a time (default 3)" } },
+              concurrency = { type = "string", metavar = "N", help = "imports at a time (default 3)" },
+              replace = { type = "boolean", help = "for conflicts: delete the stored instance and import the file" },
+              ["logs-wait"] = logs_wait_flag },
     run = function(ctx)
       local c = ctx.client()
       local op = must(c:operation(ctx.words[1]))
-      must(op:get())
       local store = ctx.flags["dicom-store"]
       if not store then fail("--dicom-store is required: the operation does not name its store") end
-      local summary = must(c:retry_failed(op, { dicom_store = store, concurrency = tonumber(ctx.flags.concurrency) }))
-      local rows = {}
+      local summary = must(c:retry_failed(op, { dicom_store = store, concurrency = tonumber(ctx.flags.concurrency),
+        replace = ctx.flags.replace, logs_wait = tonumber(ctx.flags["logs-wait"]) }))
+      local rows, ids = {}, {}
       for _, r in ipairs(summary.retried) do
         rows[#rows + 1] = { uri = r.failure.uri, action = "retried", ok = r.ok, reason = r.reason,
+                            operation = r.operation and r.operation.name or nil,
                             error = r.err and tostring(r.err) or nil }
+        if r.operation then ids[#ids + 1] = r.operation:id() end
       end
       for _, s in ipairs(summary.skipped) do
         rows[#rows + 1] = { uri = s.failure.uri, action = "skipped", reason = s.reason }
       end
       if ctx.flags.format then
         ctx.print({ succeeded = summary.succeeded, failed = summary.failed, skipped = #summary.skipped,
+                    conflicts = summary.conflicts,
                     files = require("dicomgcs.json").array(rows) })
       else
         for _, r in ipairs(rows) do
-          ctx.out:write(("%s\t%s%s\t%s\n"):format(r.uri, r.action, r.action == "retried" and (r.ok and " ok" or " FAILED") or "",
-            r.error or r.reason))
+          ctx.out:write(("%s\t%s%s\t%s\t%s\n"):format(term.escape(r.uri), r.action,
+            r.action == "retried" and (r.ok and " ok" or " FAILED") or "",
+            r.operation and term.escape(r.operation:match("([^/]+)$")) or "-", term.escape(r.error or r.reason or "")))
         end
       end
-      io.stderr:write(("Retried %d file(s): %d ok, %d failed; skipped %d.\n"):format(
-        #summary.retried, summary.succeeded, summary.failed, #summary.skipped))
+      io.stderr:write(("Retried %d file(s): %d ok, %d failed; skipped %d%s.\n"):format(
+        #summary.retried, summary.succeeded, summary.failed, #summary.skipped,
+        summary.conflicts > 0 and (" (%d conflict(s): --replace to overwrite)"):format(summary.conflicts) or ""))
+      if #ids > 0 then
+        io.stderr:write(("New operation(s): %s (dicomgcs operations describe ID --dataset=%s)\n"):format(
+          term.escape(table.concat(ids, " ")), term.escape(op.name:match("/datasets/([^/]+)/") or "")))
+      end
       if summary.failed > 0 then return summary.succeeded > 0 and 3 or 1 end
     end },
   { path = { "operations", "cancel" }, usage = "operations cancel OPERATION --dataset=D --location=L",
     summary = "cancel an operation", min_args = 1, max_args = 1,
     help = "Ask the server to cancel an operation, wait until it stops, and report what it did\n" ..
-      "before it stopped. --async returns right after asking.",
+      "before it stopped: succeeded, failed, and not processed (the files it had matched minus\n" ..
+      "those it got to). An operation already finished is left as it is, and said so.\n" ..
+      "--async returns right after asking.",
     flags = { async = async_flag },
     run = function(ctx)
       local op = must(ctx.client():operation(ctx.words[1]))
+      local name = term.escape(op.name)
+      if op.done then
+        ctx.print(op.raw)
+        io.stderr:write(("Operation %s had already finished (%s) before the cancel: nothing to cancel.\n"):format(
+          name, op.error and "with an error" or "successfully"))
+        return 0
+      end
+      -- the files it matched, as counted before the cancel: once it stops, `pending` reads 0
+      local matched = op.counter.success + op.counter.failure + op.counter.pending
       must(op:cancel{ wait = not ctx.flags.async, interval = tonumber(os.getenv("DICOMGCS_POLL_INTERVAL") or "") })
       ctx.print(op.raw)
       local c = op.counter
-      io.stderr:write(("%s %s: %d succeeded, %d failed, %d not processed.\n"):format(
-        op.done and "Stopped" or "Cancel requested for", op.name, c.success, c.failure, c.pending))
+      local done = c.success + c.failure
+      matched = math.max(matched, done + c.pending)
+      local counted = matched > 0 and (" of %d matched"):format(matched) or ""
+      io.stderr:write(("%s %s: %d succeeded, %d failed, %d not processed%s.\n"):format(
+        op.done and "Stopped" or "Cancel requested for", name, c.success, c.failure, matched - done, counted))
     end },
 }

@@ -102,12 +102,13 @@ local function context(c, parsed)
 end
 
 local function report_error(err)
-  io.stderr:write("ERROR: ", tostring(err), "\n")
+  io.stderr:write("ERROR: ", require("dicomgcs.cli.term").escape(tostring(err)), "\n")
 end
 
 --- Run the command line; returns the exit code.
 function cli.main(argv)
   argv = argv or {}
+  require("dicomgcs.errors").context = "cli"
   local words = {}
   for _, a in ipairs(argv) do if a:sub(1, 1) ~= "-" then words[#words + 1] = a end end
   local c = find(words)

@@ -1,8 +1,8 @@
 --- Printing results for the command line: `--format=json|yaml|table`, and the progress line
 -- for waiting (rewritten in place on a terminal, one plain line per change when piped).
 -- @module dicomgcs.cli.output
-local core = require "dicomgcs.core"
 local json = require "dicomgcs.json"
+local term = require "dicomgcs.cli.term"
 
 local output = {}
 
@@ -20,8 +20,10 @@ end
 local function yaml_scalar(v)
   if type(v) == "string" then
     if v == "" or v:find("[:#%[%]{},&*!|>'\"%%@`\n]") or v:match("^%s") or v:match("%s$")
-       or v:match("^[%d%.%-]+$") or v == "true" or v == "false" or v == "null" then
-      return json.encode(v)
+       or v:match("^[%d%.%-]+$") or v == "true" or v == "false" or v == "null" or term.escape(v) ~= v then
+      -- JSON's escapes are YAML double-quoted escapes; term.escape turns what JSON leaves raw
+      -- (DEL, C1) into \x7f / \u009b, which YAML reads back as the same characters
+      return term.escape(json.encode(v))
     end
     return v
   end
@@ -70,7 +72,7 @@ function output.render(value, format, columns)
       local row = {}
       for i, c in ipairs(columns) do
         local cell = c.get(item)
-        row[i] = cell == nil and "" or tostring(cell)
+        row[i] = cell == nil and "" or term.escape(cell)
         widths[i] = math.max(widths[i], #row[i])
       end
       rows[#rows + 1] = row
@@ -92,33 +94,10 @@ function output.render(value, format, columns)
   end
 end
 
---- A progress reporter for operations: `report(op)` after each poll, `finish()` at the end.
+--- A progress reporter for operations: `report(op)` after each poll, `finish()` at the end
+-- (lives in dicomgcs.cli.progress).
 function output.progress(stream)
-  stream = stream or io.stderr
-  local tty = core.isatty(2)
-  local started = core.monotime()
-  local last
-  local reporter = {}
-  function reporter.report(op)
-    local c = op.counter
-    local elapsed = core.monotime() - started
-    local doneish = c.success + c.failure
-    local rate = elapsed > 0 and doneish / elapsed or 0
-    local text = ("%s: %d succeeded, %d failed, %d pending — %.0fs elapsed, %.1f/s"):format(
-      op:id(), c.success, c.failure, c.pending, elapsed, rate)
-    if tty then
-      stream:write("\r\27[K", text)
-      stream:flush()
-    else
-      local key = ("%d/%d/%d/%s"):format(c.success, c.failure, c.pending, tostring(op.done))
-      if key ~= last then stream:write(text, "\n"); stream:flush() end
-      last = key
-    end
-  end
-  function reporter.finish()
-    if tty then stream:write("\n") end
-  end
-  return reporter
+  return require("dicomgcs.cli.progress").operation(stream)
 end
 
 return output

@@ -21,6 +21,7 @@ transfer.defaults = {
   chunk_size = nil,                -- nil: one streamed PUT, chunks only after a drop; else a multiple of 256 KiB
   resume_chunk_size = 8 * MIB,     -- chunk size when resuming after a drop (streamed as a file slice)
   max_resume_attempts = 10,        -- failed chunks in a row before giving up on one file
+  max_stalled = 3,                 -- 308 answers in a row that keep no new byte before giving up
   ranged_threshold = 64 * MIB,     -- objects this large or larger download in ranges
   range_size = 32 * MIB,
 }
@@ -134,7 +135,8 @@ local function upload_resumable(st, io, path, bucket, name, ctype, d, opts, what
   local chunk = setting(opts, "chunk_size")
   local resume_chunk = setting(opts, "resume_chunk_size")
   local max_fail = setting(opts, "max_resume_attempts")
-  local offset, failures, streamed = 0, 0, false
+  local max_stalled = transfer.defaults.max_stalled
+  local offset, failures, streamed, stalled = 0, 0, false, 0
   info.resumed = 0
   local function abandon(e)
     io.request({ method = "DELETE", url = session, retry = { max_attempts = 1 } }, what .. " (cancel the session)")
@@ -164,7 +166,13 @@ local function upload_resumable(st, io, path, bucket, name, ctype, d, opts, what
       return decode_object(r, what)
     elseif r and r.status == 308 then
       local now = persisted(r)
-      if now > offset then failures = 0 end
+      if now > offset then failures, stalled = 0, 0 else stalled = stalled + 1 end
+      if stalled >= max_stalled then
+        -- a server that keeps answering "incomplete" without keeping a byte would loop forever
+        return abandon(errors.new{ kind = "http", http_status = 308,
+          message = ("%s: the server answered 308 %d times in a row with no progress (it kept %d of %d bytes)")
+            :format(what, stalled, now, size), hint = "the upload session is stuck; run the copy again to start a new one" })
+      end
       offset = now
     else
       if e and (e.kind == "io" or e.kind == "callback" or (e.kind == "http" and not e.retryable)) then
@@ -220,9 +228,12 @@ function transfer.upload(st, files, bucket, name_of, opts, list_prefix)
     local target = "gs://" .. bucket .. "/" .. name
     local what = "upload " .. f.path .. " to " .. target
     local job = { source = f.path, target = target, large = (f.size or 0) >= threshold }
-    if bucket_err then
+    if f.err then
+      job.err = f.err   -- e.g. a symbolic link in the source folder: not followed
+    elseif bucket_err then
       job.err = errors.new{ kind = bucket_err.kind, http_status = bucket_err.http_status, status = bucket_err.status,
-        message = what .. ": bucket gs://" .. bucket .. " does not exist", hint = "create it first: dicomgcs storage buckets create gs://" .. bucket }
+        message = what .. ": bucket gs://" .. bucket .. " does not exist", hint = ("create it first: c.storage:create_bucket(%q)"):format(bucket),
+        hint_cli = "create it first: dicomgcs storage buckets create gs://" .. bucket }
     else
       job.fn = function(io)
         local d, herr = core.hash_file(f.path, want)
@@ -253,8 +264,12 @@ function transfer.upload(st, files, bucket, name_of, opts, list_prefix)
     max_large = opts.max_large })
 end
 
---- Download `objects` (listing entries) of `bucket`; `path_of(obj)` gives the local path or nil, Error.
-function transfer.download(st, objects, bucket, path_of, opts)
+--- Download `objects` (listing entries) of `bucket`; `path_of(obj)` gives the local path or nil,
+-- Error; `root` is the destination folder the paths lie under (no link below it is followed).
+-- Each object goes to a hidden temporary file beside its path (created O_EXCL|O_NOFOLLOW with a
+-- random name, see core.create_temp), reserved to the object's size, filled by one GET or by
+-- ranged GETs written in place, checked (length, CRC32C), and only then renamed into place.
+function transfer.download(st, objects, bucket, path_of, opts, root)
   opts = opts or {}
   options.check(opts, download_options, "download")
   local verify = opts.verify ~= false
@@ -277,7 +292,7 @@ function transfer.download(st, objects, bucket, path_of, opts)
       if not path then
         job.err = perr
       else
-        local ok, mkerr = localpath.make_parent(path)
+        local ok, mkerr = localpath.make_parent(path, root)
         if not ok then job.err = mkerr end
       end
       local url = st:object_url(bucket, obj.name) .. "?alt=media" ..
@@ -296,58 +311,48 @@ function transfer.download(st, objects, bucket, path_of, opts)
         return nil
       end
       job.fn = function(io)
-        if size >= threshold and size > range_size then
-          -- N ranged GETs written in place (output_offset) into one file preallocated to the
-          -- object's size under a temporary name, renamed once complete and verified.
-          local tmp = path .. ".dgpart"
-          local pok, paerr = core.preallocate(tmp, size)   -- blocks reserved: a full disk fails here
-          if not pok then
-            return nil, errors.new{ kind = "io", message = ("%s: cannot create a %d-byte file at %s"):format(what, size, paerr) }
+        -- blocks reserved up front: a full disk fails here, not halfway
+        local tmp, terr = core.create_temp(path, size)
+        if not tmp then
+          return nil, errors.new{ kind = "io", message = ("%s: cannot create a %d-byte file beside %s"):format(what, size, terr) }
+        end
+        local ranged = size >= threshold and size > range_size
+        local n = ranged and (size + range_size - 1) // range_size or 1
+        local list, want = {}, {}
+        for i = 1, n do
+          local a = (i - 1) * range_size
+          local b = ranged and math.min(size, a + range_size) - 1 or size - 1
+          want[i] = b - a + 1
+          list[i] = { { method = "GET", url = url, headers = ranged and { ("Range: bytes=%d-%d"):format(a, b) } or nil,
+                        output_file = tmp, output_offset = ranged and a or 0, hash = check and "crc32c" or nil },
+                      what .. (ranged and (" (bytes %d-%d)"):format(a, b) or "") }
+        end
+        local failed
+        local results = io.requests(list)
+        for i, o in ipairs(results) do
+          if not o.res then failed = failed or o.err
+          elseif ranged and o.res.status ~= 206 then
+            failed = failed or errors.new{ kind = "http", http_status = o.res.status,
+              message = ("%s: the server ignored Range for part %d (HTTP %d)"):format(what, i, o.res.status) }
+          elseif o.res.bytes_received ~= want[i] then
+            failed = failed or errors.new{ kind = "checksum", message = ("%s: %sgot %d bytes, %s %d")
+              :format(what, ranged and ("part %d: "):format(i) or "", o.res.bytes_received,
+                ranged and "asked for" or "the object has", want[i]) }
           end
-          local list, want = {}, {}
-          local n = (size + range_size - 1) // range_size
-          for i = 1, n do
-            local a = (i - 1) * range_size
-            local b = math.min(size, a + range_size) - 1
-            want[i] = b - a + 1
-            list[i] = { { method = "GET", url = url, headers = { ("Range: bytes=%d-%d"):format(a, b) },
-                          output_file = tmp, output_offset = a, hash = check and "crc32c" or nil }, what .. (" (bytes %d-%d)"):format(a, b) }
-          end
-          local failed
-          local results = io.requests(list)
-          for i, o in ipairs(results) do
-            if not o.res then failed = failed or o.err
-            elseif o.res.status ~= 206 then
-              failed = failed or errors.new{ kind = "http", http_status = o.res.status,
-                message = ("%s: the server ignored Range for part %d (HTTP %d)"):format(what, i, o.res.status) }
-            elseif o.res.bytes_received ~= want[i] then
-              failed = failed or errors.new{ kind = "checksum", message = ("%s: part %d: got %d bytes, asked for %d")
-                :format(what, i, o.res.bytes_received, want[i]) }
-            end
-          end
-          if not failed and check then
-            -- the file's CRC32C from the parts' (each over exactly its range), in order
-            local crc = 0
-            for i = 1, n do crc = core.crc32c_combine(crc, results[i].res.crc32c, want[i]) end
-            failed = digest_error(size, crc)
-          end
-          if not failed then
-            local rok, rerr = os.rename(tmp, path)
-            if not rok then failed = errors.new{ kind = "io", message = what .. ": cannot rename " .. tostring(rerr) } end
-          end
-          if failed then
-            os.remove(tmp)
-            return nil, failed
-          end
-        else
-          local res, err = io.request({ method = "GET", url = url, output_file = path,
-            hash = check and "crc32c" or nil }, what)
-          if not res then return nil, err end
-          local bad = digest_error(res.bytes_received, res.crc32c)
-          if bad then
-            os.remove(path)
-            return nil, bad
-          end
+        end
+        if not failed and check then
+          -- the file's CRC32C from the parts' (each over exactly its range), in order
+          local crc = 0
+          for i = 1, n do crc = core.crc32c_combine(crc, results[i].res.crc32c, want[i]) end
+          failed = digest_error(size, crc)
+        end
+        if not failed then
+          local rok, rerr = os.rename(tmp, path)
+          if not rok then failed = errors.new{ kind = "io", message = what .. ": cannot rename " .. tostring(rerr) } end
+        end
+        if failed then
+          os.remove(tmp)
+          return nil, failed
         end
         return { bytes = size, object = obj }
       end
