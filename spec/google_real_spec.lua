@@ -143,7 +143,7 @@ describe("the same instance, different bytes", function()
     assert.truthy(out:find("1 conflict", 1, true), out)
     out, code = cli("operations retry-failed " .. op.name .. " --dicom-store=store --logs-wait=5")
     assert.are.equal(0, code, out)
-    assert.truthy(out:find("/d/other.dcm\tskipped\tconflict", 1, true), out)
+    assert.truthy(out:find("/d/other.dcm\tskipped\t-\tconflict", 1, true), out)  -- URI, action, new operation, reason
     out, code = cli("operations retry-failed " .. op.name .. " --dicom-store=store --replace")
     assert.are.equal(0, code, out)
     assert.truthy(out:find("/d/other.dcm\tretried ok", 1, true), out)

@@ -58,9 +58,14 @@ end
 
 --- Refresh from the server. Returns self or nil, Error.
 function Operation:get()
-  local doc, err = self.transport:json("GET", self.base_url .. "/" .. self.name, nil,
+  local doc, res = self.transport:json("GET", self.base_url .. "/" .. self.name, nil,
     "get operation " .. self.name)
-  if not doc then return nil, err end
+  if not doc then return nil, res end
+  if res.quota_waits then             -- the engine waited out 429s for this poll (op.events, TEAM.md)
+    self.events = self.events or {}
+    self.events[#self.events + 1] = { t = require("dicomgcs.timestamp").now(), kind = "throttle",
+      detail = ("throttled by quota: the poll waited out %d quota error(s)"):format(res.quota_waits) }
+  end
   absorb(self, doc)
   -- the poll history a run report draws (interface agreed with the `loop` branch, which owns this)
   self.history = self.history or {}

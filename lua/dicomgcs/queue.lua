@@ -11,6 +11,7 @@
 -- operations still running, records them, says so on stderr, and raises again.
 -- @module dicomgcs.queue
 local core = require "dicomgcs.core"
+local errors = require "dicomgcs.errors"
 local manifest = require "dicomgcs.manifest"
 local options = require "dicomgcs.options"
 
@@ -24,13 +25,9 @@ local known = { client = true, max_in_flight = true, manifest = true, on_progres
   max_interval = true, log = true }
 
 --- Default error classification: "retry" for errors worth another try later (quota,
--- throttling, unavailable, transport), "fail" otherwise.
+-- throttling, unavailable, transport: errors.class, the one classification), "fail" otherwise.
 function queue.classify_error(err)
-  if err.retryable or err.status == "RESOURCE_EXHAUSTED" or err.status == "UNAVAILABLE"
-     or err.status == "ABORTED" then
-    return "retry"
-  end
-  return "fail"
+  return errors.retryable(errors.class(err)) and "retry" or "fail"
 end
 
 --- Make a queue. Options: `client` (required), `max_in_flight` (K, default 3), `manifest`
@@ -76,6 +73,15 @@ end
 local function note(j, kind, detail)
   j.events = j.events or {}
   j.events[#j.events + 1] = { t = require("dicomgcs.timestamp").now(), kind = kind, detail = detail }
+end
+-- The job's own moments and its operation's throttled polls (op.events), in time order.
+local function events_of(j)
+  local all = {}
+  for _, list in ipairs{ j.events or {}, j.op and j.op.events or {} } do
+    for _, e in ipairs(list) do all[#all + 1] = e end
+  end
+  table.sort(all, function(a, b) return a.t < b.t end)
+  return all
 end
 local function event_kind(err)
   return err.status == "RESOURCE_EXHAUSTED" and "throttle" or "retry"
@@ -129,7 +135,7 @@ local function finish(self, j, op, err)
     j.error = err
     local c = j.counter or { success = 0, failure = 0 }
     self:record(j, { state = "done", operation = op.name, success = c.success, failure = c.failure,
-                     error = err and tostring(err) or nil, history = op.history, events = j.events })
+                     error = err and tostring(err) or nil, history = op.history, events = events_of(j) })
     if self.hooks.on_operation_done then self.hooks.on_operation_done(j, op) end
     if self.hooks.on_file_failed and c.failure > 0 then
       local found = self.client:failures(op)
@@ -247,7 +253,7 @@ function Queue:run()
     summary.jobs[#summary.jobs + 1] = { key = j.key, state = j.state, operation = j.op and j.op.name,
       counter = j.counter, error = j.error and tostring(j.error) or nil, skipped = j.skipped or false,
       reattached = j.reattached or false, uri = j.spec.uri,
-      history = j.op and j.op.history or j.history, events = j.events }
+      history = j.op and j.op.history or j.history, events = events_of(j) }
   end
   if self.manifest then self.manifest:close() end
   return summary
