@@ -111,7 +111,9 @@ describe("HTML run report in headless Chromium", function()
     if not need_chromium() then return end
     local emu = env.start_emulator{ "--max-concurrent-operations", "1", "--op-delay-ms", "30" }
     local c = assert(dicomgcs.client{ project = "spec-project", location = "us-central1", emulator = emu.host,
-      token = "t", dataset = "throttled", dicom_store = "st", retry = { max_attempts = 1 } })
+      token = "t", dataset = "throttled", dicom_store = "st",
+      -- no transport-level retries nor quota waits, so that the queue itself meets the 429s
+      retry = { max_attempts = 1, quota_budget_ms = 0 } })
     assert(c:create_dataset{}); assert(c:create_dicom_store{})
     local bucket = env.bucket(c, nil, "import")
     env.upload_testdata(c, "gs://" .. bucket .. "/in/", { studies = 3, series = 1, instances = 3, nested = true }, "rq")
