@@ -94,9 +94,11 @@ function svg.duration(s)
   return ("%d:%02d"):format(m, sec)
 end
 
---- A formatter of elapsed seconds fit for a span: tenths of a second under 10 s, seconds under
+--- A formatter of elapsed seconds fit for a span: hundredths of a second under 1 s, tenths under
+-- 10 s, seconds under
 -- 2 minutes, a clock beyond.
 function svg.elapsed_format(span)
+  if span < 1 then return function(v) return ("%.2fs"):format(v) end end
   if span < 10 then return function(v) return ("%.1fs"):format(v) end end
   if span < 120 then return function(v) return ("%ds"):format(math.floor(v + 0.5)) end end
   return svg.duration
