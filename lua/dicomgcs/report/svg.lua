@@ -95,8 +95,7 @@ function svg.duration(s)
 end
 
 --- A formatter of elapsed seconds fit for a span: hundredths of a second under 1 s, tenths under
--- 10 s, seconds under
--- 2 minutes, a clock beyond.
+-- 10 s, seconds under 2 minutes, a clock beyond.
 function svg.elapsed_format(span)
   if span < 1 then return function(v) return ("%.2fs"):format(v) end end
   if span < 10 then return function(v) return ("%.1fs"):format(v) end end
