@@ -109,15 +109,7 @@ describe("HTML run report in headless Chromium", function()
 
   it("a throttled queue run: one section per operation, throttle moments marked, per-poll points", function()
     if not need_chromium() then return end
-    local emu = env.start_emulator{ "--max-concurrent-operations", "1", "--op-delay-ms", "30" }
-    local c = assert(dicomgcs.client{ project = "spec-project", location = "us-central1", emulator = emu.host,
-      token = "t", dataset = "throttled", dicom_store = "st",
-      -- no transport-level retries nor quota waits, so that the queue itself meets the 429s
-      retry = { max_attempts = 1, quota_budget_ms = 0 } })
-    assert(c:create_dataset{}); assert(c:create_dicom_store{})
-    local bucket = env.bucket(c, nil, "import")
-    env.upload_testdata(c, "gs://" .. bucket .. "/in/", { studies = 3, series = 1, instances = 3, nested = true }, "rq")
-    assert(c.storage:write("gs://" .. bucket .. "/in/study-2/junk.dcm", "junk"))
+    local emu, c, bucket = env.limited_store(3, "rq")
     local failed = {}
     local q = assert(dicomgcs.queue{ client = c, max_in_flight = 3, interval = 0.05, max_interval = 0.2, log = function() end,
       on_file_failed = function(job, f) failed[job.key] = failed[job.key] or {}; table.insert(failed[job.key], f) end })
