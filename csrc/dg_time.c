@@ -10,12 +10,6 @@ double dg_monotonic_seconds(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-double dg_wall_seconds(void) {
-  struct timespec ts;
-  if (clock_gettime(CLOCK_REALTIME, &ts) != 0) return 0.0;
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 int dg_sleep_seconds(double seconds) {
   struct timespec req, rem;
   if (!(seconds > 0)) return 0;

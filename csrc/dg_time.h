@@ -8,9 +8,6 @@
 /* Seconds on a clock that never jumps (CLOCK_MONOTONIC), with sub-millisecond resolution. */
 double dg_monotonic_seconds(void);
 
-/* Seconds since the epoch on the wall clock (CLOCK_REALTIME), with the fraction. */
-double dg_wall_seconds(void);
-
 /* Sleep for `seconds` (negative or NaN sleeps not at all), resuming after signals
  * until the time has passed. Returns 0, or -1 if the sleep could not be done. */
 int dg_sleep_seconds(double seconds);

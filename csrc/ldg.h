@@ -33,6 +33,9 @@ int ldg_check_replay(lua_State *L, int idx, const char *where);
 /* crc32c, hasher, hash_file, join_files: Cloud Storage checksums (ldg_hash.c) */
 void ldg_register_hash(lua_State *L);
 
+/* token_cache(): the access-token cache of dg_token.h (ldg_token.c) */
+void ldg_register_token(lua_State *L);
+
 /* Create the metatable `name` once per state (luaL_newmetatable, so it also gets __name):
  * `meta` holds its metamethods (__gc, __close, __tostring…), `methods` (may be NULL) becomes
  * its __index. Leaves the stack as it was. (ldg_core.c) */

@@ -1,16 +1,19 @@
 /*
  * ldg_core.c - entry point of require "dicomgcs.core", plus small OS helpers
- * (monotonic and wall clocks, sleep, isatty) the Lua layer needs for polling and progress lines.
+ * (monotonic clock, isatty, Ctrl-C guard) the Lua layer needs for waiting and progress
+ * lines; sleep is kept for the specs (the library waits on engine timers).
  *
  * The core is private to the dicomgcs Lua package: the files in lua/dicomgcs/ wrap
  * it and the public module table is built there.
  */
 #include <lauxlib.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 #include <curl/curl.h>
 
 #include "ldg.h"
+#include "dg_signal.h"
 #include "dg_time.h"
 #include "dg_version.h"
 
@@ -28,9 +31,10 @@ static int l_monotime(lua_State *L) {
   return 1;
 }
 
-/* core.walltime() -> seconds since the epoch, with the fraction (os.time has whole seconds) */
-static int l_walltime(lua_State *L) {
-  lua_pushnumber(L, dg_wall_seconds());
+static int l_unixtime(lua_State *L) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_REALTIME, &ts) != 0) { lua_pushnumber(L, (lua_Number)time(NULL)); return 1; }
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
   return 1;
 }
 
@@ -39,6 +43,40 @@ static int l_sleep(lua_State *L) {
   luaL_argcheck(L, s >= 0, 1, "seconds must not be negative");
   if (dg_sleep_seconds(s) != 0) return luaL_error(L, "sleep failed");
   return 0;
+}
+
+/* core.sigint_guard(): while open, Ctrl-C is caught (not lua.c's "interrupted!" hook)
+ * and ends any engine step at once; guard:caught() says whether it came (once per
+ * SIGINT). Close it (a <close> variable, :close(), or the collector) to restore the
+ * previous handler. Guards nest. */
+#define LDG_SIGINT "dicomgcs.SigintGuard"
+typedef struct { int open; } sigint_guard;
+
+static int guard_close(lua_State *L) {
+  sigint_guard *g = luaL_checkudata(L, 1, LDG_SIGINT);
+  if (g->open) { g->open = 0; dg_sigint_disarm(); }
+  return 0;
+}
+
+static int guard_caught(lua_State *L) {
+  sigint_guard *g = luaL_checkudata(L, 1, LDG_SIGINT);
+  lua_pushboolean(L, g->open && dg_sigint_take());
+  return 1;
+}
+
+static int guard_raise(lua_State *L) {      /* for specs: as if Ctrl-C were pressed */
+  luaL_checkudata(L, 1, LDG_SIGINT);
+  dg_sigint_raise_for_test();
+  return 0;
+}
+
+static int l_sigint_guard(lua_State *L) {
+  sigint_guard *g = lua_newuserdatauv(L, sizeof *g, 0);
+  g->open = 0;                              /* closed until armed */
+  luaL_setmetatable(L, LDG_SIGINT);
+  if (dg_sigint_arm() < 0) return luaL_error(L, "sigint_guard: cannot install a SIGINT handler");
+  g->open = 1;
+  return 1;
 }
 
 static int l_isatty(lua_State *L) {
@@ -61,15 +99,21 @@ void ldg_define_class(lua_State *L, const char *name, const luaL_Reg *meta, cons
 
 static const luaL_Reg core_functions[] = {
   {"monotime", l_monotime},
-  {"walltime", l_walltime},
   {"sleep", l_sleep},
+  {"unixtime", l_unixtime},
   {"isatty", l_isatty},
+  {"sigint_guard", l_sigint_guard},
   {NULL, NULL}
 };
 
 LDG_API int luaopen_dicomgcs_core(lua_State *L) {
   luaL_checkversion(L);
   init_curl_once();
+  static const luaL_Reg guard_meta[] = { {"__gc", guard_close}, {"__close", guard_close}, {NULL, NULL} };
+  static const luaL_Reg guard_methods[] = {
+    {"close", guard_close}, {"caught", guard_caught}, {"raise_for_test", guard_raise}, {NULL, NULL}
+  };
+  ldg_define_class(L, LDG_SIGINT, guard_meta, guard_methods);
   luaL_newlib(L, core_functions);
   lua_pushliteral(L, DG_VERSION);
   lua_setfield(L, -2, "_VERSION");
@@ -81,5 +125,6 @@ LDG_API int luaopen_dicomgcs_core(lua_State *L) {
   ldg_register_fs(L);
   ldg_register_hash(L);
   ldg_register_retry(L);
+  ldg_register_token(L);
   return 1;
 }

@@ -21,6 +21,7 @@
 #include "ldg.h"
 #include "dg_engine.h"
 #include "dg_hash.h"
+#include "dg_signal.h"
 
 #define LDG_ENGINE "dicomgcs.Engine"
 #define LDG_FETCH_HOLD "dicomgcs.FetchResult"
@@ -171,6 +172,7 @@ static void parse_request(lua_State *L, int idx, req_scratch *s, int anchor) {
     else if (strcmp(k, "body_offset") == 0) body_offset = opt_offset(L, v, w, k);
     else if (strcmp(k, "body_length") == 0) body_length = opt_offset(L, v, w, k);
     else if (strcmp(k, "noproxy") == 0) s->r.noproxy = opt_string(L, v, w, k);
+    else if (strcmp(k, "delay") == 0) s->r.delay_ms = (int64_t)(opt_number(L, v, w, k, 0) * 1000);
     else if (strcmp(k, "hash") == 0) {
       const char *h = opt_string(L, v, w, k);
       if (strcmp(h, "crc32c") != 0) luaL_error(L, "%s: field 'hash' must be \"crc32c\"", w);
@@ -310,6 +312,13 @@ static void set_int(lua_State *L, const char *k, lua_Integer v) {
 
 /* Push res, err (one of them nil). */
 static void push_result(lua_State *L, const dg_result *r) {
+  if (r->ok && r->timer) {                   /* a timer: res = {timer = true} */
+    lua_createtable(L, 0, 1);
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "timer");
+    lua_pushnil(L);
+    return;
+  }
   if (r->ok) {
     lua_createtable(L, 0, 7);
     set_int(L, "status", r->status);
@@ -462,9 +471,11 @@ static ldg_engine *check_engine(lua_State *L) {
   return u;
 }
 
-static int run_step(lua_State *L, ldg_engine *u, int timeout_ms) {
+/* wake: let Ctrl-C end the step early while a core.sigint_guard is open. */
+static int run_step(lua_State *L, ldg_engine *u, int timeout_ms, int wake) {
   u->L = L;
   u->in_step = 1;
+  dg_engine_set_wake_fd(u->e, wake ? dg_sigint_fd() : -1);
   int n = dg_engine_step(u->e, timeout_ms);
   u->in_step = 0;
   u->L = NULL;
@@ -512,7 +523,7 @@ static int eng_request(lua_State *L) {
   ldg_engine *u = check_engine(L);
   lua_Integer id = submit(L, u);
   dg_transfer *t;
-  while (!(t = dg_engine_done_find(u->e, id))) run_step(L, u, 1000);
+  while (!(t = dg_engine_done_find(u->e, id))) run_step(L, u, 1000, 0);
   push_result(L, dg_transfer_result(t));
   deliver_forget(L, u, t);
   return 2;
@@ -525,7 +536,7 @@ static int eng_step(lua_State *L) {
   if (ms > 3600000) ms = 3600000;
   lua_settop(L, 1);
   lua_newtable(L);                            /* 2: the list */
-  run_step(L, u, dg_engine_done_first(u->e) ? 0 : (int)ms);
+  run_step(L, u, dg_engine_done_first(u->e) ? 0 : (int)ms, 1);
   lua_Integer i = 0;
   dg_transfer *t;
   while ((t = dg_engine_done_first(u->e))) {
@@ -538,6 +549,17 @@ static int eng_step(lua_State *L) {
     lua_rawseti(L, 2, ++i);
     deliver_forget(L, u, t);                  /* only after its table is complete */
   }
+  return 1;
+}
+
+static int eng_timer(lua_State *L) {
+  ldg_engine *u = check_engine(L);
+  double s = luaL_checknumber(L, 2);
+  luaL_argcheck(L, s >= 0 && s <= 1e9, 2, "seconds must be in 0..1e9");
+  char err[DG_ERRLEN];
+  int64_t id = dg_engine_timer(u->e, (int64_t)(s * 1000), err, sizeof err);
+  if (id < 0) return luaL_error(L, "%s", err);
+  lua_pushinteger(L, (lua_Integer)id);
   return 1;
 }
 
@@ -680,7 +702,7 @@ static int l_fetch(lua_State *L) {
 
 void ldg_register_engine(lua_State *L) {
   static const luaL_Reg methods[] = {
-    { "submit", eng_submit }, { "request", eng_request }, { "step", eng_step },
+    { "submit", eng_submit }, { "request", eng_request }, { "step", eng_step }, { "timer", eng_timer },
     { "pending", eng_pending }, { "cancel", eng_cancel }, { "stats", eng_stats },
     { "close", eng_close }, { NULL, NULL }
   };

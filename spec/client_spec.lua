@@ -139,15 +139,29 @@ describe("import and export", function()
     for _, o in ipairs(objects) do assert.is_true(want[o.name], o.name) end
   end)
 
-  it("counts a file that is not DICOM as a failure and ends the operation with an error", function()
+  it("counts a file that is not DICOM as a failure: the operation ends with an error, a partial result", function()
     assert(c.storage:write("gs://" .. bucket .. "/mixed/bad.dcm", "this is not DICOM"))
     assert(c.storage:upload(files[1].path, "gs://" .. bucket .. "/mixed/good.dcm"))
     local op = assert(c:import{ uri = "gs://" .. bucket .. "/mixed/*.dcm" })
     local done, err = op:wait{ interval = 0.05 }
+    assert.is_nil(err)
+    assert.are.equal(op, done)
+    assert.is_true(done.done and done.partial)
+    assert.is_table(done.error)                 -- Google's shape: error, not response
+    local ferr = done:failure()
+    assert.are.equal("operation", ferr.kind)
+    assert.are.equal(1, ferr.operation.counter.failure)
+    assert.are.equal(1, ferr.operation.counter.success)
+    assert.are.equal(1, done.history[#done.history].failure)
+  end)
+
+  it("keeps a hard error for an operation that failed as a whole", function()
+    local op = assert(c:import{ uri = "gs://" .. bucket .. "/nothing-here/*.dcm" })
+    local done, err = op:wait{ interval = 0.05 }
     assert.is_nil(done)
     assert.are.equal("operation", err.kind)
-    assert.are.equal(1, err.operation.counter.failure)
-    assert.are.equal(1, err.operation.counter.success)
+    assert.are.equal(0, err.operation.counter.success + err.operation.counter.failure)
+    assert.is_false(err.operation.partial)
   end)
 
   it("finds an operation by id and by full name", function()

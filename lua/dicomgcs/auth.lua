@@ -14,8 +14,8 @@
 --    `~/.config/gcloud/application_default_credentials.json` (`%APPDATA%\gcloud\` on Windows);
 -- 4. the metadata server, if a short probe finds one (see `dicomgcs.auth.metadata`).
 --
--- Tokens are cached and refreshed `refresh_margin` (225) seconds before expiry (at most half
--- the token's lifetime, so short test tokens work). In emulator mode (`DICOMGCS_EMULATOR_HOST`)
+-- Tokens are cached in the C core's token cache (csrc/dg_token.h), the same one the engine
+-- uses, and refreshed min(225 s, half the token's lifetime) before expiry: one rule everywhere. In emulator mode (`DICOMGCS_EMULATOR_HOST`)
 -- Google's OAuth, IAM Credentials, STS and metadata endpoints are replaced by the emulator;
 -- a `token_uri` pointing elsewhere in a key file is used as given.
 --
@@ -32,14 +32,15 @@ local options = require "dicomgcs.options"
 
 local auth = {}
 
-auth.REFRESH_MARGIN = 225
+--- Seconds before expiry a token is refreshed (at most half its lifetime); set in C.
+auth.REFRESH_MARGIN = require("dicomgcs.core").token_margin(1e9)
 auth.DEFAULT_SCOPES = { common.CLOUD_PLATFORM }
 --- Access-token environment variables, in the order they are honoured.
 auth.TOKEN_ENV = { "DICOMGCS_ACCESS_TOKEN", "GOOGLE_OAUTH_ACCESS_TOKEN" }
 auth.TOKEN_FILE_ENV = { "DICOMGCS_ACCESS_TOKEN_FILE", "CLOUDSDK_AUTH_ACCESS_TOKEN_FILE" }
 
 local KNOWN = {
-  credentials = true, scopes = true, quota_project = true, refresh_margin = true,
+  credentials = true, scopes = true, quota_project = true,
   token_uri = true, iam_endpoint = true, metadata_host = true, metadata = true,
   self_signed_jwt = true, impersonate_service_account = true, delegates = true,
   timeout = true, getenv = true, fetch = true, clock = true, monotonic = true,
@@ -140,7 +141,6 @@ local function make_context(opts)
     mono = opts.monotonic or core.monotime or os.time,
     scopes = scopes or auth.DEFAULT_SCOPES,
     explicit_scopes = scopes ~= nil,
-    refresh_margin = opts.refresh_margin or auth.REFRESH_MARGIN,
     token_uri = opts.token_uri, iam_endpoint = opts.iam_endpoint, metadata_host = opts.metadata_host,
     self_signed_jwt = opts.self_signed_jwt,
     timeout = opts.timeout or { connect = 10, total = 60 },
@@ -244,7 +244,6 @@ end
 --  `quota_project` (else `GOOGLE_CLOUD_QUOTA_PROJECT`, else the file's `quota_project_id`),
 --  `impersonate_service_account` (email; wraps whatever was found) and `delegates`,
 --  `self_signed_jwt` (service accounts only: true = scope claim, or an audience URL),
---  `refresh_margin` (seconds, default 225),
 --  endpoint overrides `token_uri` (authorized_user grants and key files without one),
 --  `iam_endpoint`, `metadata_host`; `metadata = false` skips the metadata server;
 --  `timeout` ({connect=, total=} for token calls).

@@ -236,6 +236,7 @@ local known_store = { concurrency = true, batch = true, batch_bytes = true, stud
 -- where each result is `{ path=, size=, status="stored"|"already_present"|"failed",
 -- sop_instance_uid=, study_instance_uid=, series_instance_uid=, reason=, failure_reason=,
 -- http_status=, err= }`, in input order. Raises on unknown options.
+-- (Still its own engine loop; it moves onto dicomgcs.runner when dicomweb.lua is split, issue 16.)
 function DW:store(paths, opts)
   opts = options.check(opts or {}, known_store, "dicomweb:store")
   if type(paths) == "string" then paths = { paths } end

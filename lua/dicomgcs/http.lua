@@ -76,7 +76,12 @@ end
 
 --- Run one request. 2xx → res; any other status or failure → nil, Error (`what` prefixes the
 -- message, e.g. "get dataset projects/p/locations/l/datasets/d").
+-- Inside a dicomgcs.runner job the request is handed to the runner's loop (the job yields
+-- until it is done) instead of blocking the engine for it alone.
 function Transport:request(req, what)
+  local runner = package.loaded["dicomgcs.runner"]   -- not loaded: certainly not in a job
+  local r = runner and runner.current()
+  if r and r.engine == self.engine then return runner.io.request(req, what) end
   req = with_default_headers(self, req)
   if http.trace then http.trace("request", req) end
   local res, err = self.engine:request(req)
@@ -113,10 +118,11 @@ function Transport:submit(req)
 end
 
 --- Convert one completion from `engine:step()` into res or nil, Error, as `request` does.
-function http.completion(done, url, what)
+-- `replay` is the request's replay mode (its errors are classed with it).
+function http.completion(done, url, what, replay)
   if http.trace then http.trace("response", done.res, done.err) end
   if not done.res then return nil, errors.from_transport(done.err, url, what) end
-  if done.res.status >= 400 then return nil, errors.from_response(done.res, url, what) end
+  if done.res.status >= 400 then return nil, errors.from_response(done.res, url, what, replay) end
   return done.res
 end
 

@@ -177,9 +177,10 @@ function report.from_queue(summary, failed_files)
   local started, ended
   for _, j in ipairs(summary.jobs or {}) do
     local c = j.counter or { success = 0, failure = 0, pending = 0 }
-    local h = j.history or {}
+    local poll = j.poll or {}
+    local h = poll.history or {}
     local op = { key = j.key, name = j.operation, state = j.state, error = j.error, history = h,
-                 events = j.events or {}, source = j.uri,
+                 events = poll.events or {}, source = j.uri,
                  started = h[1] and h[1].t, ended = h[#h] and h[#h].t,
                  totals = { matched = c.success + c.failure + (c.pending or 0), succeeded = c.success,
                             failed = c.failure, skipped = 0, unknown = 0, pending = c.pending or 0 } }

@@ -9,7 +9,7 @@ local http = require "dicomgcs.http"
 local json = require "dicomgcs.json"
 local localpath = require "dicomgcs.localpath"
 local options = require "dicomgcs.options"
-local runner = require "dicomgcs.gcs.runner"
+local runner = require "dicomgcs.runner"
 
 local transfer = {}
 
