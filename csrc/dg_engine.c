@@ -307,9 +307,16 @@ static dg_transfer *transfer_new(const dg_allocator *a, const dg_request *r, cha
   t->state = T_NEW;
   t->method = dg_strdup(a, m);
   t->url = dg_strdup(a, r->url);
-  t->safe_url = dg_malloc(a, strlen(r->url) + 1);
+  /* The stripped URL is shorter than its buffer: copy it so that dg_strfree frees the
+   * size that was allocated. */
+  size_t url_size = strlen(r->url) + 1;
+  char *stripped = dg_malloc(a, url_size);
+  if (stripped) {
+    dg_url_strip_credentials(r->url, stripped, url_size);
+    t->safe_url = dg_strdup(a, stripped);
+    dg_free(a, stripped, url_size);
+  }
   if (!t->method || !t->url || !t->safe_url) goto oom;
-  dg_url_strip_credentials(r->url, t->safe_url, strlen(r->url) + 1);
   if (r->n_headers) {
     t->headers = dg_malloc(a, r->n_headers * sizeof *t->headers);
     if (!t->headers) goto oom;
@@ -825,6 +832,15 @@ dg_engine *dg_engine_new(const dg_allocator *a, const dg_engine_opts *o, char *e
   e->o = *o;
   dg_token_init(&e->tok, &e->alloc);
   e->wake_fd = -1;
+  /* each becomes a header line or a curl option: a line break would inject a header */
+  if ((o->user_agent && !header_ok(o->user_agent)) || (o->proxy && !header_ok(o->proxy)) ||
+      (o->ca_file && !header_ok(o->ca_file))) {
+    snprintf(err, errlen, "%s contains a line break (CR or LF)",
+             o->user_agent && !header_ok(o->user_agent) ? "user_agent" : o->proxy && !header_ok(o->proxy)
+             ? "proxy" : "ca_file");
+    dg_engine_free(e);
+    return NULL;
+  }
   if (e->o.concurrency < 1) e->o.concurrency = 1;
   if ((o->user_agent && !(e->ua = dg_strdup(&e->alloc, o->user_agent))) ||
       (o->ca_file && !(e->ca_file = dg_strdup(&e->alloc, o->ca_file))) ||

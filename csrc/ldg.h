@@ -41,6 +41,14 @@ void ldg_register_token(lua_State *L);
  * its __index. Leaves the stack as it was. (ldg_core.c) */
 void ldg_define_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods);
 
+/* The string argument at `arg`, raising when it is not a string or holds a NUL byte (a C
+ * function would silently see only the part before it: a path or header cut short). */
+const char *ldg_checkcstring(lua_State *L, int arg);
+
+/* Length of the list at idx, raising (naming `what`) unless its keys are exactly 1..n: a
+ * hole or a stray key would otherwise be skipped or read as NULL. */
+size_t ldg_checklist(lua_State *L, int idx, const char *what);
+
 LDG_API int luaopen_dicomgcs_core(lua_State *L);
 
 #endif

@@ -136,10 +136,11 @@ static lua_Integer opt_int_field(lua_State *L, int idx, const char *k, lua_Integ
 }
 
 static int l_hash_file(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = ldg_checkcstring(L, 1);
   int which = which_of(L, 2);
   lua_Integer off = opt_int_field(L, 2, "offset", 0), len = opt_int_field(L, 2, "length", -1);
   luaL_argcheck(L, off >= 0, 2, "offset must not be negative");
+  luaL_argcheck(L, len >= -1, 2, "length must not be negative");
   dg_digest d;
   char err[512];
   if (dg_hash_file(path, off, len, which, &d, err, sizeof err) != 0) {
@@ -152,15 +153,16 @@ static int l_hash_file(lua_State *L) {
 }
 
 static int l_join_files(lua_State *L) {
-  const char *dest = luaL_checkstring(L, 1);
-  luaL_checktype(L, 2, LUA_TTABLE);
+  const char *dest = ldg_checkcstring(L, 1);
+  size_t n = ldg_checklist(L, 2, "join_files: parts");
   int which = which_of(L, 3);
-  size_t n = lua_rawlen(L, 2);
   const char **parts = lua_newuserdatauv(L, (n ? n : 1) * sizeof *parts, 0);
   for (size_t i = 0; i < n; i++) {
     lua_rawgeti(L, 2, (lua_Integer)i + 1);
+    size_t plen;
     if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "join_files: parts[%d] must be a path", (int)i + 1);
-    parts[i] = lua_tostring(L, -1);     /* kept alive by the parts table */
+    parts[i] = lua_tolstring(L, -1, &plen);     /* kept alive by the parts table */
+    if (strlen(parts[i]) != plen) luaL_error(L, "join_files: parts[%d] contains a NUL byte", (int)i + 1);
     lua_pop(L, 1);
   }
   dg_digest d;

@@ -5,16 +5,11 @@ local cjson = require "cjson"
 local server = {}
 
 local function start_server()
-  local f = assert(io.popen("exec node spec/support/http_server.js", "r"))
-  local line = f:read("l") or ""
-  local port, pid = line:match("PORT (%d+) PID (%d+)")
-  assert(port, "http_server.js did not start: " .. line)
-  server = { f = f, port = tonumber(port), pid = tonumber(pid), base = "http://127.0.0.1:" .. port }
+  server = require("spec.support.env").node_server("spec/support/http_server.js")
 end
 
 local function stop_server()
-  if server.pid then os.execute("kill " .. server.pid .. " 2>/dev/null") end
-  if server.f then server.f:close() end
+  if server.stop then server.stop() end
   server = {}
 end
 

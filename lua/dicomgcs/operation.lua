@@ -87,10 +87,20 @@ function Operation:event(kind, detail)
   self.events[#self.events + 1] = { t = operation.clock(), kind = kind, detail = detail }
 end
 
+-- The operation's URL: its name comes from a server, so a dot-segment in it is refused
+-- (issue #14 §7), never collapsed into another resource's URL.
+local function url_of(self, suffix)
+  local ok, err = require("dicomgcs.names").path(self.name, "operation name")
+  if not ok then return nil, err end
+  return self.base_url .. "/" .. self.name .. (suffix or "")
+end
+
 --- Refresh from the server. Returns self or nil, Error. Inside a runner job the request goes
 -- through the runner's loop.
 function Operation:get()
-  local doc, res = self.transport:json("GET", self.base_url .. "/" .. self.name, nil,
+  local url, uerr = url_of(self)
+  if not url then return nil, uerr end
+  local doc, res = self.transport:json("GET", url, nil,
     "get operation " .. self.name)
   if not doc then return nil, res end
   if res.quota_waits then             -- the engine waited out 429s for this poll
@@ -107,7 +117,9 @@ end
 -- (`counter.pending` is what it never processed). Returns self (refreshed) or nil, Error.
 function Operation:cancel(opts)
   opts = opts or {}
-  local ok, err = self.transport:json("POST", self.base_url .. "/" .. self.name .. ":cancel", {},
+  local url, uerr = url_of(self, ":cancel")
+  if not url then return nil, uerr end
+  local ok, err = self.transport:json("POST", url, {},
     "cancel operation " .. self.name)
   if not ok then return nil, err end
   if not opts.wait then return self:get() end

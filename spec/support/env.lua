@@ -32,6 +32,23 @@ function env.dicomgcs(args, host)
     host or env.emulator().host, args))
 end
 
+--- Start a test server script (node) that prints "PORT <port> PID <pid>" on its first line.
+-- Returns {f=, port=, pid=, base="http://127.0.0.1:PORT", host="127.0.0.1:PORT", stop=function}.
+function env.node_server(script)
+  local f = assert(io.popen("exec node " .. shell_quote(script), "r"))
+  local line = f:read("l") or ""
+  local port, pid = line:match("PORT (%d+) PID (%d+)")
+  assert(port, script .. " did not start: " .. line)
+  local s = { f = f, port = tonumber(port), pid = tonumber(pid), base = "http://127.0.0.1:" .. port,
+              host = "127.0.0.1:" .. port }
+  function s.stop()
+    if s.pid then os.execute("kill " .. s.pid .. " 2>/dev/null") end
+    if s.f then s.f:close() end
+    s.pid, s.f = nil, nil
+  end
+  return s
+end
+
 local root
 --- The absolute path of the source tree (the specs run from it).
 function env.root()

@@ -99,12 +99,12 @@ end
 -- ---------------------------------------------------------------------------------------
 -- Endpoints
 
---- The emulator base URL from DICOMGCS_EMULATOR_HOST ("127.0.0.1:PORT" or a URL), or nil.
+--- The emulator base URL ("http://HOST:PORT") from DICOMGCS_EMULATOR_HOST, or nil; nil, Error
+-- when the variable is malformed or names another machine (see dicomgcs.endpoints).
 function common.emulator_base(getenv)
-  local h = getenv("DICOMGCS_EMULATOR_HOST")
-  if not h or h == "" then return nil end
-  if not h:match("^%a[%w+.-]*://") then h = "http://" .. h end
-  return (h:gsub("/+$", ""))
+  local host, err = require("dicomgcs.endpoints").emulator(nil, getenv)
+  if not host then return nil, err end
+  return "http://" .. host
 end
 
 --- In emulator mode, point a Google auth endpoint URL at the emulator (same path; the old
@@ -130,9 +130,8 @@ end
 -- ---------------------------------------------------------------------------------------
 -- Encoding
 
-local function escape(s)
-  return (tostring(s):gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
-end
+-- One URL-escaping home: dicomgcs.http.
+local function escape(s) return require("dicomgcs.http").escape(s) end
 common.escape = escape
 
 --- application/x-www-form-urlencoded body from an ordered list of {name, value} pairs
@@ -229,6 +228,17 @@ common.json = json
 -- nil and an error table {kind=, message=} from the engine.
 function common.fetch(ctx, req)
   if req.auth == nil then req.auth = false end
+  -- A request carrying a secret (a form, a JSON body, an Authorization header) never goes over
+  -- plain http to another machine, whatever a key file's token_uri or an option says.
+  local carries = req.body ~= nil
+  for _, h in ipairs(req.headers or {}) do
+    if tostring(h):lower():match("^authorization:") then carries = true end
+  end
+  if carries then
+    local allowed = ctx.emulator and ctx.emulator:gsub("^http://", "")
+    local ok, err = require("dicomgcs.endpoints").check_token_url(req.url, "token endpoint", allowed)
+    if not ok then return nil, { kind = "input", message = err.message .. " (" .. err.hint .. ")" } end
+  end
   -- a credential is needed now: 429s here are waited out for seconds, not the 10-minute budget
   local retry = {}
   for k, v in pairs(req.retry or {}) do retry[k] = v end

@@ -195,6 +195,10 @@ end
 function transfer.upload(st, files, bucket, name_of, opts, list_prefix)
   opts = opts or {}
   options.check(opts, upload_options, "upload")
+  if opts.content_type ~= nil then
+    local ok, err = http.header_value(opts.content_type, "content_type (--content-type)")
+    if not ok then return nil, err end
+  end
   local want = checksum_set(opts.checksum)
   local chunk = opts.chunk_size
   if chunk ~= nil and (math.type(chunk) ~= "integer" or chunk <= 0 or chunk % KIB256 ~= 0) then
