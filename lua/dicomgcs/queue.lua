@@ -185,11 +185,16 @@ local function job_fn(self, j)
       local op, err = start(self, j)
       if op then
         j.op, j.state = op, "running"
+        -- the refusals before it started are moments of the run too (the report marks them)
+        for i, e in ipairs(j.refused or {}) do table.insert(op.events, i, e) end
         self:record(j, { state = "running", operation = op.name, poll = history_of(op) })
       elseif err.kind == "interrupted" or err.kind == "cancelled" then
         return nil, err
       elseif classify(self, err, j) == "retry" then
         self.log(("%s: will retry: %s"):format(j.key, tostring(err)))
+        j.refused = j.refused or {}
+        j.refused[#j.refused + 1] = { t = operation.clock(), detail = tostring(err),
+          kind = err.status == "RESOURCE_EXHAUSTED" and "throttle" or "retry" }
         local ok, serr = io.sleep(math.min(self.max_interval, 2 ^ math.min(j.attempts, 5)))
         if not ok then return nil, serr end
       else

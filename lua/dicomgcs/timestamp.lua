@@ -34,6 +34,11 @@ function timestamp.parse(s)
   return t + (frac ~= "" and tonumber("0" .. frac) or 0)
 end
 
+--- Seconds since the epoch now, with the fraction (os.time has whole seconds only).
+function timestamp.now()
+  return require("dicomgcs.core").unixtime()
+end
+
 local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8, Sep = 9, Oct = 10,
   Nov = 11, Dec = 12 }
 

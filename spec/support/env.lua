@@ -197,6 +197,21 @@ function env.upload_testdata(c, uri, gen, tag)
   return files, dir, summary
 end
 
+--- A private emulator that runs one operation at a time, a client on it that neither retries
+-- nor waits out quota errors (so that a queue itself meets the 429s), its dataset, store "st"
+-- and a bucket holding 3 studies of `instances` generated files under in/study-N/ plus one
+-- non-DICOM in/study-2/junk.dcm. Returns emu, client, bucket.
+function env.limited_store(instances, tag)
+  local emu = env.start_emulator{ "--max-concurrent-operations", "1", "--op-delay-ms", "30" }
+  local c = assert(require("dicomgcs").client{ project = "spec-project", location = "us-central1", emulator = emu.host,
+    token = "t", dataset = "limit", dicom_store = "st", retry = { max_attempts = 1, quota_budget_ms = 0 } })
+  assert(c:create_dataset{}); assert(c:create_dicom_store{})
+  local bucket = env.bucket(c, nil, "import")
+  env.upload_testdata(c, "gs://" .. bucket .. "/in/", { studies = 3, series = 1, instances = instances, nested = true }, tag)
+  assert(c.storage:write("gs://" .. bucket .. "/in/study-2/junk.dcm", "junk"))
+  return emu, c, bucket
+end
+
 --- An admin call to the emulator (`/_emulator/...`): returns decoded JSON (or nil, message).
 function env.admin(method, path, body, emu)
   local json = require "dicomgcs.json"

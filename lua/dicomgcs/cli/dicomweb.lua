@@ -74,6 +74,7 @@ return {
       concurrency = { type = "string", metavar = "N", help = "requests in flight (default 16)" },
       batch = { type = "string", metavar = "N", help = "files per multipart request (default 1: single-part)" },
       study = { type = "string", metavar = "UID", help = "post to /studies/UID (every file must belong to it)" },
+      report = { type = "string", metavar = "FILE", help = "at the end, write an HTML run report to FILE" },
     },
     run = function(ctx)
       local concurrency, batch = positive(ctx, "concurrency"), positive(ctx, "batch")
@@ -82,9 +83,14 @@ return {
       local last, throttled = 0, false
       local meter = progress.meter()
       meter.observe(0)
+      local rec = ctx.flags.report and require("dicomgcs.report").recorder()
       local summary = must(dw:store(ctx.words, {
         concurrency = concurrency, batch = batch, study = ctx.flags.study,
         on_progress = function(p)
+          if rec then
+            rec:sample({ success = p.stored + p.already_present, failure = p.failed,
+              pending = p.files_total - p.files_done, bytes = p.bytes_done }, p.files_done == p.files_total)
+          end
           local now = core.monotime()
           meter.observe(p.bytes_done, now)
           local r = p.result
@@ -103,6 +109,11 @@ return {
           throttled = p.throttled ~= nil
         end }))
       if tty then io.stderr:write("\n") end
+      if rec then
+        ctx.write_report(ctx.flags.report, require("dicomgcs.report").from_stow(summary), { source = table.concat(ctx.words, " "),
+          store = ctx.flags["dicomweb-url"] or ctx.flags["dicom-store"], history = rec.history, events = rec.events,
+          started = rec.started, ended = require("dicomgcs.timestamp").now() })
+      end
       if ctx.flags.format then
         local rows = {}
         for i, r in ipairs(summary.results) do

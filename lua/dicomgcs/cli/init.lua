@@ -320,6 +320,16 @@ local function context(c, parsed, format, defaults)
   function ctx.info(text) if level <= 20 then io.stderr:write("INFO: ", text, "\n") end end
   function ctx.confirm(message) return confirm(ctx, message) end
   function ctx.progress() return output.progress(io.stderr) end
+  -- --report=FILE: the HTML run report of `r` (see dicomgcs.report), naming the command that made it
+  function ctx.write_report(path, r, info)
+    local report = require "dicomgcs.report"
+    info.format, info.command = "html", report.command_line(ctx.argv, "dicomgcs")
+    -- the run itself is done: a report that cannot be written is an error message, not a traceback
+    local called, ok, err = pcall(report.write, r, path, info)
+    if not called then err = ("cannot write the report %s: %s"):format(path, tostring(ok)) end
+    if not (called and ok) then common.fail(err) end
+    io.stderr:write("Wrote the report ", path, "\n")
+  end
   return ctx
 end
 
@@ -477,6 +487,7 @@ local function run(argv, state)
   end
   parsed.flags.verbosity = v
   local ctx = context(c, parsed, format, defaults)
+  ctx.argv = argv  -- for run reports: the exact command that produced them
   for _, p in ipairs(config.properties) do
     if defaults[p.flag].value then ctx.info(("%s = %s (%s)"):format(p.property, defaults[p.flag].value, defaults[p.flag].source)) end
   end
