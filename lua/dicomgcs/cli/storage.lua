@@ -300,7 +300,8 @@ return {
         elseif r.ok then ctx.out:write("deleted ", term.escape(r.source), "\n")
         else io.stderr:write("ERROR: ", term.escape(tostring(r.err)), "\n") end
       end
-      if #summary.results == 0 then io.stderr:write("Nothing matches ", term.escape(uri), ".\n") end
+      -- as gcloud storage rm: a URL that matches nothing is an error, not a quiet success
+      if #summary.results == 0 then fail("one or more URLs matched no objects: " .. uri) end
       if summary.failed == 0 then return 0 end
       return summary.ok > 0 and 3 or 1
     end },
