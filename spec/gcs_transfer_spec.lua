@@ -3,15 +3,9 @@
 -- vanished files, missing buckets and permission errors: one clear error per object, the rest goes on.
 local core = require "dicomgcs.core"
 local env = require "spec.support.env"
+local file = require "spec.support.file"
 
-local function write(path, bytes)
-  core.mkdir_p(path:match("^(.*)/"))
-  local f = assert(io.open(path, "wb")); f:write(bytes); f:close()
-end
-local function read(path)
-  local f = io.open(path, "rb"); if not f then return nil end
-  local s = f:read("a"); f:close(); return s
-end
+local write, read = file.write_p, file.read_if_exists
 local function random_bytes(n)
   local t = {}
   for i = 1, n // 4096 do

@@ -26,6 +26,22 @@ function file.write(path, data)
   return path
 end
 
+--- Write `data` to a file, creating its missing parent folders first; returns the path.
+function file.write_p(path, data)
+  local dir = path:match("^(.*)/")
+  if dir then assert(require("dicomgcs.core").mkdir_p(dir)) end
+  return file.write(path, data)
+end
+
+--- The size of a file in bytes, or nil when there is none.
+function file.size(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local n = f:seek("end")
+  f:close()
+  return n
+end
+
 --- Whether a file can be opened for reading.
 function file.exists(path)
   local f = io.open(path, "rb")
