@@ -2,7 +2,9 @@
 -- The emulator is chosen by `emulator = "127.0.0.1:PORT"` in the client options or by the
 -- environment variable `DICOMGCS_EMULATOR_HOST` (plain HTTP, like Google's own emulators);
 -- `endpoint`, `storage_endpoint` and `logging_endpoint` override single services.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.endpoints
+-- @local
 local errors = require "dicomgcs.errors"
 
 local endpoints = {}

@@ -1,6 +1,8 @@
 --- RFC 3339 timestamps as Google sends them ("2026-11-25T13:02:20.123456789Z" or with an
 -- offset), turned into seconds since the epoch so that times from different services compare.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.timestamp
+-- @local
 local timestamp = {}
 
 -- Days from 1970-01-01 to a civil date (Howard Hinnant's algorithm): no dependence on the

@@ -2,7 +2,9 @@
 -- one refresh at a time, keep serving a still-valid token when a refresh fails (as
 -- google-cloud-cpp does), and collapse a burst of forced refreshes (401s) into one.
 -- Private to `dicomgcs.auth`.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.auth.cache
+-- @local
 local common = require "dicomgcs.auth.common"
 
 local cache = {}

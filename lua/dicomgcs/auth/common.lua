@@ -4,7 +4,9 @@
 -- Every function takes a context `ctx` built by `dicomgcs.auth` (see `common.context`):
 -- `getenv`, `fetch`, `now` (wall clock, integer seconds), `mono` (monotonic seconds),
 -- `scopes`, `explicit_scopes`, `emulator` (base URL or nil) and endpoint overrides.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.auth.common
+-- @local
 local errors = require "dicomgcs.errors"
 local json = require "dicomgcs.json"
 local timestamp = require "dicomgcs.timestamp"

@@ -3,7 +3,9 @@
 -- upload (start, chunks, status queries) or a ranged download (N range GETs into one file) reads
 -- as straight-line code while every job's requests share the engine's concurrency.
 -- Private to dicomgcs.gcs.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.gcs.runner
+-- @local
 local errors = require "dicomgcs.errors"
 local http = require "dicomgcs.http"
 
@@ -11,8 +13,8 @@ local runner = {}
 
 local YIELD = {}   -- marks our yields (a job must not yield anything else)
 
--- What a job function gets: `io.request(req, what)` -> res | nil, Error (HTTP >= 400 is an
--- Error, 308 is not); `io.requests({ {req, what}, ... })` -> array of { res=, err= }.
+-- What a job function gets (`net`): `net.request(req, what)` -> res | nil, Error (HTTP >= 400 is an
+-- Error, 308 is not); `net.requests({ {req, what}, ... })` -> array of { res=, err= }.
 local io_api = {}
 function io_api.request(req, what)
   local out = coroutine.yield(YIELD, { { req, what } })
@@ -23,7 +25,7 @@ function io_api.requests(list)
   return coroutine.yield(YIELD, list)
 end
 
---- Run `jobs` (array of { source=, target=, fn=function(io) -> info | nil, Error, err=Error?,
+--- Run `jobs` (array of { source=, target=, fn=function(net) -> info | nil, Error, err=Error?,
 -- large=bool }) and return a summary `{ ok=, failed=, skipped=, bytes=, results= }` with one
 -- result per job, in input order: `{ source=, target=, ok=, err=?, skipped=?, object=?, bytes=? }`.
 -- `info` fields (object, skipped, bytes, resumed) are copied into the result.
