@@ -52,6 +52,7 @@ describe("dicomgcs.client", function()
     out = env.run(clean .. "GOOGLE_CLOUD_PROJECT=env-project lua5.4 " .. env.quote(script), true)
     project, ok, kind = out:match("^(.-)\n(.-)\n(.-)\n")
     assert.are.equal("env-project", project, out)
+    assert.are.equal("nil", ok)
     assert.are.equal("transport", kind)
   end)
 
