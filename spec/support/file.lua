@@ -35,11 +35,8 @@ end
 
 --- The size of a file in bytes, or nil when there is none.
 function file.size(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local n = f:seek("end")
-  f:close()
-  return n
+  local st = require("dicomgcs.core").stat(path)
+  return st and st.size
 end
 
 --- Whether a file can be opened for reading.
