@@ -6,17 +6,7 @@ local env = require "spec.support.env"
 local file = require "spec.support.file"
 
 local write, read = file.write_p, file.read_if_exists
-local function random_bytes(n)
-  local t = {}
-  for i = 1, n // 4096 do
-    local x = math.random(0, 0x7fffffff)
-    t[i] = string.rep(string.pack("<I4", x ~ i), 1024)
-  end
-  return table.concat(t) .. string.rep("z", n % 4096)
-end
-local function requests(path_re)
-  return assert(env.admin("GET", "requests?path=" .. path_re)).requests
-end
+local random_bytes, requests = file.bytes, env.requests
 
 describe("Cloud Storage transfers", function()
   local c, bucket
