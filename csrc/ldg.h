@@ -30,7 +30,7 @@ void ldg_register_auth(lua_State *L);
 void ldg_register_retry(lua_State *L);
 /* "safe" | "never-ambiguous" (nil: safe) at idx -> DG_REPLAY_*; raises otherwise */
 int ldg_check_replay(lua_State *L, int idx, const char *where);
-/* crc32c, hasher, hash_file, join_files: Cloud Storage checksums (ldg_hash.c) */
+/* crc32c, crc32c_combine, crc32c_b64, hash_file: Cloud Storage checksums (ldg_hash.c) */
 void ldg_register_hash(lua_State *L);
 
 /* token_cache(): the access-token cache of dg_token.h (ldg_token.c) */

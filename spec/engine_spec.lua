@@ -1,6 +1,8 @@
 -- The C HTTP engine (dicomgcs.core engine/fetch) against spec/support/http_server.js.
 local core = require "dicomgcs.core"
 local cjson = require "cjson"
+local file = require "spec.support.file"
+local write_file, file_size, read_all = file.write, file.size, file.read
 
 local server = {}
 
@@ -32,11 +34,6 @@ local function tmpname()
   return p
 end
 
-local function write_file(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
-end
 
 local function sha256_file(path)
   local p = assert(io.popen("sha256sum '" .. path .. "'"))
@@ -45,13 +42,6 @@ local function sha256_file(path)
   return out:match("^(%x+)")
 end
 
-local function file_size(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local n = f:seek("end")
-  f:close()
-  return n
-end
 
 -- The name of a temporary file the engine left beside `path` (".NAME.<hex>.dgtmp"), or nil.
 local function leftover(path)
@@ -650,12 +640,6 @@ describe("dicomgcs.core engine", function()
       local s = CYCLE:rep((b - a + 1) // 251 + 2)
       local from = a % 251 + 1
       return s:sub(from, from + b - a)
-    end
-    local function read_all(path)
-      local f = assert(io.open(path, "rb"))
-      local s = f:read("a")
-      f:close()
-      return s
     end
     local function preallocate(path, size)
       local f = assert(io.open(path, "wb"))

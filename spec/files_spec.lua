@@ -7,11 +7,7 @@ local core = require "dicomgcs.core"
 local env = require "spec.support.env"
 local file = require "spec.support.file"
 
-local function bytes(n, seed)
-  local t = {}
-  for i = 1, n // 4096 do t[i] = string.rep(string.pack("<I4", (seed * 7919 + i) & 0x7fffffff), 1024) end
-  return table.concat(t) .. string.rep("z", n % 4096)
-end
+local bytes = file.bytes
 
 local function ls(dir)
   local out = {}

@@ -39,11 +39,17 @@ describe("dicomgcs.queue", function()
   end)
 
   it("rejects unknown options and job fields", function()
-    assert.has_error(function() dicomgcs.queue{ client = {}, colour = 1 } end)
+    -- misuse raises a message naming the call and the offending option, field or key
+    assert.has_error(function() dicomgcs.queue{ client = {}, colour = 1 } end,
+      "dicomgcs.queue: unknown option 'colour'")
     local q = dicomgcs.queue{ client = {} }
-    assert.has_error(function() q:add{ key = "a", kind = "import", url = "x" } end)
+    assert.has_error(function() q:add{ key = "a", kind = "import", url = "x" } end,
+      "queue:add: unknown field 'url'")
     q:add{ key = "a", kind = "import", uri = "gs://b/x" }
-    assert.has_error(function() q:add{ key = "a", kind = "import", uri = "gs://b/y" } end)
+    assert.has_error(function() q:add{ key = "a", kind = "import", uri = "gs://b/y" } end,
+      "queue:add: duplicate key 'a'")
+    assert.error_matches(function() q:add{ key = "b", kind = "copy", uri = "gs://b/y" } end,
+      "queue:add: kind must be 'import' or 'export'", nil, true)
   end)
 
   it("resumes after being killed: finished prefixes are skipped, every file counted once #slow", function()

@@ -6,7 +6,9 @@
 -- Plain HTTP carries a token in clear text, so the emulator must be on this machine (loopback:
 -- 127.0.0.0/8, ::1, localhost) unless `DICOMGCS_EMULATOR_ALLOW_REMOTE=1`, and an http://
 -- endpoint on another host is refused: a real token never crosses the network unencrypted.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.endpoints
+-- @local
 local errors = require "dicomgcs.errors"
 
 local endpoints = {}

@@ -1,6 +1,8 @@
 --- The request layer between the Lua API and the C engine: one engine per client, Google's
 -- JSON error bodies turned into `dicomgcs.Error`s, URL and query encoding.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.http
+-- @local
 local core = require "dicomgcs.core"
 local errors = require "dicomgcs.errors"
 local json = require "dicomgcs.json"

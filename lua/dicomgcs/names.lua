@@ -1,6 +1,8 @@
 --- Resource names of the Healthcare API, checked before any request is sent so that a typo
 -- gives an error naming the input instead of a remote 400 or 404.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.names
+-- @local
 local errors = require "dicomgcs.errors"
 
 local names = {}

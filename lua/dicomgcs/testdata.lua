@@ -56,6 +56,25 @@ local function dump_text(inst, o, pixel_file)
   }, "\n") .. "\n"
 end
 
+--- Write a DICOM file from dcmtk dump text (the `dcmdump` format, one element a line) with
+-- `dump2dcm`; `args` are extra dump2dcm options (e.g. "+te -e", already shell-quoted). The dump
+-- is written to `path .. ".dump"` and removed. Returns true or nil, Error.
+function testdata.dump2dcm(text, path, args)
+  local dump_file = path .. ".dump"
+  local ok, err = write_file(dump_file, text)
+  if not ok then return nil, err end
+  local cmd = ("dump2dcm %s %s %s 2>&1"):format(args or "", shell_quote(dump_file), shell_quote(path))
+  local p = io.popen(cmd)
+  local msg = p:read("a")
+  local closed_ok = p:close()
+  os.remove(dump_file)
+  if not closed_ok then
+    return nil, errors.new{ kind = "io", message = "dump2dcm failed for " .. path .. ": " .. msg,
+      hint = "is dcmtk installed? (apt-get install dcmtk)" }
+  end
+  return true
+end
+
 --- Generate `studies` × `series` × `instances` DICOM files under `o.dir`.
 -- Options: `dir` (required), `studies` (2), `series` (2 per study), `instances` (3 per series),
 -- `rows`/`cols` (64), `nested` (true: `study-N/series-M/` sub-folders for every study but the
@@ -90,23 +109,14 @@ function testdata.generate(o)
         local pixel_file = work .. "/pixels.raw"
         ok, err = write_file(pixel_file, pixels(o.rows, o.cols, #out))
         if not ok then return nil, err end
-        local dump_file = work .. "/instance.dump"
-        ok, err = write_file(dump_file, dump_text(inst, o, pixel_file))
-        if not ok then return nil, err end
         core.mkdir_p(inst.path:match("^(.*)/"))
-        local cmd = ("dump2dcm %s %s 2>&1"):format(shell_quote(dump_file), shell_quote(inst.path))
-        local p = io.popen(cmd)
-        local msg = p:read("a")
-        local closed_ok = p:close()
-        if not closed_ok then
-          return nil, errors.new{ kind = "io", message = "dump2dcm failed for " .. inst.path .. ": " .. msg,
-            hint = "is dcmtk installed? (apt-get install dcmtk)" }
-        end
+        ok, err = testdata.dump2dcm(dump_text(inst, o, pixel_file), inst.path)
+        if not ok then return nil, err end
         out[#out + 1] = inst
       end
     end
   end
-  os.remove(work .. "/pixels.raw"); os.remove(work .. "/instance.dump"); os.remove(work)
+  os.remove(work .. "/pixels.raw"); os.remove(work)
   return out
 end
 

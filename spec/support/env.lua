@@ -225,4 +225,11 @@ function env.admin(method, path, body, emu)
   return json.decode(res.body ~= "" and res.body or "{}")
 end
 
+--- The emulator's log of the requests whose path and query match `path_re` (a JavaScript
+-- regular expression), oldest first: `{ {method=, path=, status=, time=, ...}, ... }`.
+function env.requests(path_re, emu)
+  local query = "requests?path=" .. require("dicomgcs.http").escape(path_re)
+  return assert(env.admin("GET", query, nil, emu)).requests
+end
+
 return env

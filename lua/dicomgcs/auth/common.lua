@@ -4,9 +4,12 @@
 -- Every function takes a context `ctx` built by `dicomgcs.auth` (see `common.context`):
 -- `getenv`, `fetch`, `now` (wall clock, integer seconds), `mono` (monotonic seconds),
 -- `scopes`, `explicit_scopes`, `emulator` (base URL or nil) and endpoint overrides.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.auth.common
+-- @local
 local errors = require "dicomgcs.errors"
 local json = require "dicomgcs.json"
+local timestamp = require "dicomgcs.timestamp"
 
 local common = {}
 
@@ -175,31 +178,6 @@ function common.base64(s)
   return u .. ("="):rep((4 - #u % 4) % 4)
 end
 
---- Seconds since the epoch of an RFC 3339 UTC time ("2025-01-01T12:00:00Z", optional
--- fraction, or a numeric offset). Returns nil for anything else.
-function common.parse_rfc3339(s)
-  if type(s) ~= "string" then return nil end
-  local y, mo, d, h, mi, sec, rest = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[Tt ](%d%d):(%d%d):(%d%d)(.*)$")
-  if not y then return nil end
-  rest = rest:gsub("^%.%d+", "")
-  local offset = 0
-  if rest ~= "Z" and rest ~= "z" then
-    local sign, oh, om = rest:match("^([+-])(%d%d):(%d%d)$")
-    if not sign then return nil end
-    offset = (tonumber(oh) * 3600 + tonumber(om) * 60) * (sign == "+" and 1 or -1)
-  end
-  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
-  -- days from civil (Howard Hinnant's algorithm)
-  if mo <= 2 then y = y - 1 end
-  local era = (y >= 0 and y or y - 399) // 400
-  local yoe = y - era * 400
-  local mp = (mo + 9) % 12
-  local doy = (153 * mp + 2) // 5 + d - 1
-  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-  local days = era * 146097 + doe - 719468
-  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(sec) - offset
-end
-
 -- ---------------------------------------------------------------------------------------
 -- Files and JSON
 
@@ -348,7 +326,7 @@ function common.parse_token_response(ctx, source, url, res, what)
   local expires_in = doc.expires_in
   if type(expires_in) == "string" then expires_in = tonumber(expires_in) end
   if doc.expireTime then
-    local t = common.parse_rfc3339(doc.expireTime)
+    local t = timestamp.parse(doc.expireTime)
     if not t then
       return nil, common.err(ctx, source, ("%s returned an unreadable expireTime"):format(url), nil, { url = url })
     end

@@ -1,7 +1,9 @@
 --- Commands for DICOMweb: store (STOW-RS), retrieve (WADO-RS), search (QIDO-RS), delete.
 -- They target the store given by --dicom-store/--dataset/--location, or any DICOMweb server
 -- with --dicomweb-url=URL.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.cli.dicomweb
+-- @local
 local core = require "dicomgcs.core"
 local json = require "dicomgcs.json"
 local progress = require "dicomgcs.cli.progress"

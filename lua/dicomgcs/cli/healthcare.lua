@@ -1,5 +1,7 @@
 --- Commands for datasets, DICOM stores, import/export and operations.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.cli.healthcare
+-- @local
 
 local errors = require "dicomgcs.errors"
 local term = require "dicomgcs.cli.term"

@@ -2,7 +2,9 @@
 -- Exit codes: 0 done; 1 failed; 2 bad usage; 3 an operation finished with some files failed;
 -- 130 interrupted (Ctrl-C). No Lua traceback reaches the user unless asked for
 -- (--verbosity=debug or DICOMGCS_DEBUG=1).
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.cli
+-- @local
 local args = require "dicomgcs.cli.args"
 local common = require "dicomgcs.cli.common"
 local config = require "dicomgcs.cli.config"

@@ -1,5 +1,7 @@
 --- Commands for Cloud Storage: buckets, ls, cp, rm, laid out as `gcloud storage` lays them out.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.cli.storage
+-- @local
 local core = require "dicomgcs.core"
 local progress = require "dicomgcs.cli.progress"
 local term = require "dicomgcs.cli.term"
