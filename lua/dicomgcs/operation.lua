@@ -261,6 +261,7 @@ end
 operation.watch = watch
 
 local wait_known = { ops = true, on_progress = true, timeout = true, interval = true, max_interval = true,
+  unreachable = true,
   near_interval = true, expected = true, on_done = true, on_poll = true, on_poll_error = true }
 
 --- Wait on many operations at once (one loop, no blocking sleep; they must share one transport).
