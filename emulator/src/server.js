@@ -47,7 +47,7 @@ function createEmulator(opts) {
     gcs: new GcsStore(dataDir),
     instances: new Instances(dataDir),
     faults: new Faults(),
-    uploads: new Map(),
+    uploads: new Map(), rewrites: new Map(),
     requests: [],
     seq: 0,
     port: () => (server.address() ? server.address().port : null),
@@ -76,7 +76,7 @@ function createEmulator(opts) {
     for (const op of ctx.ops.ops.values()) op.cancelRequested = true;
     ctx.ops.ops.clear(); ctx.hc.reset(); ctx.logs.reset(); ctx.gcs.reset(); ctx.instances.reset();
     for (const s of ctx.uploads.values()) s.sink.abort();
-    ctx.uploads.clear(); ctx.faults.clear(); ctx.requests.length = 0;
+    ctx.uploads.clear(); ctx.rewrites.clear(); ctx.faults.clear(); ctx.requests.length = 0;
     ctx.flush();
   };
   if (opts.faults) ctx.faults.add(opts.faults);
