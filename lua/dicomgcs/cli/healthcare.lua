@@ -3,6 +3,7 @@
 
 local errors = require "dicomgcs.errors"
 local term = require "dicomgcs.cli.term"
+local watch_flags = require("dicomgcs.cli.watch").flags
 
 local function fail(err) error(err, 0) end
 local function must(v, err) if v == nil then fail(err) end return v end
@@ -106,11 +107,14 @@ return {
               async = async_flag, timeout = timeout_flag,
               plan = { type = "boolean", help = "show how the import would be split (one import per sub-folder) and stop" },
               partition = { type = "boolean", help = "run the plan: one import per sub-folder, --max-in-flight at a time" },
-              ["max-in-flight"] = { type = "string", metavar = "K", help = "operations at a time with --partition (default 3)" },
-              manifest = { type = "string", metavar = "FILE", help = "with --partition: JSON Lines state file; re-run to resume" } },
+              ["max-in-flight"] = { type = "string", metavar = "K", help = "operations at a time: --partition (default 3), --watch (1)" },
+              manifest = { type = "string", metavar = "FILE", help = "with --partition or --watch: JSON Lines state file; re-run to resume" },
+              watch = watch_flags.watch, every = watch_flags.every, ["move-to"] = watch_flags["move-to"], report = watch_flags.report,
+              ["batch-size"] = watch_flags["batch-size"], ["batch-uri"] = watch_flags["batch-uri"], rounds = watch_flags.rounds },
     run = function(ctx)
       local uri = ctx.flags["gcs-uri"]
       if not uri then fail("--gcs-uri is required, e.g. --gcs-uri='gs://BUCKET/DIR/**.dcm'") end
+      if ctx.flags.watch then return require("dicomgcs.cli.watch").run(ctx, uri) end
       local c = ctx.client()
       if ctx.flags.plan or ctx.flags.partition then
         local planner = require "dicomgcs.plan"

@@ -1,0 +1,82 @@
+--- `dicomgcs dicom-stores import gcs STORE --gcs-uri=… --watch`: the command-line face of
+-- dicomgcs.watch (issue #19). The flags are declared with the import command (cli/healthcare.lua).
+-- @module dicomgcs.cli.watch
+local term = require "dicomgcs.cli.term"
+
+local cli_watch = {}
+
+--- The flags --watch adds to `dicom-stores import gcs`.
+cli_watch.flags = {
+  watch = { type = "boolean", help = "keep importing new arrivals every --every, in batches (Ctrl-C stops; re-run resumes)" },
+  every = { type = "string", metavar = "DURATION", help = "with --watch: time between rounds, e.g. 60s, 5m (default 60s)" },
+  ["move-to"] = { type = "string", metavar = "URI", help = "with --watch: move imported originals under this gs:// folder" },
+  report = { type = "string", metavar = "BASE", help = "with --watch: write BASE.json and BASE.csv, every file with its outcome" },
+  ["batch-size"] = { type = "string", metavar = "N", help = "with --watch: files per import operation at most (default 1000)" },
+  ["batch-uri"] = { type = "string", metavar = "URI", help = "with --watch: where batches are copied (default gs://BUCKET/.dicomgcs-batches/)" },
+  rounds = { type = "string", metavar = "N", help = "with --watch: stop after N rounds, once their imports are done" },
+}
+
+local UNITS = { ms = 0.001, s = 1, m = 60, h = 3600 }
+
+--- Seconds in "90", "90s", "1.5m", "500ms", "2h"; nil for anything else.
+function cli_watch.duration(text)
+  local n, unit = tostring(text):match("^(%d+%.?%d*)(%a*)$")
+  n = tonumber(n)
+  local k = UNITS[unit ~= "" and unit or "s"]
+  if not n or not k or n * k <= 0 then return nil end
+  return n * k
+end
+
+local function usage(msg)
+  io.stderr:write("ERROR: ", msg, "\n")
+  return 2
+end
+
+local function count(flags, name)
+  local v = flags[name]
+  if v == nil then return nil, true end
+  local n = math.tointeger(tonumber(v))
+  if not n or n < 1 then return nil, false end
+  return n, true
+end
+
+--- Run the watch for the parsed command `ctx` (STORE in ctx.words[1]); returns the exit code:
+-- 0 every file imported, 3 some failed, 1 none could be, 130 stopped by Ctrl-C.
+function cli_watch.run(ctx, uri)
+  local f = ctx.flags
+  local every = 60
+  if f.every then
+    every = cli_watch.duration(f.every)
+    if not every then return usage(("--every=%s: use a duration such as 60s, 5m or 500ms"):format(f.every)) end
+  end
+  local opts = { every = every }
+  for flag, field in pairs{ ["batch-size"] = "batch_size", ["max-in-flight"] = "max_in_flight", rounds = "rounds" } do
+    local n, ok = count(f, flag)
+    if not ok then return usage(("--%s=%s: use a whole number >= 1"):format(flag, f[flag])) end
+    opts[field] = n
+  end
+  local poll = tonumber(os.getenv("DICOMGCS_POLL_INTERVAL") or "")
+  local dicomgcs = require "dicomgcs"
+  local w, err = dicomgcs.watch{
+    client = ctx.client(), uri = uri, dicom_store = ctx.words[1], every = opts.every, poll = poll,
+    manifest = f.manifest, move_to = f["move-to"], batch_uri = f["batch-uri"], report = f.report,
+    batch_size = opts.batch_size, max_in_flight = opts.max_in_flight, rounds = opts.rounds,
+    log = function(line) io.stderr:write(term.escape(line), "\n") end,
+    on_file_failed = function(file, failure)
+      io.stderr:write(term.escape(("  failed: %s: %s %s"):format(file.uri, failure.status or "", failure.message or "")), "\n")
+    end,
+  }
+  if not w then error(err, 0) end
+  local s = w:run()
+  local t = s.totals
+  io.stderr:write(("watch %s after %d round(s): %d operation(s), %d imported, %d failed%s%s.\n"):format(
+    s.stopped, t.rounds, t.operations, t.imported, t.failed,
+    t.moved > 0 and (", %d moved"):format(t.moved) or "",
+    s.in_flight > 0 and ("; %d batch(es) still in flight (re-run to resume)"):format(s.in_flight) or ""))
+  if ctx.flags.format then ctx.print(s.totals) end
+  if s.stopped == "interrupted" then return 130 end
+  if t.failed == 0 then return 0 end
+  return t.imported > 0 and 3 or 1
+end
+
+return cli_watch
