@@ -69,7 +69,8 @@ end
 -- watched bucket: the import's service agent reads it already); `move_to` (a `gs://` folder
 -- the originals move to once imported); `batch_size` (files per operation, default 1000);
 -- `max_in_flight` (batches copied or importing at once, default 1); `rounds` (stop after this many
--- rounds, once their batches are finished; default: run until stopped); `max_backoff`
+-- rounds, once their batches are finished and nothing found waits for a free slot (more rounds
+-- are run for those); default: run until stopped); `max_backoff`
 -- (seconds, default 300, the longest wait after the project's operation limit or a quota);
 -- `report` (a path base: BASE.json and BASE.csv, see dicomgcs.report, rewritten as batches finish);
 -- hooks `on_batch(batch)` (a batch finished: `{id=, uri=, operation=, files=, succeeded=, failed=}`),
@@ -439,6 +440,7 @@ function Watch:round()
     summary.batches[#summary.batches + 1] = { id = id, files = #b.files }
   end
   summary.waiting = #stable - math.min(i - 1, #stable)
+  self.waiting = summary.waiting
   self:poll()
   local line = ("round %d: %d listed, %d new%s"):format(summary.round, summary.listed, summary.new,
     changing > 0 and (", %d still changing"):format(changing) or "")
@@ -489,7 +491,8 @@ function Watch:run()
     while true do
       if self.stopping then stopped = "stop"; break end
       local now = core.monotime()
-      local more_rounds = not self.rounds or self.totals.rounds < self.rounds
+      -- past `rounds`, go on only while files found wait for a free slot
+      local more_rounds = not self.rounds or self.totals.rounds < self.rounds or (self.waiting or 0) > 0
       if more_rounds and now >= next_round then
         local _, rerr = self:round()
         if rerr then self.log("round failed: " .. tostring(rerr)) end
@@ -498,13 +501,10 @@ function Watch:run()
       else
         self:poll()
       end
-      if not more_rounds or (self.rounds and self.totals.rounds >= self.rounds) then
-        if self:in_flight() == 0 then stopped = "rounds"; break end
-      end
+      local last = self.rounds and self.totals.rounds >= self.rounds and (self.waiting or 0) == 0
+      if last and self:in_flight() == 0 then stopped = "rounds"; break end
       local wait = self.poll_every
-      if not self.rounds or self.totals.rounds < self.rounds then
-        wait = math.min(wait, next_round - core.monotime())
-      end
+      if not last then wait = math.min(wait, next_round - core.monotime()) end
       pause(wait)
     end
   end)
