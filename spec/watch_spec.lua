@@ -304,4 +304,37 @@ describe("dicom-stores import gcs --watch", function()
     assert.are.equal(12, n)
     assert.are.same({}, names_under(c, "gs://" .. bucket .. "/.dicomgcs-batches/"))
   end)
+  it("stops cleanly on Ctrl-C, the operation going on in the server, re-attached on the next start #slow", function()
+    local emu = env.start_emulator{ "--op-delay-ms", "300" }
+    local c = env.store_client{ emulator = emu.host }
+    local bucket = env.bucket(c, nil, "import")
+    local d = dicoms(6)
+    for i = 1, 6 do put(c, ("gs://%s/in/y%d.dcm"):format(bucket, i), d[i].bytes) end
+    local dir = env.tmpdir("watchint")
+    local state = dir .. "/state.jsonl"
+    local cmd = ("DICOMGCS_EMULATOR_HOST=%s DICOMGCS_POLL_INTERVAL=0.05 bin/dicomgcs dicom-stores import gcs store " ..
+      "--gcs-uri='gs://%s/in/*.dcm' --watch --every=0.5s --manifest=%s --dataset=%s %s"):format(
+      emu.host, bucket, env.quote(state), c.dataset, loc)
+    local q = env.quote
+    os.execute(("(%s >%s 2>&1 & echo $! >%s; wait $!; echo $? >%s) &"):format(cmd, q(dir .. "/run1.log"),
+      q(dir .. "/pid"), q(dir .. "/rc")))
+    assert.is_true(env.wait_until(function() return (file.read_if_exists(dir .. "/pid") or ""):find("%d") ~= nil end, 10))
+    local pid = file.read_if_exists(dir .. "/pid"):match("%d+")
+    local running = env.wait_until(function()
+      return (file.read_if_exists(state) or ""):find('"state":"running"', 1, true) ~= nil
+    end, 60)
+    os.execute("kill -INT " .. pid)
+    assert.is_true(running, file.read_if_exists(dir .. "/run1.log"))
+    assert.is_true(env.wait_until(function() return (file.read_if_exists(dir .. "/rc") or ""):find("%d") ~= nil end, 30))
+    local log = file.read_if_exists(dir .. "/run1.log")
+    assert.are.equal("130", file.read_if_exists(dir .. "/rc"):match("%d+"), log)
+    assert.truthy(log:find("1 operation(s) go on in the server", 1, true), log)
+    assert.falsy(log:find("traceback", 1, true), log)
+    -- nothing was cancelled: the operation is still the one running, and the restart waits for it
+    local out, code = env.run(cmd .. " --rounds=1", true)
+    assert.are.equal(0, code, out)
+    assert.truthy(out:find("re-attached batch", 1, true), out)
+    local instances, imported, ops = store_counts(c, emu)
+    assert.are.same({ 6, 6, 1 }, { instances, imported, ops })
+  end)
 end)

@@ -417,6 +417,8 @@ function Watch:round()
     stable, changing = self:observe(objs)
   end
   table.sort(stable, function(a, b) return a.name < b.name end)
+  -- a batch done since the last look frees its slot for this round's files
+  self:poll()
   self.totals.rounds = self.totals.rounds + 1
   local summary = { round = self.totals.rounds, listed = #objs, new = #stable, changing = changing, batches = {} }
   local i = 1
@@ -495,6 +497,8 @@ function Watch:run()
       local more_rounds = not self.rounds or self.totals.rounds < self.rounds or (self.waiting or 0) > 0
       if more_rounds and now >= next_round then
         local _, rerr = self:round()
+        -- an interrupt that landed inside a listing's pcall comes back as its error
+        if rerr and interrupted(rerr) then error(rerr, 0) end
         if rerr then self.log("round failed: " .. tostring(rerr)) end
         -- a fixed schedule: a slow round is not followed by a late one
         repeat next_round = next_round + self.every until next_round > core.monotime()
