@@ -110,8 +110,5 @@ JS
   echo '```'
   echo "Arrival = the feeder's upload answered; stored = the end time of the import operation that took the file."
   echo
-  echo '```'
-  printf '%s\n' "${lines[@]}"
-  echo '```'
-  echo
+  bench_figures "${lines[@]}"
 } >> "$RESULTS"

@@ -20,6 +20,12 @@ local function dicoms(n)
   return pool
 end
 
+-- A client on a fresh dataset and store, a bucket the import may read, and `n` DICOM files.
+local function fresh(n)
+  local c = env.store_client()
+  return c, env.bucket(c, nil, "import"), dicoms(n)
+end
+
 local function put(c, uri, bytes) return assert(c.storage:write(uri, bytes, "application/dicom")) end
 
 local function store_of(c) return assert(c:dicom_store_name{}) end
@@ -71,9 +77,7 @@ end
 
 describe("dicomgcs.watch", function()
   it("imports arrivals in one operation per round, each file once, and leaves no batch copies", function()
-    local c = env.store_client()
-    local bucket = env.bucket(c, nil, "import")
-    local d = dicoms(7)
+    local c, bucket, d = fresh(7)
     for i = 1, 4 do put(c, ("gs://%s/incoming/a%d.dcm"):format(bucket, i), d[i].bytes) end
     local dir = env.tmpdir("watch1")
     local rounds = {}
@@ -130,10 +134,23 @@ describe("dicomgcs.watch", function()
     assert.are.same({}, names_under(c, "gs://" .. bucket .. "/.dicomgcs-batches/"))
   end)
 
+  it("fails a file its batch folder cannot hold (a name too long) once, not every round", function()
+    local c, bucket, d = fresh(2)
+    local long = "gs://" .. bucket .. "/in/" .. ("n"):rep(1000) .. ".dcm"
+    put(c, long, d[1].bytes)
+    put(c, "gs://" .. bucket .. "/in/short.dcm", d[2].bytes)
+    local failed = {}
+    local w = assert(dicomgcs.watch(fast{ client = c, uri = "gs://" .. bucket .. "/in/*.dcm", rounds = 3,
+      on_file_failed = function(f, why) failed[#failed + 1] = { f.uri, why.status } end }))
+    local s = w:run()
+    assert.are.same({ { long, "COPY_FAILED" } }, failed)
+    assert.are.same({ 1, 1, 1 }, { s.totals.imported, s.totals.failed, s.totals.operations })
+    assert.are.equal("failed", w.files[long].state)
+    assert.truthy(w.files[long].reason:find("too long", 1, true), w.files[long].reason)
+  end)
+
   it("takes an object rewritten after its import again, as a new generation", function()
-    local c = env.store_client()
-    local bucket = env.bucket(c, nil, "import")
-    local d = dicoms(2)
+    local c, bucket, d = fresh(2)
     local uri = "gs://" .. bucket .. "/incoming/f.dcm"
     local first = put(c, uri, d[1].bytes)
     local dir = env.tmpdir("watch3")
@@ -157,9 +174,7 @@ describe("dicomgcs.watch", function()
   end)
 
   it("does not take an object while it keeps changing (generation or size), only once it is still", function()
-    local c = env.store_client()
-    local bucket = env.bucket(c, nil, "import")
-    local d = dicoms(5)
+    local c, bucket, d = fresh(5)
     local busy = "gs://" .. bucket .. "/incoming/busy.dcm"
     put(c, "gs://" .. bucket .. "/incoming/calm.dcm", d[1].bytes)
     put(c, busy, d[2].bytes)
@@ -183,9 +198,7 @@ describe("dicomgcs.watch", function()
   end)
 
   it("lists a file that fails with its reason, and does not import it again until it changes", function()
-    local c = env.store_client()
-    local bucket = env.bucket(c, nil, "import")
-    local d = dicoms(2)
+    local c, bucket, d = fresh(2)
     local bad = "gs://" .. bucket .. "/incoming/bad.dcm"
     put(c, bad, "this is not a DICOM file")
     put(c, "gs://" .. bucket .. "/incoming/good.dcm", d[1].bytes)
@@ -252,6 +265,32 @@ end)
 describe("dicom-stores import gcs --watch", function()
   local loc = "--project=spec-project --location=us-central1"
 
+  -- A watch in a child process on a private emulator whose imports take 300 ms a file, over
+  -- `n` of `pool_n` files named by `fmt`; returns once the manifest says an import runs (or 60 s):
+  -- { c, emu, bucket, d, dir, state, cmd (to start it again), pid, running }. The child's exit
+  -- code lands in DIR/rc.
+  local function slow_watch(tag, n, pool_n, fmt, pattern)
+    local t = { emu = env.start_emulator{ "--op-delay-ms", "300" } }
+    t.c = env.store_client{ emulator = t.emu.host }
+    t.bucket = env.bucket(t.c, nil, "import")
+    t.d = dicoms(pool_n)
+    for i = 1, n do put(t.c, ("gs://%s/" .. fmt):format(t.bucket, i), t.d[i].bytes) end
+    t.dir = env.tmpdir(tag)
+    t.state = t.dir .. "/state.jsonl"
+    local q = env.quote
+    t.cmd = ("DICOMGCS_EMULATOR_HOST=%s DICOMGCS_POLL_INTERVAL=0.05 bin/dicomgcs dicom-stores import gcs store " ..
+      "--gcs-uri='gs://%s/%s' --watch --every=0.5s --manifest=%s --report=%s --dataset=%s %s"):format(
+      t.emu.host, t.bucket, pattern, q(t.state), q(t.dir .. "/report"), t.c.dataset, loc)
+    os.execute(("(%s >%s 2>&1 & echo $! >%s; wait $!; echo $? >%s) &"):format(t.cmd, q(t.dir .. "/run1.log"),
+      q(t.dir .. "/pid"), q(t.dir .. "/rc")))
+    assert.is_true(env.wait_until(function() return (file.read_if_exists(t.dir .. "/pid") or ""):find("%d") ~= nil end, 10))
+    t.pid = file.read_if_exists(t.dir .. "/pid"):match("%d+")
+    t.running = env.wait_until(function()
+      return (file.read_if_exists(t.state) or ""):find('"state":"running"', 1, true) ~= nil
+    end, 60)
+    return t
+  end
+
   it("exits 2 naming a bad --every or --batch-size", function()
     local _, code, err = env.dicomgcs("dicom-stores import gcs st --gcs-uri='gs://b/in/*.dcm' --watch --every=soon --dataset=d " .. loc)
     assert.are.equal(2, code)
@@ -262,24 +301,10 @@ describe("dicom-stores import gcs --watch", function()
   end)
 
   it("killed mid-batch and restarted, imports every arrival exactly once; manifest and report agree #slow", function()
-    -- a slow import (300 ms a file) so that the kill lands while the operation runs
-    local emu = env.start_emulator{ "--op-delay-ms", "300" }
-    local c = env.store_client{ emulator = emu.host }
-    local bucket = env.bucket(c, nil, "import")
-    local d = dicoms(12)
-    for i = 1, 8 do put(c, ("gs://%s/incoming/x%02d.dcm"):format(bucket, i), d[i].bytes) end
-    local dir = env.tmpdir("watchkill")
-    local state = dir .. "/state.jsonl"
-    local cmd = ("DICOMGCS_EMULATOR_HOST=%s DICOMGCS_POLL_INTERVAL=0.05 bin/dicomgcs dicom-stores import gcs store " ..
-      "--gcs-uri='gs://%s/incoming/**.dcm' --watch --every=0.5s --manifest=%s --report=%s --dataset=%s %s"):format(
-      emu.host, bucket, env.quote(state), env.quote(dir .. "/report"), c.dataset, loc)
-    os.execute(cmd .. " >" .. env.quote(dir .. "/run1.log") .. " 2>&1 & echo $! >" .. env.quote(dir .. "/pid"))
-    local pid = assert((file.read_if_exists(dir .. "/pid") or ""):match("%d+"))
-    local running = env.wait_until(function()
-      return (file.read_if_exists(state) or ""):find('"state":"running"', 1, true) ~= nil
-    end, 60)
-    os.execute("kill -9 " .. pid)
-    assert.is_true(running, file.read_if_exists(dir .. "/run1.log"))
+    local t = slow_watch("watchkill", 8, 12, "incoming/x%02d.dcm", "incoming/**.dcm")
+    local c, emu, state, dir, d, bucket, cmd = t.c, t.emu, t.state, t.dir, t.d, t.bucket, t.cmd
+    os.execute("kill -9 " .. t.pid)
+    assert.is_true(t.running, file.read_if_exists(dir .. "/run1.log"))
     -- the operation was still running when the watch died
     local _, imported_before = store_counts(c, emu)
     assert.is_true(imported_before < 8, "killed too late to prove anything")
@@ -304,27 +329,12 @@ describe("dicom-stores import gcs --watch", function()
     assert.are.equal(12, n)
     assert.are.same({}, names_under(c, "gs://" .. bucket .. "/.dicomgcs-batches/"))
   end)
+
   it("stops cleanly on Ctrl-C, the operation going on in the server, re-attached on the next start #slow", function()
-    local emu = env.start_emulator{ "--op-delay-ms", "300" }
-    local c = env.store_client{ emulator = emu.host }
-    local bucket = env.bucket(c, nil, "import")
-    local d = dicoms(6)
-    for i = 1, 6 do put(c, ("gs://%s/in/y%d.dcm"):format(bucket, i), d[i].bytes) end
-    local dir = env.tmpdir("watchint")
-    local state = dir .. "/state.jsonl"
-    local cmd = ("DICOMGCS_EMULATOR_HOST=%s DICOMGCS_POLL_INTERVAL=0.05 bin/dicomgcs dicom-stores import gcs store " ..
-      "--gcs-uri='gs://%s/in/*.dcm' --watch --every=0.5s --manifest=%s --dataset=%s %s"):format(
-      emu.host, bucket, env.quote(state), c.dataset, loc)
-    local q = env.quote
-    os.execute(("(%s >%s 2>&1 & echo $! >%s; wait $!; echo $? >%s) &"):format(cmd, q(dir .. "/run1.log"),
-      q(dir .. "/pid"), q(dir .. "/rc")))
-    assert.is_true(env.wait_until(function() return (file.read_if_exists(dir .. "/pid") or ""):find("%d") ~= nil end, 10))
-    local pid = file.read_if_exists(dir .. "/pid"):match("%d+")
-    local running = env.wait_until(function()
-      return (file.read_if_exists(state) or ""):find('"state":"running"', 1, true) ~= nil
-    end, 60)
-    os.execute("kill -INT " .. pid)
-    assert.is_true(running, file.read_if_exists(dir .. "/run1.log"))
+    local t = slow_watch("watchint", 6, 6, "in/y%d.dcm", "in/*.dcm")
+    local c, emu, dir, cmd = t.c, t.emu, t.dir, t.cmd
+    os.execute("kill -INT " .. t.pid)
+    assert.is_true(t.running, file.read_if_exists(dir .. "/run1.log"))
     assert.is_true(env.wait_until(function() return (file.read_if_exists(dir .. "/rc") or ""):find("%d") ~= nil end, 30))
     local log = file.read_if_exists(dir .. "/run1.log")
     assert.are.equal("130", file.read_if_exists(dir .. "/rc"):match("%d+"), log)

@@ -237,8 +237,19 @@ function Watch:copy(b)
     if r.ok then
       kept[#kept + 1] = f
     else
+      -- changed or gone: new again; refused for good (say, a name too long for the batch
+      -- folder): failed until the object changes; anything else: taken again next round
       local gone = r.err and (r.err.http_status == 412 or r.err.http_status == 404)
-      self:set_file(f, { state = gone and "changed" or "copy-failed", batch = false, reason = tostring(r.err) })
+      local state = gone and "changed" or ((r.err and r.err.retryable) and "copy-failed" or "failed")
+      self:set_file(f, { state = state, batch = false, reason = tostring(r.err),
+                         code = state == "failed" and "COPY_FAILED" or false })
+      if state == "failed" then
+        self.totals.failed = self.totals.failed + 1
+        if self.hooks.on_file_failed then
+          self.hooks.on_file_failed({ uri = f.uri, generation = f.generation, size = f.size },
+            { uri = f.uri, status = "COPY_FAILED", message = tostring(r.err) })
+        end
+      end
       self.log(("%s left batch %s: %s"):format(f.uri, b.id, gone and "it changed before it was copied" or tostring(r.err)))
     end
   end

@@ -1,11 +1,11 @@
---- `dicomgcs dicom-stores import gcs STORE --gcs-uri=… --watch`: the command-line face of
--- dicomgcs.watch (issue #19). The flags are declared with the import command (cli/healthcare.lua).
+--- The command-line face of dicomgcs.watch (issue #19): `dicom-stores import gcs STORE` with
+-- the watch flag. The flags are declared with the import command (cli/healthcare.lua).
 -- @module dicomgcs.cli.watch
 local term = require "dicomgcs.cli.term"
 
 local cli_watch = {}
 
---- The flags --watch adds to `dicom-stores import gcs`.
+--- The flags the watch adds to `dicom-stores import gcs`.
 cli_watch.flags = {
   watch = { type = "boolean", help = "keep importing new arrivals every --every, in batches (Ctrl-C stops; re-run resumes)" },
   every = { type = "string", metavar = "DURATION", help = "with --watch: time between rounds, e.g. 60s, 5m (default 60s)" },
