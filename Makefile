@@ -37,7 +37,7 @@ help:
 	@echo "make fuzz       run the libFuzzer harnesses (FUZZ_SECONDS per target, default 60)"
 	@echo "make lint       luacheck the Lua sources"
 	@echo "make embed      build build/dicomgcs_host, a C program embedding Lua and dicomgcs"
-	@echo "make docs       HTML API reference in doc/ (LDoc)"
+	@echo "make docs       HTML API reference in doc/ (LDoc) and the man page man/dicomgcs.1"
 
 build: $(CORE_SO)
 
@@ -83,11 +83,12 @@ fuzz:
 	@scripts/fuzz
 
 lint:
-	luacheck --no-color lua bin/dicomgcs $$(find spec examples -name '*.lua') scripts/gen-rockspec
+	luacheck --no-color lua bin/dicomgcs $$(find spec examples -name '*.lua') scripts/gen-rockspec scripts/gen-man
 
 docs:
 	@scripts/install-deps --debian-only
 	ldoc -c config.ld .
+	scripts/gen-man
 
 include examples/embed/embed.mk
 

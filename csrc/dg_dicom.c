@@ -76,6 +76,18 @@ static dg_dicom_status fail(ctx *c, dg_dicom_status st, size_t off, const char *
   return st;
 }
 
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+/* Keep the first warning; the walk goes on. */
+static void warn(ctx *c, const char *fmt, ...) {
+  va_list ap;
+  if (c->h->warning[0]) return;
+  va_start(ap, fmt);
+  vsnprintf(c->h->warning, sizeof c->h->warning, fmt, ap);
+  va_end(ap);
+}
+
 /* The bytes ran out at off while reading `what`; total is what would do. */
 static dg_dicom_status short_of(ctx *c, size_t off, size_t total, const char *what, unsigned g,
                                 unsigned e) {
@@ -488,18 +500,24 @@ static dg_dicom_status walk(ctx *c, size_t p, int explicit_vr, int big) {
         char *dst = tag == TAG_SOP_CLASS ? h->sop_class_uid
                   : tag == TAG_SOP_INSTANCE ? h->sop_instance_uid
                   : tag == TAG_STUDY ? h->study_uid : h->series_uid;
-        if (ex && !vr_is(vr, "UI"))
-          return fail(c, DG_DICOM_BAD_UID, p, "(%04X,%04X) at offset %zu has VR %s, expected UI", g, e, p, vrs);
-        s = take_uid(c, p, g, e, b + vstart, vlen, dst);
+        /* A wrong VR (often UN) on a readable UID value, and a file meta group that disagrees with
+         * the dataset, are warnings: the import keys on the dataset's values (a guess, see
+         * emulator/README.md "Pre-flight check"). */
+        {
+          size_t n = vlen;
+          if (ex && !vr_is(vr, "UI")) {
+            warn(c, "(%04X,%04X) at offset %zu has VR %s, expected UI", g, e, p, vrs);
+            while (n > 0 && b[vstart + n - 1] == ' ') n--; /* text VRs pad with a space */
+          }
+          s = take_uid(c, p, g, e, b + vstart, n, dst);
+        }
         if (s != DG_DICOM_OK) return s;
         if (tag == TAG_SOP_INSTANCE && strcmp(dst, h->meta_sop_instance_uid) != 0)
-          return fail(c, DG_DICOM_BAD_META, p,
-                      "(0002,0003) Media Storage SOP Instance UID '%.64s' differs from (0008,0018) '%.64s' at offset %zu",
-                      h->meta_sop_instance_uid, dst, p);
+          warn(c, "(0002,0003) Media Storage SOP Instance UID '%.64s' differs from (0008,0018) '%.64s' at offset %zu",
+               h->meta_sop_instance_uid, dst, p);
         if (tag == TAG_SOP_CLASS && strcmp(dst, h->meta_sop_class_uid) != 0)
-          return fail(c, DG_DICOM_BAD_META, p,
-                      "(0002,0002) Media Storage SOP Class UID '%.64s' differs from (0008,0016) '%.64s' at offset %zu",
-                      h->meta_sop_class_uid, dst, p);
+          warn(c, "(0002,0002) Media Storage SOP Class UID '%.64s' differs from (0008,0016) '%.64s' at offset %zu",
+               h->meta_sop_class_uid, dst, p);
         if (h->sop_class_uid[0] && h->sop_instance_uid[0] && h->study_uid[0] && h->series_uid[0]) {
           c->pos = vstart + vlen;
           h->status = DG_DICOM_OK;

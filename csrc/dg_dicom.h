@@ -60,6 +60,7 @@ typedef struct {
   size_t need;       /* NEED_MORE_DATA: total bytes the next attempt needs at least */
   int dataset_inspected; /* 0 for the deflated transfer syntax (and before the dataset) */
   char reason[200];  /* human-readable, names the tag and byte offset; "" when OK */
+  char warning[200]; /* a defect the import is expected to accept (first one only); "" when none */
   char transfer_syntax[DG_DICOM_UID_MAX + 1];   /* "" when not read */
   char meta_sop_class_uid[DG_DICOM_UID_MAX + 1];
   char meta_sop_instance_uid[DG_DICOM_UID_MAX + 1];

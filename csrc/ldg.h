@@ -26,6 +26,10 @@ void ldg_register_parsers(lua_State *L);
 void ldg_register_fs(lua_State *L);
 /* jwt_sign_rs256(...), secure token helpers (ldg_auth.c) */
 void ldg_register_auth(lua_State *L);
+/* classify, backoff: the one retry classification (ldg_retry.c) */
+void ldg_register_retry(lua_State *L);
+/* "safe" | "never-ambiguous" (nil: safe) at idx -> DG_REPLAY_*; raises otherwise */
+int ldg_check_replay(lua_State *L, int idx, const char *where);
 /* crc32c, hasher, hash_file, join_files: Cloud Storage checksums (ldg_hash.c) */
 void ldg_register_hash(lua_State *L);
 

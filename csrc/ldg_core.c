@@ -73,5 +73,6 @@ LDG_API int luaopen_dicomgcs_core(lua_State *L) {
   ldg_register_auth(L);
   ldg_register_fs(L);
   ldg_register_hash(L);
+  ldg_register_retry(L);
   return 1;
 }

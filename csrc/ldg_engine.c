@@ -121,6 +121,9 @@ static void parse_retry(lua_State *L, int idx, dg_retry_policy *p) {
     } else if (strcmp(k, "base_delay_ms") == 0) p->base_delay_ms = (int64_t)opt_number(L, -1, w, k, 0);
     else if (strcmp(k, "max_delay_ms") == 0) p->max_delay_ms = (int64_t)opt_number(L, -1, w, k, 0);
     else if (strcmp(k, "deadline_ms") == 0) p->deadline_ms = (int64_t)opt_number(L, -1, w, k, 0);
+    else if (strcmp(k, "quota_base_delay_ms") == 0) p->quota_base_delay_ms = (int64_t)opt_number(L, -1, w, k, 0);
+    else if (strcmp(k, "quota_max_delay_ms") == 0) p->quota_max_delay_ms = (int64_t)opt_number(L, -1, w, k, 0);
+    else if (strcmp(k, "quota_budget_ms") == 0) p->quota_budget_ms = (int64_t)opt_number(L, -1, w, k, 0);
     else luaL_error(L, "%s: unknown field '%s'", w, k);
     lua_pop(L, 1);
   }
@@ -264,6 +267,8 @@ static void parse_request(lua_State *L, int idx, req_scratch *s, int anchor) {
       }
       s->r.parts = s->parts; s->r.n_parts = n; s->r.has_body = 1;
       nbodies++;
+    } else if (strcmp(k, "replay") == 0) {
+      s->r.retry.replay = ldg_check_replay(L, v, "request");
     } else if (strcmp(k, "retry") == 0) {
       if (!lua_isnil(L, v)) parse_retry(L, v, &s->r.retry);
     } else if (strcmp(k, "timeout") == 0) {
@@ -352,6 +357,18 @@ static void push_result(lua_State *L, const dg_result *r) {
     lua_pushstring(L, r->url ? r->url : "");
     lua_setfield(L, -2, "url");
     if (r->status > 0) set_int(L, "status", r->status);
+    if (r->ambiguous) {
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, "ambiguous");
+    }
+  }
+  if (r->ok && r->ambiguous) {         /* res is below the nil on the stack */
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -3, "ambiguous");
+  }
+  if (r->quota_waits > 0) {            /* on res (below the nil) or on err (on top) */
+    lua_pushinteger(L, r->quota_waits);
+    lua_setfield(L, r->ok ? -3 : -2, "quota_waits");
   }
 }
 
@@ -550,6 +567,9 @@ static int eng_stats(lua_State *L) {
   set_int(L, "retries", s.retries);
   set_int(L, "bytes_sent", s.bytes_sent);
   set_int(L, "bytes_received", s.bytes_received);
+  set_int(L, "quota_waits", s.quota_waits);
+  lua_pushnumber(L, (lua_Number)s.throttle_wait_ms / 1000.0);
+  lua_setfield(L, -2, "throttle_wait");
   return 1;
 }
 

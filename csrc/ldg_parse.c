@@ -4,7 +4,8 @@
  *   core.dicom_header(bytes [, is_complete]) -> table
  *     { ok = bool, status = "ok"|"not_dicom"|"no_preamble"|"truncated"|"bad_meta"|
  *       "bad_vr_length"|"missing_uid"|"bad_uid"|"need_more_data",
- *       reason = string|nil, offset = int, consumed = int, need = int|nil (need_more_data),
+ *       reason = string|nil, warning = string|nil (a defect the import should accept),
+ *       offset = int, consumed = int, need = int|nil (need_more_data),
  *       transfer_syntax =, study_uid =, series_uid =, sop_instance_uid =, sop_class_uid =,
  *       meta_sop_instance_uid =, meta_sop_class_uid = (strings or nil),
  *       dataset_inspected = bool (false for the deflated transfer syntax) }
@@ -66,6 +67,7 @@ static int l_dicom_header(lua_State *L) {
   lua_pushstring(L, dg_dicom_status_name(h.status));
   lua_setfield(L, -2, "status");
   set_str(L, "reason", h.reason);
+  set_str(L, "warning", h.warning);
   lua_pushinteger(L, (lua_Integer)h.offset);
   lua_setfield(L, -2, "offset");
   lua_pushinteger(L, (lua_Integer)h.consumed);

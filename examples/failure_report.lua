@@ -37,8 +37,8 @@ local op = assert(c:import{ uri = uri })
 local _, err = op:wait{ interval = 0.2 }
 print(("import: %d succeeded, %d failed (%s)"):format(op.counter.success, op.counter.failure, err and err.kind or "ok"))
 
-print("failed files, from the logs:")
-for failure in dicomgcs.failures.each(c, op) do
+print("failed files, from the logs (written after the operation ends: c:failures waits for them):")
+for _, failure in ipairs(assert(c:failures(op)).failures) do
   print(("  %s  %s  %s"):format(failure.uri, failure.status, failure.message))
 end
 

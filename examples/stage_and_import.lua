@@ -45,15 +45,13 @@ local selected = assert(c.storage:match(uri))
 step("%s selects %d objects, e.g. %s", uri, #selected, selected[1].uri)
 assert(#selected == #files)
 
--- The import runs as the project's Cloud Healthcare Service Agent. dicomgcs checks its access
--- before starting and, if missing, fails with the command that grants it:
-local ok, err = c.storage:check_service_agent(bucket, "import")
-if not ok and err.kind == "permission" then
-  step("the service agent cannot read the bucket yet: %s", err.command)
+-- The import runs as the project's Cloud Healthcare Service Agent. dicomgcs looks for its access
+-- (bucket policy, then project policy) and, when it cannot see it, says what would grant it:
+local access = assert(c.storage:service_agent_access(bucket, "import"))
+if not access.granted then
+  step("the service agent's access to the bucket is not visible: %s", access.command)
   local _, member, role = assert(c.storage:grant_service_agent(bucket, "import"))
   step("granted %s to %s", role, member)
-elseif not ok then
-  error(err)
 end
 
 step("importing %s", uri)

@@ -57,8 +57,9 @@ describe("pre-flight check", function()
       env.emulator().host, bucket, env.quote(dir .. "/in/text.dcm")))
     assert.are.equal(3, code)
     local lines = 0
-    for _ in out:gmatch("[^\n]+") do lines = lines + 1 end
+    for _ in out:gmatch("[^\n]*\t[^\n]+") do lines = lines + 1 end
     assert.are.equal(4, lines)
+    assert.are.equal(1, out:find("Would be rejected:\n", 1, true))
     assert.truthy(out:find("gs://" .. bucket .. "/in/truncated.dcm\t", 1, true))
   end)
 

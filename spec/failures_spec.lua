@@ -26,6 +26,8 @@ describe("failures of an import", function()
     local done
     done, err = op:wait{ interval = 0.05 }
     assert.is_nil(done)
+    -- the logs land after the operation ends: c:failures waits for them, failures.each does not
+    assert.is_true(assert(c:failures(op)).complete)
   end)
 
   it("ends the operation with an error and both counters", function()

@@ -10,7 +10,7 @@ local dicomgcs = require "dicomgcs"
 local http = require "dicomgcs.http"
 
 local emu, c, bucket, dir
-local FAST = { max_attempts = 5, base_delay_ms = 20, max_delay_ms = 100 }
+local FAST = { max_attempts = 5, base_delay_ms = 20, max_delay_ms = 100, quota_base_delay_ms = 20, quota_max_delay_ms = 100 }
 
 local function client(opts)
   local o = { project = "faults-project", location = "us-central1", emulator = emu.host, token = "spec-token",

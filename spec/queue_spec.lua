@@ -104,8 +104,8 @@ describe("dicomgcs.queue hooks and the server's operation limit", function()
     local emu = env.start_emulator{ "--max-concurrent-operations", "1", "--op-delay-ms", "30" }
     local c = assert(dicomgcs.client{ project = "spec-project", location = "us-central1", emulator = emu.host,
       token = "t", dataset = "limit", dicom_store = "st",
-      -- no transport-level retries here, so that the queue itself meets the server's 429
-      retry = { max_attempts = 1 } })
+      -- no transport-level retries (nor quota waits) here, so that the queue itself meets the 429
+      retry = { max_attempts = 1, quota_budget_ms = 0 } })
     assert(c:create_dataset{}); assert(c:create_dicom_store{})
     local bucket = env.bucket(c, nil, "import")
     env.upload_testdata(c, "gs://" .. bucket .. "/in/", { studies = 3, series = 1, instances = 2, nested = true }, "limit")

@@ -20,6 +20,14 @@ async function handle(req, res, url, ctx) {
       return;
     }
   }
+  if (p === 'quotas') {
+    // GET: {windowMs, limits, refused}; POST {windowMs?, limits?: {NAME: N|null}} changes them.
+    if (m === 'POST') {
+      const body = await readJson(req);
+      try { ctx.quotas.configure(body || {}); } catch (e) { throw invalid(`Invalid quota settings: ${e.message}`); }
+    }
+    if (m === 'POST' || m === 'GET') { sendJson(res, 200, ctx.quotas.view()); return; }
+  }
   if (p === 'requests') {
     if (m === 'GET') {
       const since = parseInt(url.searchParams.get('since') || '0', 10);
@@ -56,11 +64,12 @@ async function handle(req, res, url, ctx) {
     if (m === 'POST') {
       const body = await readJson(req);
       for (const [k, v] of Object.entries(body)) {
-        if (!['opDelayMs', 'maxConcurrentOperations'].includes(k) || !Number.isInteger(v) || v < 0) throw invalid(`Unknown or invalid config field "${k}" (supported: opDelayMs, maxConcurrentOperations).`);
+        if (!['opDelayMs', 'maxConcurrentOperations', 'logDelayMs', 'logEmptyPages'].includes(k) || !Number.isInteger(v) || v < 0) throw invalid(`Unknown or invalid config field "${k}" (supported: opDelayMs, maxConcurrentOperations, logDelayMs, logEmptyPages).`);
         ctx.opts[k] = v;
       }
     }
-    if (m === 'POST' || m === 'GET') { sendJson(res, 200, { opDelayMs: ctx.opts.opDelayMs, maxConcurrentOperations: ctx.opts.maxConcurrentOperations === undefined ? 100 : ctx.opts.maxConcurrentOperations }); return; }
+    if (m === 'POST' || m === 'GET') { sendJson(res, 200, { opDelayMs: ctx.opts.opDelayMs, maxConcurrentOperations: ctx.opts.maxConcurrentOperations === undefined ? 100 : ctx.opts.maxConcurrentOperations,
+      logDelayMs: ctx.opts.logDelayMs === undefined ? 1500 : ctx.opts.logDelayMs, logEmptyPages: ctx.opts.logEmptyPages === undefined ? 1 : ctx.opts.logEmptyPages }); return; }
   }
   throw new ApiError('NOT_FOUND', `Unknown admin endpoint: ${m} /_emulator/${p}`);
 }

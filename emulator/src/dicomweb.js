@@ -768,4 +768,4 @@ async function handle(req, res, url, ctx, { store, storeName, dsName, version, s
   throw bad();
 }
 
-module.exports = { handle, datasetJson, metadataOf, toXml };
+module.exports = { handle, datasetJson, metadataOf, toXml, fileHash };

@@ -342,6 +342,20 @@ async function resumableFinalize(req, res, ctx, s, id) {
   sendJson(res, 200, objectJson(req, m));
 }
 
+const UPLOAD_QUANTUM = 256 * 1024;
+
+// Writes to a sink only whole UPLOAD_QUANTUM units (counting from the object's first byte); the
+// rest waits in `tail` until the caller writes or drops it.
+class AlignedWriter {
+  constructor(sink) { this.sink = sink; this.tail = Buffer.alloc(0); }
+  async write(buf) {
+    this.tail = this.tail.length ? Buffer.concat([this.tail, buf]) : Buffer.from(buf);
+    const total = this.sink.size + this.tail.length;
+    const keep = total - (total % UPLOAD_QUANTUM) - this.sink.size;
+    if (keep > 0) { const out = this.tail.subarray(0, keep); this.tail = this.tail.subarray(keep); await this.sink.write(out); }
+  }
+}
+
 async function resumablePut(req, res, ctx, q) {
   const id = q.get('upload_id');
   const s = ctx.uploads.get(id);
@@ -375,10 +389,20 @@ async function resumablePut(req, res, ctx, q) {
     if (last !== null && last < first) throw badRequest(`Invalid Content-Range header: ${cr}`);
     if (first > s.persisted) throw badRequest(`Invalid request. The first byte ${first} is beyond the ${s.persisted} byte(s) already received; resume from there.`);
     const skip = s.persisted - first;
-    try { await pump(req, s.sink, skip); } finally { s.persisted = s.sink.size; }
-    if (last !== null && s.persisted < last + 1) throw badRequest(`Invalid request. There were ${s.persisted - first} byte(s) in the request body, but Content-Range declared ${last - first + 1}.`);
-    const isFinal = (total !== null && s.persisted >= total) || (last === null);
-    if (total !== null && s.persisted > total) throw badRequest('Invalid request. Received more bytes than the declared total.');
+    // Only whole 256 KiB units of a non-final chunk are kept; the 308's Range shows what was
+    // (https://cloud.google.com/storage/docs/performing-resumable-uploads: "the server may keep
+    // fewer bytes than sent"; chunk sizes are multiples of 256 KiB). The client resends the rest.
+    const w = new AlignedWriter(s.sink);
+    let failure = null;
+    try { await pump(req, w, skip); } catch (e) { failure = e; }
+    const received = s.sink.size + w.tail.length;
+    const isFinal = !failure && ((total !== null && received >= total) || (last === null));
+    try {
+      if (isFinal) await s.sink.write(w.tail);
+    } finally { s.persisted = s.sink.size; }
+    if (failure) throw failure;
+    if (last !== null && received < last + 1) throw badRequest(`Invalid request. There were ${received - first} byte(s) in the request body, but Content-Range declared ${last - first + 1}.`);
+    if (total !== null && received > total) throw badRequest('Invalid request. Received more bytes than the declared total.');
     if (isFinal) { await resumableFinalize(req, res, ctx, s, id); return; }
     sendIncomplete(res, s);
   } finally { s.busy = false; }

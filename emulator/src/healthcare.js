@@ -11,6 +11,7 @@ const { inspectFile } = require('./dicom');
 const transcode = require('./transcode');
 const bigquery = require('./bigquery');
 const { sleep } = require('./ids');
+const { fileHash } = require('./dicomweb');
 
 const DATASET_ID_RE = /^[\p{L}\p{N}_\-.]{1,256}$/u;
 const LABEL_KEY_RE = /^[\p{Ll}\p{Lo}][\p{Ll}\p{Lo}\p{N}_-]{0,62}$/u;
@@ -121,16 +122,35 @@ function logsUrlFor(req, ctx) {
   };
 }
 
+// Cloud Logging is written asynchronously: entries show up after the operation is done
+// (api.md §3-4, seed; npm-hc v1beta1 text). Failures are held per operation and written
+// --log-delay-ms (default 1500) after it finishes; see finish() below.
+const pendingLogs = new WeakMap();
+const DEFAULT_LOG_DELAY_MS = 1500;
+
 function logFailure(ctx, op, storeName, kind, payload) {
   const [, project, , location, , dataset, , store] = storeName.split('/');
-  ctx.logs.add({
+  const entry = {
     logName: `projects/${project}/logs/healthcare.googleapis.com%2F${kind}_dicom`,
     resource: { type: 'healthcare_dicom_store', labels: { project_id: project, location, dataset_id: dataset, dicom_store_id: store } },
     timestamp: new Date().toISOString(),
     severity: 'ERROR',
     operation: { id: op.name, producer: `healthcare.googleapis.com/${kind === 'import' ? 'ImportDicomData' : 'ExportDicomData'}` },
     jsonPayload: Object.assign({ '@type': `type.googleapis.com/google.cloud.healthcare.logging.${kind === 'import' ? 'Import' : 'Export'}DicomLogEntry` }, payload),
-  });
+  };
+  if (!pendingLogs.has(op)) pendingLogs.set(op, []);
+  pendingLogs.get(op).push(entry);
+}
+
+/** Finish an import/export, and write its log entries logDelayMs later (dropped if the emulator was reset meanwhile). */
+function finish(ctx, op, result) {
+  ctx.ops.finish(op, result);
+  const entries = pendingLogs.get(op);
+  pendingLogs.delete(op);
+  if (!entries || !entries.length) return;
+  const delay = ctx.opts.logDelayMs === undefined ? DEFAULT_LOG_DELAY_MS : ctx.opts.logDelayMs;
+  const write = () => { if (ctx.ops.get(op.name) === op) for (const e of entries) ctx.logs.add(e); };
+  if (delay > 0) setTimeout(write, delay).unref(); else write();
 }
 
 // ---- import ----
@@ -140,15 +160,15 @@ async function runImport(ctx, op, storeName, bucket, pattern) {
   const uriOf = (n) => `gs://${bucket}/${n}`;
   await sleep(delay);
   if (!ctx.gcs.getBucket(bucket)) {
-    ops.finish(op, { error: { code: RPC_CODE.NOT_FOUND, message: `Cloud Storage bucket not found: gs://${bucket}` } });
+    finish(ctx, op, { error: { code: RPC_CODE.NOT_FOUND, message: `Cloud Storage bucket not found: gs://${bucket}` } });
     return;
   }
   const denied = require('./iam').checkServiceAgent(ctx, storeName.split('/')[1], bucket, 'import');
-  if (denied) { ops.finish(op, { error: denied }); return; }
+  if (denied) { finish(ctx, op, { error: denied }); return; }
   const match = matcher(pattern); const prefix = literalPrefix(pattern);
   const names = ctx.gcs.names(bucket).filter((n) => n.startsWith(prefix) && match(n));
   if (!names.length) {
-    ops.finish(op, { error: { code: RPC_CODE.NOT_FOUND, message: `No files found matching gs://${bucket}/${pattern}` } });
+    finish(ctx, op, { error: { code: RPC_CODE.NOT_FOUND, message: `No files found matching gs://${bucket}/${pattern}` } });
     return;
   }
   op.counter.pending = names.length; ctx.persist();
@@ -158,12 +178,18 @@ async function runImport(ctx, op, storeName, bucket, pattern) {
     await sleep(delay);
     if (op.cancelRequested) break;
     const store = hc.stores.get(storeName);
-    if (!store) { ops.finish(op, { error: { code: RPC_CODE.NOT_FOUND, message: `DICOM store ${storeName} was deleted during the import.` } }); return; }
+    if (!store) { finish(ctx, op, { error: { code: RPC_CODE.NOT_FOUND, message: `DICOM store ${storeName} was deleted during the import.` } }); return; }
     const obj = ctx.gcs.getObject(bucket, name);
     try {
       if (!obj) throw Object.assign(new Error(`object ${uriOf(name)} disappeared during the import`), { code: RPC_CODE.NOT_FOUND });
       const info = inspectFile(ctx.gcs.dataPath(bucket, name));
-      ctx.instances.add(store, info, ctx.gcs.dataPath(bucket, name));
+      const old = store.instances.get(info.sopUid);
+      // Same UIDs, other bytes: Google fails the file (text seen in
+      // GoogleCloudPlatform/nodejs-docs-samples#3502; its error code is [U]); same bytes succeed.
+      if (old && (old.size !== info.size || fileHash(old.file) !== fileHash(ctx.gcs.dataPath(bucket, name)))) {
+        throw Object.assign(new Error('An instance already exists in this DICOM Store with the same Study/Series/SOPInstance UID, but the DICOM files differ (checksum mismatch).'), { code: RPC_CODE.ALREADY_EXISTS });
+      }
+      if (!old) ctx.instances.add(store, info, ctx.gcs.dataPath(bucket, name));
       op.counter.success++;
     } catch (e) {
       op.counter.failure++;
@@ -179,15 +205,15 @@ async function runImport(ctx, op, storeName, bucket, pattern) {
 
 function finishTransfer(ctx, op, total, samples, kind, version) {
   if (op.cancelRequested) {
-    ctx.ops.finish(op, { error: { code: RPC_CODE.CANCELLED, message: 'Operation was cancelled.' } });
+    finish(ctx, op, { error: { code: RPC_CODE.CANCELLED, message: 'Operation was cancelled.' } });
   } else if (op.counter.failure) {
-    ctx.ops.finish(op, { error: {
+    finish(ctx, op, { error: {
       code: RPC_CODE.INVALID_ARGUMENT,
       message: `${kind} failed for ${op.counter.failure} of ${total} ${kind === 'Import' ? 'files' : 'instances'}; the errors are logged to Cloud Logging (see metadata.logsUrl).`,
       details: [{ '@type': TYPE(version, `dicom.${kind}DicomDataErrorDetails`), sampleErrors: samples }],
     } });
   } else {
-    ctx.ops.finish(op, { response: { '@type': TYPE(version, `dicom.${kind}DicomDataResponse`) } });
+    finish(ctx, op, { response: { '@type': TYPE(version, `dicom.${kind}DicomDataResponse`) } });
   }
 }
 
@@ -202,14 +228,14 @@ async function runExport(ctx, op, storeName, dest, filterUri) {
   await sleep(delay);
   if (dest.kind === 'gcs') {
     if (!ctx.gcs.getBucket(bucket)) {
-      ops.finish(op, { error: { code: RPC_CODE.NOT_FOUND, message: `Cloud Storage bucket not found: gs://${bucket}` } });
+      finish(ctx, op, { error: { code: RPC_CODE.NOT_FOUND, message: `Cloud Storage bucket not found: gs://${bucket}` } });
       return;
     }
     const denied = require('./iam').checkServiceAgent(ctx, storeName.split('/')[1], bucket, 'export');
-    if (denied) { ops.finish(op, { error: denied }); return; }
+    if (denied) { finish(ctx, op, { error: denied }); return; }
   }
   const store = ctx.hc.stores.get(storeName);
-  if (!store) { ops.finish(op, { error: { code: RPC_CODE.NOT_FOUND, message: `DICOM store not found: ${storeName}` } }); return; }
+  if (!store) { finish(ctx, op, { error: { code: RPC_CODE.NOT_FOUND, message: `DICOM store not found: ${storeName}` } }); return; }
   let list = [...store.instances.values()].sort((a, b) => (a.studyUid + '/' + a.seriesUid + '/' + a.sopUid < b.studyUid + '/' + b.seriesUid + '/' + b.sopUid ? -1 : 1));
   const samples = [];
   const fail = (resourceName, error) => {
@@ -221,7 +247,7 @@ async function runExport(ctx, op, storeName, dest, filterUri) {
   if (filterUri) {
     const f = parseGsUri(filterUri);
     const obj = !f.error && ctx.gcs.getObject(f.bucket, f.object);
-    if (!obj) { ops.finish(op, { error: { code: RPC_CODE.NOT_FOUND, message: `Filter file not found: ${filterUri}` } }); return; }
+    if (!obj) { finish(ctx, op, { error: { code: RPC_CODE.NOT_FOUND, message: `Filter file not found: ${filterUri}` } }); return; }
     const paths = fs.readFileSync(ctx.gcs.dataPath(f.bucket, f.object), 'utf8').split(/\r?\n/).map((s) => s.trim()).filter(Boolean);
     const chosen = new Set();
     for (const p of paths) {
@@ -241,7 +267,7 @@ async function runExport(ctx, op, storeName, dest, filterUri) {
   let table = null;
   if (dest.kind === 'bq') {
     try { table = bigquery.openTable(ctx.opts.dataDir, dest.table); } catch (e) {
-      ops.finish(op, { error: { code: typeof e.code === 'number' ? e.code : RPC_CODE.INTERNAL, message: e.message } });
+      finish(ctx, op, { error: { code: typeof e.code === 'number' ? e.code : RPC_CODE.INTERNAL, message: e.message } });
       return;
     }
   }
@@ -288,7 +314,7 @@ function checkOpLimit(ctx, project) {
 }
 
 function background(ctx, op, p) {
-  p.catch((e) => { ctx.ops.finish(op, { error: { code: RPC_CODE.INTERNAL, message: 'Internal error: ' + e.message } }); });
+  p.catch((e) => { finish(ctx, op, { error: { code: RPC_CODE.INTERNAL, message: 'Internal error: ' + e.message } }); });
 }
 
 // ---- router ----

@@ -16,7 +16,8 @@ const fs = require('fs');
 const path = require('path');
 const crypto = require('crypto');
 const { ApiError, GcsError, sendJson, RPC_CODE } = require('./errors');
-const { readAll } = require('./body');
+const { readAll, readJson } = require('./body');
+const { validate } = require('./validate');
 
 /** A stable 12-digit project number for a project id. */
 function projectNumber(projectId) {
@@ -61,7 +62,8 @@ function defaultPolicy(projectId, grant) {
     { role: 'roles/storage.legacyObjectReader', members: [`projectViewer:${projectId}`] },
   ];
   if (grant) bindings.push({ role: 'roles/storage.objectAdmin', members: [`serviceAccount:${serviceAgent(projectId)}`] });
-  return { version: 1, bindings, _rev: 1 };
+  // _project: the bucket's project, whose policy the bucket inherits
+  return { version: 1, bindings, _rev: 1, _project: projectId };
 }
 
 /** Called when a bucket is created (by the JSON API): writes its first policy. */
@@ -122,41 +124,139 @@ async function handleBucketIam(req, res, ctx, bucket, segs, q) {
     if (body.etag !== undefined && body.etag !== etagOf(cur._rev || 1)) {
       throw new GcsError(412, 'conditionNotMet', 'At least one of the pre-conditions you specified did not hold.');
     }
-    const next = { version: body.version || 1, bindings: validateBindings(body.bindings), _rev: (cur._rev || 1) + 1 };
+    const next = { version: body.version || 1, bindings: validateBindings(body.bindings), _rev: (cur._rev || 1) + 1, _project: cur._project };
     fs.writeFileSync(policyPath(ctx, bucket), JSON.stringify(next));
     sendJson(res, 200, policyJson(bucket, next)); return true;
   }
   throw new GcsError(405, 'methodNotAllowed', 'Method not allowed');
 }
 
+// What an import reads and an export writes, as permissions. Google documents the roles
+// (objectViewer for import, objectAdmin for export); the permissions it actually tests are not
+// published [U]: import = get + list, export = create + delete (an export overwrites objects).
+const NEEDED_PERMISSIONS = {
+  import: ['storage.objects.get', 'storage.objects.list'],
+  export: ['storage.objects.create', 'storage.objects.delete'],
+};
+// Legacy bucket roles and project basic roles, per https://cloud.google.com/storage/docs/access-control/iam-roles.
+Object.assign(PERMISSIONS, {
+  'roles/storage.legacyBucketReader': ['storage.buckets.get', 'storage.objects.list'],
+  'roles/storage.legacyBucketWriter': ['storage.buckets.get', 'storage.objects.create', 'storage.objects.delete', 'storage.objects.list'],
+  'roles/storage.legacyBucketOwner': ['storage.buckets.get', 'storage.buckets.getIamPolicy', 'storage.buckets.setIamPolicy', 'storage.buckets.update', 'storage.objects.create', 'storage.objects.delete', 'storage.objects.list'],
+  'roles/storage.legacyObjectReader': ['storage.objects.get'],
+  'roles/storage.legacyObjectOwner': ['storage.objects.get', 'storage.objects.getIamPolicy', 'storage.objects.setIamPolicy', 'storage.objects.update'],
+  // Basic project roles: editor/owner carry the storage.objects.* permissions [U: basic roles are
+  // documented as broad; the exact storage set is a guess]; viewer carries none of them here.
+  'roles/editor': ['storage.objects.create', 'storage.objects.delete', 'storage.objects.get', 'storage.objects.list', 'storage.objects.update'],
+  'roles/owner': ['storage.objects.create', 'storage.objects.delete', 'storage.objects.get', 'storage.objects.list', 'storage.objects.update'],
+});
+
+// ---- project IAM policies (Resource Manager v1 projects.getIamPolicy / setIamPolicy) ----
+function projectPolicyPath(ctx, projectId) {
+  const dir = path.join(ctx.opts.dataDir, 'iam', 'projects');
+  fs.mkdirSync(dir, { recursive: true });
+  return path.join(dir, crypto.createHash('sha256').update(projectId).digest('hex') + '.json');
+}
+
+// A new project's policy: the service agent holds its own role (roles/healthcare.serviceAgent,
+// which carries no storage.objects permission) and nothing else for storage [U: the real policy
+// also names the project's owners].
+function readProjectPolicy(ctx, projectId) {
+  try { return JSON.parse(fs.readFileSync(projectPolicyPath(ctx, projectId), 'utf8')); } catch (_) {
+    return { version: 1, _rev: 1, bindings: [
+      { role: 'roles/healthcare.serviceAgent', members: [`serviceAccount:${serviceAgent(projectId)}`] },
+    ] };
+  }
+}
+
+function projectPolicyJson(p) {
+  return { version: p.version || 1, etag: etagOf(p._rev || 1), bindings: p.bindings.map((b) => Object.assign({}, b)) };
+}
+
+const CONCURRENT = 'There were concurrent policy changes. Please retry the whole read-modify-write with exponential backoff.';
+
+/** POST /resourcemanager/v1/projects/P:getIamPolicy | :setIamPolicy. */
+async function handleProjectIam(req, res, ctx, id, verb) {
+  const body = await readJson(req);
+  if (verb === 'getIamPolicy') {
+    validate({ options: { fields: { requestedPolicyVersion: 'int32' } } }, body);
+    sendJson(res, 200, projectPolicyJson(readProjectPolicy(ctx, id))); return;
+  }
+  validate({ policy: { fields: { version: 'int32', etag: 'string', bindings: ['repeated', { fields: { role: 'string', members: ['repeated', 'string'], condition: { fields: { expression: 'string', title: 'string', description: 'string', location: 'string' } } } }] } }, updateMask: 'string' }, body);
+  if (!body.policy) throw new ApiError('INVALID_ARGUMENT', 'Request contains an invalid argument: policy is required.');
+  const cur = readProjectPolicy(ctx, id);
+  const curTag = etagOf(cur._rev || 1);
+  if (body.policy.etag !== undefined && body.policy.etag !== curTag) {
+    throw new ApiError('ABORTED', `${CONCURRENT} The request's ETag '${body.policy.etag}' did not match the current policy's ETag '${curTag}'.`);
+  }
+  let bindings;
+  try { bindings = validateBindings(body.policy.bindings); } catch (e) {
+    throw new ApiError('INVALID_ARGUMENT', e.message);
+  }
+  if (bindings.some((b) => b.members.some((m) => m === 'allUsers' || m === 'allAuthenticatedUsers'))) {
+    throw new ApiError('INVALID_ARGUMENT', 'Policy members must be of the form "<type>:<value>"; allUsers and allAuthenticatedUsers are not allowed on a project.');
+  }
+  const next = { version: body.policy.version || 1, bindings, _rev: (cur._rev || 1) + 1 };
+  fs.writeFileSync(projectPolicyPath(ctx, id), JSON.stringify(next));
+  sendJson(res, 200, projectPolicyJson(next));
+}
+
+// Every permission `member` holds on `bucket`: the union of the bucket's policy and its project's
+// (IAM policies inherit down the hierarchy: https://cloud.google.com/iam/docs/resource-hierarchy-access-control).
+// The bucket's convenience members projectViewer:/projectEditor:/projectOwner:P hold when the member
+// has roles/viewer, roles/editor or roles/owner on P.
+function permissionsOn(ctx, bucket, bucketProject, member) {
+  const proj = readProjectPolicy(ctx, bucketProject).bindings.filter((b) => !b.condition);
+  const holds = (b) => b.members.includes(member);
+  const basic = new Set(proj.filter(holds).map((b) => b.role));
+  const conv = (m) => {
+    const c = /^project(Viewer|Editor|Owner):(.+)$/.exec(m);
+    return c && c[2] === bucketProject && basic.has(`roles/${c[1].toLowerCase()}`);
+  };
+  const perms = new Set();
+  const add = (role) => { for (const p of PERMISSIONS[role] || []) perms.add(p); };
+  for (const b of proj) if (holds(b)) add(b.role);
+  for (const b of readPolicy(ctx, bucket).bindings) {
+    if (b.condition) continue;
+    if (b.members.some((m) => m === member || m === 'allUsers' || m === 'allAuthenticatedUsers' || conv(m))) add(b.role);
+  }
+  return perms;
+}
+
 /** The permission error an import/export ends with when the service agent lacks the role, else null. */
 function checkServiceAgent(ctx, projectId, bucket, purpose) {
   const member = `serviceAccount:${serviceAgent(projectId)}`;
-  const p = readPolicy(ctx, bucket);
-  const ok = p.bindings.some((b) => ROLES_FOR[purpose].includes(b.role) && !b.condition &&
-    (b.members.includes(member) || b.members.includes('allUsers') || b.members.includes('allAuthenticatedUsers')));
-  if (ok) return null;
-  const perm = purpose === 'import' ? 'storage.objects.list' : 'storage.objects.create';
+  const bucketProject = readPolicy(ctx, bucket)._project || projectId;
+  const perms = permissionsOn(ctx, bucket, bucketProject, member);
+  const missing = NEEDED_PERMISSIONS[purpose].find((p) => !perms.has(p));
+  if (!missing) return null;
+  // Text [U]: Google's wording for this failure is not published; it names the agent and the bucket.
   return { code: RPC_CODE.PERMISSION_DENIED,
-    message: `Permission denied: ${serviceAgent(projectId)} does not have ${perm} access to the Google Cloud Storage bucket gs://${bucket}. ` +
-      `Grant the Cloud Healthcare Service Agent ${NEEDED[purpose]} on the bucket.` };
+    message: `Permission denied: ${serviceAgent(projectId)} does not have ${missing} access to the Google Cloud Storage bucket gs://${bucket}. ` +
+      `Grant the Cloud Healthcare Service Agent ${NEEDED[purpose]} on the bucket or its project.` };
 }
 
-/** GET /resourcemanager/v1/projects/PROJECT. Returns handled?. */
-function handleResourceManager(req, res, url) {
-  const m = /^\/resourcemanager\/v1\/projects\/([^/:]+)$/.exec(url.pathname);
+/** GET /resourcemanager/v1/projects/PROJECT, POST …/projects/PROJECT:getIamPolicy|:setIamPolicy. Returns handled?. */
+async function handleResourceManager(req, res, url, ctx) {
+  const m = /^\/resourcemanager\/v1\/projects\/([^/:]+)(?::(getIamPolicy|setIamPolicy))?$/.exec(url.pathname);
   if (!m) return false;
-  req.resume();
-  if (req.method !== 'GET') throw new ApiError('INVALID_ARGUMENT', 'Method not allowed.', undefined, 405);
   let id;
   try { id = decodeURIComponent(m[1]); } catch (_) { id = m[1]; }
   if (!/^[a-z][a-z0-9.:-]{0,99}$/.test(id)) {
+    req.resume();
     throw new ApiError('PERMISSION_DENIED', 'The caller does not have permission');
   }
+  if (m[2]) {
+    if (req.method !== 'POST') { req.resume(); throw new ApiError('NOT_FOUND', 'Method not found.'); }
+    await handleProjectIam(req, res, ctx, id, m[2]);
+    return true;
+  }
+  req.resume();
+  if (req.method !== 'GET') throw new ApiError('INVALID_ARGUMENT', 'Method not allowed.', undefined, 405);
   sendJson(res, 200, { projectNumber: projectNumber(id), projectId: id, lifecycleState: 'ACTIVE', name: id,
     createTime: '2024-01-01T00:00:00.000Z' });
   return true;
 }
 
 module.exports = { projectNumber, serviceAgent, onBucketCreated, readPolicy, handleBucketIam, checkServiceAgent,
-  handleResourceManager, ROLES_FOR, NEEDED, PERMISSIONS, etagOf };
+  handleResourceManager, ROLES_FOR, NEEDED, NEEDED_PERMISSIONS, PERMISSIONS, etagOf, readProjectPolicy };

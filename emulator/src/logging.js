@@ -86,17 +86,31 @@ function entriesListBody(res, ctx, body) {
   if (body.filter && body.filter.length > 20000) throw invalid('filter is longer than 20000 characters.');
   const order = (body.orderBy || 'timestamp asc').trim();
   if (!/^timestamp( (asc|desc))?$/.test(order)) throw invalid(`Invalid orderBy: ${body.orderBy}. Only "timestamp asc" and "timestamp desc" are supported.`);
+  // D-log ListLogEntriesRequest.pageSize: "If the value is negative or exceeds 1000, the request is rejected."
+  if (body.pageSize !== undefined && body.pageSize !== null && (Number(body.pageSize) < 0 || Number(body.pageSize) > 1000)) {
+    throw invalid(`Invalid page_size ${body.pageSize}: the value must be between 0 and 1000.`, [{ '@type': 'type.googleapis.com/google.rpc.BadRequest', fieldViolations: [{ field: 'page_size', description: 'must be between 0 and 1000' }] }]);
+  }
   const size = pageSizeOf(body.pageSize, 50, 1000);
   const pred = compileFilter(body.filter);
   const projects = new Set(names.filter((n) => n.startsWith('projects/')).map((n) => n.split('/')[1]));
   let list = ctx.logs.entries.filter((e) => projects.has(e.logName.split('/')[1]) && pred(e));
   list = list.map((e, i) => [e, i]).sort((a, b) => (a[0].timestamp < b[0].timestamp ? -1 : a[0].timestamp > b[0].timestamp ? 1 : a[1] - b[1])).map((x) => x[0]);
   if (order.endsWith('desc')) list.reverse();
-  let start = 0;
+  let start = 0; let empties = 0;
   if (body.pageToken) {
     const t = Buffer.from(body.pageToken, 'base64url').toString('utf8');
-    if (!/^\d+$/.test(t)) throw invalid('Invalid page token.');
-    start = parseInt(t, 10);
+    const m = /^(?:e(\d+):)?(\d+)$/.exec(t);
+    if (!m) throw invalid('Invalid page token.');
+    empties = m[1] ? parseInt(m[1], 10) : Infinity;
+    start = parseInt(m[2], 10);
+  }
+  // D-log ListLogEntriesResponse.nextPageToken: a token with no entries means "not done searching".
+  // The emulator answers the first --log-empty-pages pages (default 1) of every query that way,
+  // deterministically, so a client that stops on an empty page is caught.
+  const emptyPages = ctx.opts.logEmptyPages === undefined ? 1 : ctx.opts.logEmptyPages;
+  if (empties < emptyPages && list.length > start) {
+    sendJson(res, 200, { nextPageToken: Buffer.from(`e${empties + 1}:${start}`).toString('base64url') });
+    return;
   }
   const page = list.slice(start, start + size);
   const out = {};

@@ -11,6 +11,7 @@ const { Operations } = require('./operations');
 const { Logs } = require('./logging');
 const { Instances } = require('./instances');
 const { Faults, apply: applyFault } = require('./faults');
+const { Quotas } = require('./quota');
 const auth = require('./auth');
 const gcs = require('./gcs');
 const logging = require('./logging');
@@ -47,6 +48,7 @@ function createEmulator(opts) {
     gcs: new GcsStore(dataDir),
     instances: new Instances(dataDir),
     faults: new Faults(),
+    quotas: new Quotas(opts.quotas, opts.quotaWindowMs),
     uploads: new Map(), rewrites: new Map(),
     requests: [],
     seq: 0,
@@ -75,8 +77,9 @@ function createEmulator(opts) {
   ctx.reset = () => {
     for (const op of ctx.ops.ops.values()) op.cancelRequested = true;
     ctx.ops.ops.clear(); ctx.hc.reset(); ctx.logs.reset(); ctx.gcs.reset(); ctx.instances.reset();
+    fs.rmSync(path.join(dataDir, 'iam'), { recursive: true, force: true });
     for (const s of ctx.uploads.values()) s.sink.abort();
-    ctx.uploads.clear(); ctx.rewrites.clear(); ctx.faults.clear(); ctx.requests.length = 0;
+    ctx.uploads.clear(); ctx.rewrites.clear(); ctx.faults.clear(); ctx.quotas.reset(); ctx.requests.length = 0;
     ctx.flush();
   };
   if (opts.faults) ctx.faults.add(opts.faults);
@@ -94,6 +97,8 @@ function createEmulator(opts) {
     }
     if (await auth.routes(req, res, url)) return;
     if (service) {
+      const over = ctx.quotas.take(service, req.method, url.pathname);
+      if (over) { req.resume(); sendError(res, over); return; }
       const denied = await auth.authorize(req, service);
       if (denied) {
         req.resume();
@@ -107,7 +112,7 @@ function createEmulator(opts) {
       if (isGcs) handled = await gcs.handle(req, res, url, ctx);
       else if (service === 'logging.googleapis.com') handled = await logging.handle(req, res, url, ctx);
       else if (service === 'healthcare.googleapis.com') handled = await healthcare.handle(req, res, url, ctx);
-      else if (service === 'cloudresourcemanager.googleapis.com') handled = require('./iam').handleResourceManager(req, res, url);
+      else if (service === 'cloudresourcemanager.googleapis.com') handled = await require('./iam').handleResourceManager(req, res, url, ctx);
     } catch (e) {
       if (isGcs && e instanceof ApiError) throw new GcsError(e.httpCode, 'invalid', e.message);
       throw e;

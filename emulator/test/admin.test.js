@@ -85,7 +85,7 @@ test('faults: reset mid-body, stall, throttle', async () => {
 
 test('reset clears everything; config changes op delay', async () => {
   let r = await emu.request('POST', '/_emulator/config', { body: { opDelayMs: 7 } });
-  assert.deepStrictEqual(r.json, { opDelayMs: 7, maxConcurrentOperations: 100 });
+  assert.deepStrictEqual(r.json, { opDelayMs: 7, maxConcurrentOperations: 100, logDelayMs: 0, logEmptyPages: 0 });
   r = await emu.request('POST', '/_emulator/reset');
   assert.strictEqual(r.status, 200);
   r = await emu.request('GET', '/storage/v1/b/fbk');

@@ -8,7 +8,8 @@ const { createEmulator } = require('../src/server');
 
 async function startEmulator(opts = {}) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dgemu-test-'));
-  const ctx = createEmulator(Object.assign({ dataDir, opDelayMs: 2 }, opts));
+  // Node tests read logs at once; test/logging.test.js starts emulators with the defaults (delay, empty first page).
+  const ctx = createEmulator(Object.assign({ dataDir, opDelayMs: 2, logDelayMs: 0, logEmptyPages: 0 }, opts));
   await new Promise((r) => ctx.server.listen(0, '127.0.0.1', r));
   const port = ctx.server.address().port;
   return {

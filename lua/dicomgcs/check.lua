@@ -1,8 +1,12 @@
 --- Pre-flight check: which files would the Healthcare import reject, before it is started?
 -- Local files are read from disk; bucket objects with a ranged download of their first
 -- bytes (64 KiB, more only when the header needs it), many at once.
--- Each result: { source=, ok=bool, status=, reason=, study_uid=, series_uid=, sop_instance_uid=,
--- transfer_syntax= } (see dicomgcs.dicomfile); the summary accounts for every input.
+-- Each result: { source=, ok=bool, status=, reason=, warning=, study_uid=, series_uid=,
+-- sop_instance_uid=, transfer_syntax= } (see dicomgcs.dicomfile); the summary accounts for every
+-- input: `rejected` files the import is expected to fail, `warned` files it is expected to
+-- accept that are still worth a look (`warning` says why). The verdicts are the emulator's
+-- (spec/check_parity_spec.lua); what Google does with each defect is partly a guess, listed in
+-- emulator/README.md "Pre-flight check".
 -- @module dicomgcs.check
 local dicomfile = require "dicomgcs.dicomfile"
 local errors = require "dicomgcs.errors"
@@ -15,9 +19,10 @@ local check = {}
 local FIRST, MOST = 65536, 4 * 1048576
 
 local function summarize(results)
-  local s = { total = #results, ok = 0, rejected = 0, results = results }
+  local s = { total = #results, ok = 0, rejected = 0, warned = 0, results = results }
   for _, r in ipairs(results) do
     if r.ok then s.ok = s.ok + 1 else s.rejected = s.rejected + 1 end
+    if r.ok and r.warning then s.warned = s.warned + 1 end
   end
   return s
 end

@@ -8,6 +8,8 @@ local names = require "dicomgcs.names"
 local operation = require "dicomgcs.operation"
 local options = require "dicomgcs.options"
 local paging = require "dicomgcs.paging"
+local replay = require "dicomgcs.replay"
+local timestamp = require "dicomgcs.timestamp"
 local wildcard = require "dicomgcs.wildcard"
 
 local client = {}
@@ -20,7 +22,7 @@ local known_options = {
   endpoint = true, storage_endpoint = true, logging_endpoint = true, emulator = true,
   token = true, credentials = true, scopes = true, quota_project = true,
   concurrency = true, ca_file = true, proxy = true, connect_timeout = true, idle_timeout = true,
-  retry = true,
+  retry = true, retry_budget = true, impersonate_service_account = true,
 }
 
 -- A token provider for the engine: a fixed token, or Application Default Credentials.
@@ -37,7 +39,7 @@ local function token_provider_for(opts, eps)
   end
   local provider, err = auth.default{
     credentials = opts.credentials, scopes = opts.scopes, quota_project = opts.quota_project,
-    getenv = getenv,
+    impersonate_service_account = opts.impersonate_service_account, getenv = getenv,
   }
   if not provider then return nil, err end
   return provider:token_provider(), provider
@@ -46,8 +48,10 @@ end
 --- Make a client. Options: `project`, `location`, `dataset`, `dicom_store` (defaults for the
 -- calls below), `endpoint` (Healthcare base, default https://healthcare.googleapis.com/v1),
 -- `emulator` ("HOST:PORT", default $DICOMGCS_EMULATOR_HOST), `token` (a fixed access token) or
--- `credentials` (see dicomgcs.auth), `quota_project`, and transport options `concurrency`,
--- `ca_file`, `proxy`, `connect_timeout`, `idle_timeout`, `retry`.
+-- `credentials` (see dicomgcs.auth), `impersonate_service_account` (an email: act as it through
+-- IAM Credentials), `quota_project`, and transport options `concurrency`,
+-- `ca_file`, `proxy`, `connect_timeout`, `idle_timeout`, `retry`, and `retry_budget` (seconds a
+-- request may spend waiting out quota errors — 429 without Retry-After — default 600).
 -- Returns the client or nil, Error; raises on unknown options.
 function client.new(opts)
   opts = opts or {}
@@ -75,6 +79,7 @@ function client.new(opts)
     token_provider = provider, quota_project = quota_project,
     concurrency = opts.concurrency, ca_file = opts.ca_file, proxy = opts.proxy,
     connect_timeout = opts.connect_timeout, idle_timeout = opts.idle_timeout, retry = opts.retry,
+    retry_budget = opts.retry_budget,
   }
   self.storage = gcs.new(self.transport, eps.storage, self.project, { resourcemanager = eps.resourcemanager })
   return self
@@ -126,8 +131,14 @@ function Client:create_dataset(o)
   local loc, err = self:location_name(o); if not loc then return nil, err end
   local d; d, err = pick(self, o, "dataset"); if not d then return nil, err end
   local body = { timeZone = o.time_zone }
-  local doc; doc, err = api(self, "POST", loc .. "/datasets" .. http.query{ datasetId = d }, body,
-    "create dataset " .. loc .. "/datasets/" .. d)
+  local what = "create dataset " .. loc .. "/datasets/" .. d
+  local doc
+  doc, err = replay.send(self.transport, "POST", self.endpoints.healthcare .. "/" .. loc .. "/datasets" ..
+    http.query{ datasetId = d }, body, what)
+  if not doc and errors.class(err) == "ambiguous" then
+    return replay.settle_create(what, err, function() return self:get_dataset(o) end,
+      "run the create again")
+  end
   if not doc then return nil, err end
   local op = operation.new(self.transport, self.endpoints.healthcare, doc)
   local done; done, err = op:wait{ interval = 0.2, max_interval = 2 }
@@ -165,7 +176,7 @@ end
 function Client:list_datasets(o)
   local loc, err = self:location_name(o); if not loc then return nil, err end
   return list_all(self, self.endpoints.healthcare .. "/" .. loc .. "/datasets", "datasets",
-    "list datasets in " .. loc, 1000)
+    "list datasets in " .. loc, o and o.page_size or 1000)
 end
 
 --- Create a DICOM store. `o.dicom_store`, `o.labels`. Returns the DicomStore or nil, Error.
@@ -173,8 +184,39 @@ function Client:create_dicom_store(o)
   o = o or {}
   local ds, err = self:dataset_name(o); if not ds then return nil, err end
   local s; s, err = pick(self, o, "dicom_store"); if not s then return nil, err end
-  return api(self, "POST", ds .. "/dicomStores" .. http.query{ dicomStoreId = s }, { labels = o.labels },
-    "create DICOM store " .. ds .. "/dicomStores/" .. s)
+  local what = "create DICOM store " .. ds .. "/dicomStores/" .. s
+  local doc; doc, err = replay.send(self.transport, "POST", self.endpoints.healthcare .. "/" .. ds .. "/dicomStores" ..
+    http.query{ dicomStoreId = s }, { labels = o.labels }, what)
+  if not doc and errors.class(err) == "ambiguous" then
+    return replay.settle_create(what, err, function() return self:get_dicom_store(o) end, "run the create again")
+  end
+  return doc, err
+end
+
+-- POST a store's :import or :export once; after an ambiguous failure adopt the operation it
+-- started, if exactly one matches. Returns an Operation or nil, Error.
+local function start_store_operation(self, o, store, verb, method, body, what)
+  local doc, err, started = replay.send(self.transport, "POST", self.endpoints.healthcare .. "/" .. store .. ":" .. verb,
+    body, what)
+  self.started_ops = self.started_ops or {}
+  local op
+  if doc then
+    op = operation.new(self.transport, self.endpoints.healthcare, doc)
+  elseif errors.class(err) ~= "ambiguous" then
+    return nil, err
+  else
+    local ds = store:match("^(.*)/dicomStores/")
+    local function server_now()
+      local _, res = self.transport:json("GET", self.endpoints.healthcare .. "/" .. ds, nil, "get dataset " .. ds)
+      return res and res.headers and timestamp.parse_http_date(res.headers.date)
+    end
+    op, err = replay.adopt_operation(what, err, started, method, function() return self:list_operations(o) end,
+      ("check `dicomgcs operations list --dataset=%s` and run the %s again only if none is yours"):format(
+        ds:match("[^/]+$"), verb), server_now, self.started_ops)
+    if not op then return nil, err end
+  end
+  self.started_ops[op.name] = true
+  return op
 end
 
 --- Get a DICOM store. Returns the DicomStore or nil, Error.
@@ -195,21 +237,22 @@ end
 function Client:list_dicom_stores(o)
   local ds, err = self:dataset_name(o); if not ds then return nil, err end
   return list_all(self, self.endpoints.healthcare .. "/" .. ds .. "/dicomStores", "dicomStores",
-    "list DICOM stores in " .. ds, 1000)
+    "list DICOM stores in " .. ds, o and o.page_size or 1000)
 end
 
--- Before an import or export: does the project's Cloud Healthcare Service Agent hold a role on
--- the bucket that covers `purpose`? Returns true (plus a warning when the policy could not be
--- read: the check is skipped) or nil, Error naming the member, the role and the command that
--- grants it. `o.check_permissions = false` skips the check.
+-- Before an import or export: does the project's Cloud Healthcare Service Agent hold what
+-- `purpose` needs on the bucket (through the bucket's policy or the project's)? When that is
+-- not seen, warn (grants on folders, organizations and custom roles are invisible) and go on.
+-- Returns the fix to repeat if the operation then fails with PERMISSION_DENIED (a string), or
+-- false; or nil, Error (a bucket that does not exist). `o.check_permissions = false` skips it.
 local function check_permissions(self, o, store, bucket, purpose)
-  if o.check_permissions == false then return true end
-  local ok, warning = self.storage:check_service_agent(bucket, purpose, { project = store:match("^projects/([^/]+)/") })
+  if o.check_permissions == false then return false end
+  local ok, warning, access = self.storage:check_service_agent(bucket, purpose, { project = store:match("^projects/([^/]+)/") })
   if not ok then return nil, warning end
-  if warning then
-    if o.on_warning then o.on_warning(warning) else io.stderr:write("dicomgcs: warning: ", warning, "\n") end
-  end
-  return true
+  if not warning then return false end
+  if o.on_warning then o.on_warning(warning, access) else io.stderr:write("WARNING: ", warning, "\n") end
+  return ("the Cloud Healthcare Service Agent needs %s: %s   (or: %s)"):format(access.role, access.command,
+    access.gcloud or access.project_command)
 end
 
 local function maybe_wait(op, o)
@@ -235,13 +278,15 @@ function Client:import(o)
     err.message = o.uri .. ": " .. err.message
     return nil, err
   end
-  ok, err = check_permissions(self, o, store, bucket, "import")
-  if not ok then return nil, err end
+  local fix; fix, err = check_permissions(self, o, store, bucket, "import")
+  if fix == nil then return nil, err end
   local body = { gcsSource = { uri = o.uri } }
   if o.blob_storage_class then body.blobStorageSettings = { blobStorageClass = o.blob_storage_class } end
-  local doc; doc, err = api(self, "POST", store .. ":import", body, "import " .. o.uri .. " into " .. store)
-  if not doc then return nil, err end
-  return maybe_wait(operation.new(self.transport, self.endpoints.healthcare, doc), o)
+  local op; op, err = start_store_operation(self, o, store, "import", "ImportDicomData", body,
+    "import " .. o.uri .. " into " .. store)
+  if not op then return nil, err end
+  op.permission_hint = fix or nil
+  return maybe_wait(op, o)
 end
 
 local export_options = { uri_prefix = true, mime_type = true, transfer_syntax = true, dicom_store = true,
@@ -263,12 +308,14 @@ function Client:export(o)
   if o.transfer_syntax then
     mime = (mime or "application/dicom") .. "; transfer-syntax=" .. o.transfer_syntax
   end
-  local pok, pfail = check_permissions(self, o, store, bucket, "export")
-  if not pok then return nil, pfail end
+  local fix, pfail = check_permissions(self, o, store, bucket, "export")
+  if fix == nil then return nil, pfail end
   local body = { gcsDestination = { uriPrefix = o.uri_prefix, mimeType = mime } }
-  local doc; doc, err = api(self, "POST", store .. ":export", body, "export " .. store .. " to " .. o.uri_prefix)
-  if not doc then return nil, err end
-  return maybe_wait(operation.new(self.transport, self.endpoints.healthcare, doc), o)
+  local op; op, err = start_store_operation(self, o, store, "export", "ExportDicomData", body,
+    "export " .. store .. " to " .. o.uri_prefix)
+  if not op then return nil, err end
+  op.permission_hint = fix or nil
+  return maybe_wait(op, o)
 end
 
 local bigquery_options = { table_uri = true, write_disposition = true, force = true, dicom_store = true,
@@ -293,9 +340,10 @@ function Client:export_bigquery(o)
   end
   local body = { bigqueryDestination = { tableUri = o.table_uri, writeDisposition = o.write_disposition,
                                          force = o.force } }
-  local doc; doc, err = api(self, "POST", store .. ":export", body, "export " .. store .. " to " .. o.table_uri)
-  if not doc then return nil, err end
-  return maybe_wait(operation.new(self.transport, self.endpoints.healthcare, doc), o)
+  local op; op, err = start_store_operation(self, o, store, "export", "ExportDicomData", body,
+    "export " .. store .. " to " .. o.table_uri)
+  if not op then return nil, err end
+  return maybe_wait(op, o)
 end
 
 --- An Operation by full name (`projects/.../operations/ID`) or by id within the client's
@@ -335,9 +383,11 @@ end
 
 --- Every known failed file of a finished import/export: logged errors plus the operation's
 -- samples. Returns { failures = { {uri=, code=, status=, message=} ... }, logged=, expected=,
--- complete= } or nil, Error. For a streaming iterator over the logs use dicomgcs.failures.each.
-function Client:failures(op)
-  return require("dicomgcs.failures").collect(self, op)
+-- complete= } or nil, Error. The logs arrive after the operation ends: `opts.logs_wait` (seconds,
+-- default 120) bounds the re-reads (see dicomgcs.failures.collect). For a streaming iterator over
+-- the logs use dicomgcs.failures.each.
+function Client:failures(op, opts)
+  return require("dicomgcs.failures").collect(self, op, opts)
 end
 
 --- A report of every object an import of `uri` matched, with its outcome (see dicomgcs.report):

@@ -8,6 +8,8 @@
 --   { ok = bool, status = "ok"|"not_dicom"|"no_preamble"|"truncated"|"bad_meta"|
 --     "bad_vr_length"|"missing_uid"|"bad_uid"|"need_more_data",
 --     reason = "names the tag and byte offset", offset = n,
+--     warning = "a defect the import is expected to accept" (or nil: the meta group disagreeing
+--       with the dataset, an identifying UID with a VR other than UI),
 --     transfer_syntax =, study_uid =, series_uid =, sop_instance_uid =, sop_class_uid =,
 --     meta_sop_instance_uid =, meta_sop_class_uid =, dataset_inspected = bool }
 --

@@ -228,7 +228,8 @@ local known_store = { concurrency = true, batch = true, batch_bytes = true, stud
 -- `multipart` (true: always multipart, even for one file), `study` (post to `/studies/UID`),
 -- `check` (default true: read each file's DICOM header first and fail non-DICOM files locally),
 -- `on_progress(p)` with `p.files_done, p.files_total, p.bytes_done, p.bytes_total, p.stored,
--- p.already_present, p.failed, p.result` (the result that just finished, if any).
+-- p.already_present, p.failed, p.result` (the result that just finished, if any), and
+-- `p.throttled` (seconds left of the current quota wait, while 429s are being waited out).
 -- A server that answers a single-part request with 415 (Orthanc) gets multipart from then on
 -- (for the rest of the process; `summary.multipart_fallback` is true when this call found out).
 -- Returns a summary `{ total=, stored=, already_present=, failed=, bytes=, seconds=, results={...} }`
@@ -435,7 +436,14 @@ function DW:store(paths, opts)
         if settle(slot.job, done, slot.req) == "again" then queue_again[#queue_again + 1] = slot.job end
       end
     end
+    -- quota waits happen in the engine; say so while they last (and once when they end)
+    local th = self.transport:throttle()
+    if th or progress.throttled then
+      progress.throttled = th and th.wait or nil
+      if opts.on_progress then opts.on_progress(progress) end
+    end
   end
+  summary.quota_waits = eng:stats().quota_waits
   summary.seconds = core.monotime() - t0
   return summary
 end

@@ -35,9 +35,15 @@ end
 local Transport = {}
 Transport.__index = Transport
 
+-- An observer for every request and its outcome.
+-- The CLI's log-http flag sets it (it masks
+-- secrets): `http.trace("request", req)` before a request, `http.trace("response", res, err)` after.
+http.trace = nil
+
 --- Make a transport. `opts`: `token` (a fixed access token), `token_provider` (function(force)
--- -> token, expires_in), `quota_project`, and engine options (`concurrency`, `ca_file`, `proxy`,
--- `connect_timeout`, `idle_timeout`).
+-- -> token, expires_in), `quota_project`, `retry` (the engine's per-request policy),
+-- `retry_budget` (seconds a request may spend waiting out quota errors, default 600), and engine
+-- options (`concurrency`, `ca_file`, `proxy`, `connect_timeout`, `idle_timeout`).
 function http.new(opts)
   local eng_opts = {
     concurrency = opts.concurrency or 16,
@@ -46,7 +52,13 @@ function http.new(opts)
     connect_timeout = opts.connect_timeout, idle_timeout = opts.idle_timeout,
     token_provider = opts.token_provider,
   }
-  local self = setmetatable({ quota_project = opts.quota_project, retry = opts.retry }, Transport)
+  local retry = opts.retry
+  if opts.retry_budget then            -- seconds of quota waits per request (default 600)
+    retry = {}
+    for k, v in pairs(opts.retry or {}) do retry[k] = v end
+    retry.quota_budget_ms = math.floor(opts.retry_budget * 1000)
+  end
+  local self = setmetatable({ quota_project = opts.quota_project, retry = retry }, Transport)
   self.engine = core.engine(eng_opts)
   return self
 end
@@ -65,16 +77,20 @@ end
 --- Run one request. 2xx → res; any other status or failure → nil, Error (`what` prefixes the
 -- message, e.g. "get dataset projects/p/locations/l/datasets/d").
 function Transport:request(req, what)
-  local res, err = self.engine:request(with_default_headers(self, req))
+  req = with_default_headers(self, req)
+  if http.trace then http.trace("request", req) end
+  local res, err = self.engine:request(req)
+  if http.trace then http.trace("response", res, err) end
   if not res then return nil, errors.from_transport(err, req.url, what) end
-  if res.status >= 400 then return nil, errors.from_response(res, req.url, what) end
+  if res.status >= 400 then return nil, errors.from_response(res, req.url, what, req.replay) end
   return res
 end
 
---- A JSON call: `body` (table or nil) is encoded, the response decoded.
--- Returns decoded, res or nil, Error.
-function Transport:json(method, url, body, what)
-  local req = { method = method, url = url, headers = { "Accept: application/json" } }
+--- A JSON call: `body` (table or nil) is encoded, the response decoded. `replay` =
+-- "never-ambiguous" for a request that must not be resent once it may have run (see
+-- docs/CONTRACTS.md "Which layer retries what"). Returns decoded, res or nil, Error.
+function Transport:json(method, url, body, what, replay)
+  local req = { method = method, url = url, headers = { "Accept: application/json" }, replay = replay }
   if body ~= nil then
     req.body = json.encode(body)
     req.headers[2] = "Content-Type: application/json; charset=utf-8"
@@ -91,14 +107,25 @@ end
 
 --- Submit without waiting (for parallel work): returns the engine's id.
 function Transport:submit(req)
-  return self.engine:submit(with_default_headers(self, req))
+  req = with_default_headers(self, req)
+  if http.trace then http.trace("request", req) end
+  return self.engine:submit(req)
 end
 
 --- Convert one completion from `engine:step()` into res or nil, Error, as `request` does.
 function http.completion(done, url, what)
+  if http.trace then http.trace("response", done.res, done.err) end
   if not done.res then return nil, errors.from_transport(done.err, url, what) end
   if done.res.status >= 400 then return nil, errors.from_response(done.res, url, what) end
   return done.res
+end
+
+--- The engine's quota state, for progress lines and operation events: nil when no quota wait
+-- is under way, else { wait = seconds left, waits = quota waits so far }.
+function Transport:throttle()
+  local s = self.engine:stats()
+  if s.throttle_wait <= 0 then return nil end
+  return { wait = s.throttle_wait, waits = s.quota_waits }
 end
 
 function Transport:close() if self.engine then self.engine:close() end end

@@ -58,9 +58,14 @@ end
 
 --- Refresh from the server. Returns self or nil, Error.
 function Operation:get()
-  local doc, err = self.transport:json("GET", self.base_url .. "/" .. self.name, nil,
+  local doc, res = self.transport:json("GET", self.base_url .. "/" .. self.name, nil,
     "get operation " .. self.name)
-  if not doc then return nil, err end
+  if not doc then return nil, res end
+  if res.quota_waits then             -- the engine waited out 429s for this poll (op.events, TEAM.md)
+    self.events = self.events or {}
+    self.events[#self.events + 1] = { t = os.time(), kind = "throttle",
+      detail = ("throttled by quota: the poll waited out %d quota error(s)"):format(res.quota_waits) }
+  end
   return absorb(self, doc)
 end
 
@@ -89,8 +94,11 @@ function Operation:failure()
     message = ("operation %s failed: %s (success %d, failure %d)"):format(
       self.name, tostring(e.message or "no message"), c.success, c.failure),
     details = e.details, operation = self,
-    hint = c.failure > 0 and "list the failed files: c:failures(op).failures (each {uri=, status=, message=})" or nil,
-    hint_cli = c.failure > 0 and ("list the failed files: dicomgcs operations failures " .. self:cli_ref()) or nil,
+    -- permission_hint: set by the client when its pre-check could not see the service agent's grant
+    hint = (code == 7 and self.permission_hint)
+      or (c.failure > 0 and "list the failed files: c:failures(op).failures (each {uri=, status=, message=})" or nil),
+    hint_cli = (code == 7 and self.permission_hint)
+      or (c.failure > 0 and ("list the failed files: dicomgcs operations failures " .. self:cli_ref()) or nil),
   }
 end
 

@@ -11,6 +11,7 @@
 -- operations still running, records them, says so on stderr, and raises again.
 -- @module dicomgcs.queue
 local core = require "dicomgcs.core"
+local errors = require "dicomgcs.errors"
 local manifest = require "dicomgcs.manifest"
 local options = require "dicomgcs.options"
 
@@ -24,13 +25,9 @@ local known = { client = true, max_in_flight = true, manifest = true, on_progres
   max_interval = true, log = true }
 
 --- Default error classification: "retry" for errors worth another try later (quota,
--- throttling, unavailable, transport), "fail" otherwise.
+-- throttling, unavailable, transport: errors.class, the one classification), "fail" otherwise.
 function queue.classify_error(err)
-  if err.retryable or err.status == "RESOURCE_EXHAUSTED" or err.status == "UNAVAILABLE"
-     or err.status == "ABORTED" then
-    return "retry"
-  end
-  return "fail"
+  return errors.retryable(errors.class(err)) and "retry" or "fail"
 end
 
 --- Make a queue. Options: `client` (required), `max_in_flight` (K, default 3), `manifest`

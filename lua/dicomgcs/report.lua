@@ -1,5 +1,6 @@
 --- Outcome reports: every matched input with its outcome, as JSON and CSV files, with totals
--- that must add up (succeeded + failed + skipped = matched). Nothing is silently dropped: an
+-- that must add up (succeeded + failed + skipped + conflict = matched; a conflict is a file whose
+-- SOP Instance UID the store already held with other bytes). Nothing is silently dropped: an
 -- input without an outcome is reported as "unknown" and makes `complete` false.
 -- @module dicomgcs.report
 local atomicfile = require "dicomgcs.atomicfile"
@@ -8,14 +9,14 @@ local localpath = require "dicomgcs.localpath"
 
 local report = {}
 
-local OUTCOMES = { succeeded = true, failed = true, skipped = true }
+local OUTCOMES = { succeeded = true, failed = true, skipped = true, conflict = true }
 
 --- Build a report from the list of matched inputs (URIs or paths) and a table of outcomes
--- keyed by input: { outcome = "succeeded"|"failed"|"skipped", code=, reason= }.
--- Returns { rows = {...}, totals = {matched=, succeeded=, failed=, skipped=, unknown=}, complete = bool }.
+-- keyed by input: { outcome = "succeeded"|"failed"|"skipped"|"conflict", code=, reason= }.
+-- Returns { rows = {...}, totals = {matched=, succeeded=, failed=, skipped=, conflict=, unknown=}, complete = bool }.
 function report.build(inputs, outcomes)
   local rows = {}
-  local totals = { matched = #inputs, succeeded = 0, failed = 0, skipped = 0, unknown = 0 }
+  local totals = { matched = #inputs, succeeded = 0, failed = 0, skipped = 0, conflict = 0, unknown = 0 }
   for _, input in ipairs(inputs) do
     local o = outcomes[input]
     local outcome = o and OUTCOMES[o.outcome] and o.outcome or "unknown"
@@ -24,7 +25,8 @@ function report.build(inputs, outcomes)
                         reason = o and o.reason or (outcome == "unknown" and "no outcome recorded" or nil) }
   end
   return { rows = rows, totals = totals,
-           complete = totals.unknown == 0 and totals.succeeded + totals.failed + totals.skipped == totals.matched }
+           complete = totals.unknown == 0 and
+             totals.succeeded + totals.failed + totals.skipped + totals.conflict == totals.matched }
 end
 
 local function csv_field(v)

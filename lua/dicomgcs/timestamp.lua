@@ -34,4 +34,17 @@ function timestamp.parse(s)
   return t + (frac ~= "" and tonumber("0" .. frac) or 0)
 end
 
+local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8, Sep = 9, Oct = 10,
+  Nov = 11, Dec = 12 }
+
+--- An HTTP `Date` header (IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT") as seconds since the
+-- epoch, or nil: the server's clock, to compare with times the server wrote.
+function timestamp.parse_http_date(s)
+  if type(s) ~= "string" then return nil end
+  local d, mon, y, h, mi, sec = s:match("^%a%a%a, (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
+  if not d or not MONTHS[mon] then return nil end
+  return days_from_civil(tonumber(y), MONTHS[mon], tonumber(d)) * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60
+    + tonumber(sec)
+end
+
 return timestamp

@@ -127,7 +127,7 @@ function env.emulator()
   if host and host ~= "" then
     shared = { host = host, url = "http://" .. host, stop = function() end }
   else
-    shared = env.start_emulator()
+    shared = env.start_emulator{ "--log-delay-ms", "300" } -- as scripts/run-tests starts it
   end
   return shared
 end

@@ -5,7 +5,8 @@
 --
 -- Writes OUTDIR/<name>.dcm and OUTDIR/manifest.lua, which returns
 --   { good = { {file=, ts=, study=, series=, sop_instance=, sop_class=, inspected=bool}, ... },
---     broken = { {file=, status=, note=}, ... } }
+--     broken = { {file=, status=, note=}, ... },
+--     warned = { {file=, warning=, note=}, ... } }   -- odd, but the import accepts them (a guess)
 -- `status` is what dg_dicom must report for the complete file. Good files come
 -- from dump2dcm / dcmconv / img2dcm / dcmcjpeg; broken ones are byte surgery on
 -- good ones. Also usable as a module: require("make_dicom").generate(dir).
@@ -85,7 +86,7 @@ end
 function M.generate(dir)
   sh("mkdir -p " .. q(dir))
   local function path(n) return dir .. "/" .. n end
-  local good, broken = {}, {}
+  local good, broken, warned = {}, {}, {}
   local function dump2dcm(name, args, opts)
     write(path(name .. ".dump"), dump_text(opts))
     sh("dump2dcm " .. (args or "") .. " " .. q(path(name .. ".dump")) .. " " .. q(path(name)))
@@ -96,6 +97,10 @@ function M.generate(dir)
     good[#good + 1] = { file = file, ts = ts, inspected = inspected ~= false,
       study = uids.study or STUDY, series = uids.series or SERIES,
       sop_instance = uids.sop_instance or SOP_INSTANCE, sop_class = uids.sop_class or SOP_CLASS }
+  end
+  local function add_warned(file, warning, note, bytes)
+    write(path(file), bytes)
+    warned[#warned + 1] = { file = file, warning = warning, note = note }
   end
   local function add_broken(file, status, note, bytes)
     if bytes then write(path(file), bytes) end
@@ -205,8 +210,20 @@ function M.generate(dir)
   do -- meta (0002,0003) differs from (0008,0018): change one digit of the first copy
     local i = assert(base:find(SOP_INSTANCE, 133, true))
     local j = i + #SOP_INSTANCE - 1
-    add_broken("uid_mismatch.dcm", "bad_meta", "(0002,0003) last digit changed (dcmdump reads it)",
+    add_warned("uid_mismatch.dcm", "differs", "(0002,0003) last digit changed (dcmdump reads it)",
       base:sub(1, j - 1) .. "7" .. base:sub(j + 1))
+  end
+  do -- (0008,0016) SOP Class UID written with VR UN (explicit length), as some converters do
+    local at = assert(find_elem(base, 0x0008, 0x0016, "UI"))
+    local len = string.unpack("<I2", base, at + 6)
+    add_warned("sop_class_un.dcm", "has VR UN", "SOP Class UID with VR UN",
+      base:sub(1, at + 3) .. "UN\0\0" .. string.pack("<I4", len) .. base:sub(at + 8))
+  end
+  do -- (0002,0002) Media Storage SOP Class UID differs from (0008,0016)
+    local i = assert(base:find(SOP_CLASS, 133, true))
+    local j = i + #SOP_CLASS - 1
+    add_warned("class_mismatch.dcm", "differs", "(0002,0002) last digit changed",
+      base:sub(1, j - 1) .. "8" .. base:sub(j + 1))
   end
   do -- undefined-length file with the item delimiter destroyed
     local u = read(path("explicit_le_undef.dcm"))
@@ -226,9 +243,14 @@ function M.generate(dir)
     out[#out + 1] = ("    { file = %q, status = %q, note = %q },"):format(b.file, b.status, b.note)
   end
   out[#out + 1] = "  },"
+  out[#out + 1] = "  warned = {"
+  for _, wf in ipairs(warned) do
+    out[#out + 1] = ("    { file = %q, warning = %q, note = %q },"):format(wf.file, wf.warning, wf.note)
+  end
+  out[#out + 1] = "  },"
   out[#out + 1] = "}"
   write(path("manifest.lua"), table.concat(out, "\n") .. "\n")
-  return { good = good, broken = broken }
+  return { good = good, broken = broken, warned = warned }
 end
 
 if arg and arg[0] and arg[0]:match("make_dicom%.lua$") then

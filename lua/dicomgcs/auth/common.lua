@@ -229,6 +229,12 @@ common.json = json
 -- nil and an error table {kind=, message=} from the engine.
 function common.fetch(ctx, req)
   if req.auth == nil then req.auth = false end
+  -- a credential is needed now: 429s here are waited out for seconds, not the 10-minute budget
+  local retry = {}
+  for k, v in pairs(req.retry or {}) do retry[k] = v end
+  retry.quota_budget_ms = retry.quota_budget_ms or 10000
+  retry.quota_max_delay_ms = retry.quota_max_delay_ms or 2000
+  req.retry = retry
   local ok, res, err = pcall(ctx.fetch, req)
   if not ok then
     -- An engine without CURLOPT_NOPROXY support may refuse the field; retry without it once.
@@ -319,7 +325,7 @@ function common.parse_token_response(ctx, source, url, res, what)
     end
     return nil, common.err(ctx, source, msg, hint,
       { http_status = res.status, status = ge and ge.status or nil, url = url,
-        retryable = res.status == 408 or res.status == 429 or res.status >= 500 })
+        retryable = errors.retryable(errors.class{ http_status = res.status }) })
   end
   if type(doc) ~= "table" then
     return nil, common.err(ctx, source, ("%s returned a response that is not JSON"):format(url), nil, { url = url })
@@ -348,7 +354,8 @@ function common.parse_token_response(ctx, source, url, res, what)
 end
 
 --- POST a form to a token endpoint, with Google's retry policy for token endpoints
--- (3 attempts on 408/429/5xx, 1 s then 2 s). Returns {token=, expires_in=} or nil, Error.
+-- (3 attempts on 408/5xx, 1 s then 2 s; 429s waited out for at most 10 s: a token is needed
+-- now, not after a 10-minute quota budget). Returns {token=, expires_in=} or nil, Error.
 function common.post_token_form(ctx, source, url, fields, what, extra_headers)
   local headers = { "Content-Type: application/x-www-form-urlencoded", "Accept: application/json" }
   for _, h in ipairs(extra_headers or {}) do headers[#headers + 1] = h end
@@ -372,7 +379,8 @@ function common.transport_err(ctx, source, url, err)
     hint = "check the network, proxy settings and the endpoint URL" ..
       (ctx.emulator and " (is the emulator running? emulator/start)" or "")
   end
-  return common.err(ctx, source, msg, hint, { url = url, retryable = true, curl_code = err and err.curl_code })
+  return common.err(ctx, source, msg, hint, { url = url, curl_code = err and err.curl_code,
+    retryable = errors.retryable(errors.class(err or { kind = "transport" })) })
 end
 
 return common

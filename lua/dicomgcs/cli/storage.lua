@@ -4,14 +4,14 @@ local core = require "dicomgcs.core"
 local progress = require "dicomgcs.cli.progress"
 local term = require "dicomgcs.cli.term"
 
-local errors = require "dicomgcs.errors"
 
-local function fail(err) error(type(err) == "string" and errors.input(err) or err, 0) end
-local function must(v, err) if v == nil then fail(err) end return v end
+local common = require "dicomgcs.cli.common"
+-- usage: a mistake in the command line (exit 2); fail: the request could not be done (exit 1)
+local fail, must, usage = common.fail, common.must, common.usage
 
 local function parse_gs(uri)
   local bucket, path = uri:match("^gs://([^/]+)/?(.*)$")
-  if not bucket then fail("'" .. uri .. "' is not a gs:// URI") end
+  if not bucket then usage("'" .. uri .. "' is not a gs:// URI") end
   return bucket, path
 end
 
@@ -83,7 +83,7 @@ return {
     flags = { location = { type = "string", help = "bucket location, e.g. US" } },
     run = function(ctx)
       local name = ctx.words[1]:match("^gs://([^/]+)/?$")
-      if not name then fail("give the bucket as gs://BUCKET") end
+      if not name then usage("give the bucket as gs://BUCKET") end
       ctx.print(must(ctx.client().storage:create_bucket(name)))
     end },
   { path = { "storage", "ls" }, usage = "storage ls [-r] [-l|-L] gs://BUCKET[/PATH]",
@@ -197,19 +197,19 @@ return {
         local info = core.stat(src)
         local is_dir = info and info.type == "directory"
         if is_dir and not ctx.flags.recursive then
-          fail(src .. " is a folder: use -r to copy it")
+          usage(src .. " is a folder: use -r to copy it")
         end
         local opts = { content_type = ctx.flags["content-type"], skip_same = ctx.flags["skip-same"] }
         local c = ctx.flags.checksum
         if c ~= nil then
-          if c ~= "crc32c" and c ~= "md5" and c ~= "both" and c ~= "none" then fail("--checksum: use crc32c, md5, both or none") end
+          if c ~= "crc32c" and c ~= "md5" and c ~= "both" and c ~= "none" then usage("--checksum: use crc32c, md5, both or none") end
           opts.checksum = c ~= "none" and c or false
         end
         if ctx.flags["chunk-size"] then
           local n, unit = ctx.flags["chunk-size"]:match("^(%d+)([KkMm]?)$")
           local mult = ({ [""] = 1, k = 1024, K = 1024, m = 1048576, M = 1048576 })[unit or ""]
           n = n and math.tointeger(tonumber(n) * mult)
-          if not n or n <= 0 or n % 262144 ~= 0 then fail("--chunk-size must be a multiple of 256 KiB, e.g. 256K or 8M") end
+          if not n or n <= 0 or n % 262144 ~= 0 then usage("--chunk-size must be a multiple of 256 KiB, e.g. 256K or 8M") end
           opts.chunk_size = n
         end
         local files = must(localpath.files(src))
@@ -243,7 +243,7 @@ return {
         end
         local is_prefix = not src:find("[*?]") and base == (path == "" and "" or (path:gsub("/*$", "/")))
         if is_prefix then
-          if not ctx.flags.recursive then fail(src .. " is a prefix: use -r to copy everything under it") end
+          if not ctx.flags.recursive then usage(src .. " is a prefix: use -r to copy everything under it") end
           local dinfo = core.stat(dest)
           if (dinfo and dinfo.type == "directory") or dest:sub(-1) == "/" then
             dest = dest:gsub("/+$", "") .. "/" .. (leaf(path) or bucket)
@@ -255,7 +255,7 @@ return {
         local summary = must(st:download(src, dest, { verify = not ctx.flags["no-verify"], on_progress = p.on_progress }))
         return summarize(ctx, summary, "Downloaded", p.finish(summary))
       end
-      fail("one of SRC and DEST must be a gs:// URI and the other a local path")
+      usage("one of SRC and DEST must be a gs:// URI and the other a local path")
     end },
   { path = { "storage", "rm" }, usage = "storage rm [-r] [--dry-run] gs://BUCKET/OBJECT",
     summary = "delete objects", min_args = 1, max_args = 1,
@@ -267,13 +267,14 @@ return {
     run = function(ctx)
       local uri, st = ctx.words[1], ctx.client().storage
       if not ctx.flags.recursive and not uri:find("[*?]") then
-        if uri:sub(-1) == "/" then fail(uri .. " is a prefix: use -r to delete everything under it") end
+        if uri:sub(-1) == "/" then usage(uri .. " is a prefix: use -r to delete everything under it") end
         local obj = must(st:stat(uri))
         if ctx.flags["dry-run"] then ctx.out:write("would delete ", term.escape(uri), "\n"); return 0 end
         must(st:delete(uri))
         ctx.out:write("deleted ", term.escape("gs://" .. obj.bucket .. "/" .. obj.name), "\n")
         return 0
       end
+      if not ctx.flags["dry-run"] then ctx.confirm("You are about to delete every object matching " .. uri .. ".") end
       local summary = must(st:delete_prefix(uri, { dry_run = ctx.flags["dry-run"] }))
       for _, r in ipairs(summary.results) do
         if r.dry_run then ctx.out:write("would delete ", term.escape(r.source), "\n")
@@ -284,34 +285,39 @@ return {
       if summary.failed == 0 then return 0 end
       return summary.ok > 0 and 3 or 1
     end },
-  { path = { "storage", "grant-service-agent" }, usage = "storage grant-service-agent gs://BUCKET --for=import|export",
+  { path = { "storage", "grant-service-agent" }, usage = "storage grant-service-agent gs://BUCKET --for=import|export [--project-level]",
     summary = "let the Healthcare service agent read (import) or write (export) a bucket", min_args = 1, max_args = 1,
     help = "Imports and exports run as the project's Cloud Healthcare Service Agent,\n" ..
       "service-PROJECT_NUMBER@gcp-sa-healthcare.iam.gserviceaccount.com. Grant it\n" ..
       "roles/storage.objectViewer (--for=import) or roles/storage.objectAdmin (--for=export) on the\n" ..
-      "bucket, by a read-modify-write of the bucket's IAM policy. Nothing changes when it already has\n" ..
-      "a role that covers it. --dry-run only checks.",
+      "bucket (or, with --project-level, on the whole project, as Google's permissions page does), by a\n" ..
+      "read-modify-write of the IAM policy. Nothing changes when it already has that access.\n" ..
+      "--dry-run only checks (bucket policy, then project policy).",
     flags = { ["for"] = { type = "string", help = "import or export" },
+              ["project-level"] = { type = "boolean", help = "grant on the project instead of the bucket" },
               ["dry-run"] = { type = "boolean", help = "only check; change nothing" } },
     run = function(ctx)
       local bucket = ctx.words[1]:match("^gs://([^/]+)/?$")
-      if not bucket then fail("give the bucket as gs://BUCKET") end
+      if not bucket then usage("give the bucket as gs://BUCKET") end
       local purpose = ctx.flags["for"]
-      if purpose ~= "import" and purpose ~= "export" then fail("--for=import or --for=export is required") end
+      if purpose ~= "import" and purpose ~= "export" then usage("--for=import or --for=export is required") end
       local st = ctx.client().storage
       if ctx.flags["dry-run"] then
-        local ok, err = st:check_service_agent(bucket, purpose)
-        if not ok then
-          if err.kind ~= "permission" then fail(err) end
-          ctx.out:write(err.message, "\nwould run: ", err.command, "\n")
-          return 1
+        local access, err = st:service_agent_access(bucket, purpose)
+        if not access then fail(err) end
+        if access.granted then
+          ctx.out:write(("the Cloud Healthcare Service Agent already has the access an %s needs (granted on the %s)\n")
+            :format(purpose, access.where))
+          return 0
         end
-        ctx.out:write(err or "the Cloud Healthcare Service Agent already has the access an " .. purpose .. " needs", "\n")
-        return 0
+        ctx.out:write(require("dicomgcs.gcs.iam").access_warning(access, purpose), "\nwould run: ",
+          ctx.flags["project-level"] and access.project_command or access.command, "\n")
+        return 1
       end
-      local policy, member, role = st:grant_service_agent(bucket, purpose)
+      local policy, member, role = st:grant_service_agent(bucket, purpose, { project_level = ctx.flags["project-level"] })
       if not policy then fail(member) end
       if ctx.flags.format then return ctx.print(policy) end
-      ctx.out:write(("%s has %s (or a role that includes it) on gs://%s\n"):format(member, role, bucket))
+      ctx.out:write(("%s has %s (or a role that includes it) on %s\n"):format(member, role,
+        ctx.flags["project-level"] and ("project " .. ctx.client().project) or ("gs://" .. bucket)))
     end },
 }

@@ -1,6 +1,7 @@
 --- The command-line face of dicomgcs.watch (issue #19): `dicom-stores import gcs STORE` with
 -- the watch flag. The flags are declared with the import command (cli/healthcare.lua).
 -- @module dicomgcs.cli.watch
+local common = require "dicomgcs.cli.common"
 local term = require "dicomgcs.cli.term"
 
 local cli_watch = {}
@@ -27,19 +28,6 @@ function cli_watch.duration(text)
   return n * k
 end
 
-local function usage(msg)
-  io.stderr:write("ERROR: ", msg, "\n")
-  return 2
-end
-
-local function count(flags, name)
-  local v = flags[name]
-  if v == nil then return nil, true end
-  local n = math.tointeger(tonumber(v))
-  if not n or n < 1 then return nil, false end
-  return n, true
-end
-
 --- Run the watch for the parsed command `ctx` (STORE in ctx.words[1]); returns the exit code:
 -- 0 every file imported, 3 some failed, 1 none could be, 130 stopped by Ctrl-C.
 function cli_watch.run(ctx, uri)
@@ -47,26 +35,20 @@ function cli_watch.run(ctx, uri)
   local every = 60
   if f.every then
     every = cli_watch.duration(f.every)
-    if not every then return usage(("--every=%s: use a duration such as 60s, 5m or 500ms"):format(f.every)) end
+    if not every then common.usage(("--every=%s: use a duration such as 60s, 5m or 500ms"):format(f.every)) end
   end
-  local opts = { every = every }
-  for flag, field in pairs{ ["batch-size"] = "batch_size", ["max-in-flight"] = "max_in_flight", rounds = "rounds" } do
-    local n, ok = count(f, flag)
-    if not ok then return usage(("--%s=%s: use a whole number >= 1"):format(flag, f[flag])) end
-    opts[field] = n
-  end
-  local poll = tonumber(os.getenv("DICOMGCS_POLL_INTERVAL") or "")
   local dicomgcs = require "dicomgcs"
   local w, err = dicomgcs.watch{
-    client = ctx.client(), uri = uri, dicom_store = ctx.words[1], every = opts.every, poll = poll,
+    client = ctx.client(), uri = uri, dicom_store = ctx.words[1], every = every, poll = common.poll_interval(),
     manifest = f.manifest, move_to = f["move-to"], batch_uri = f["batch-uri"], report = f.report,
-    batch_size = opts.batch_size, max_in_flight = opts.max_in_flight, rounds = opts.rounds,
+    batch_size = common.integer(f, "batch-size"), max_in_flight = common.integer(f, "max-in-flight"),
+    rounds = common.integer(f, "rounds"),
     log = function(line) io.stderr:write(term.escape(line), "\n") end,
     on_file_failed = function(file, failure)
       io.stderr:write(term.escape(("  failed: %s: %s %s"):format(file.uri, failure.status or "", failure.message or "")), "\n")
     end,
   }
-  if not w then error(err, 0) end
+  if not w then common.fail(err) end
   local s = w:run()
   local t = s.totals
   io.stderr:write(("watch %s after %d round(s): %d operation(s), %d imported, %d failed%s%s.\n"):format(

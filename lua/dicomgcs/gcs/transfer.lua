@@ -175,7 +175,7 @@ local function upload_resumable(st, io, path, bucket, name, ctype, d, opts, what
       end
       offset = now
     else
-      if e and (e.kind == "io" or e.kind == "callback" or (e.kind == "http" and not e.retryable)) then
+      if e and not errors.retryable(errors.class(e)) then
         return abandon(e)
       end
       failures = failures + 1
