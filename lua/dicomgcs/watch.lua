@@ -263,7 +263,9 @@ function Watch:copy(b)
 end
 
 -- Ask for the batch's import; a refusal worth waiting out (the project's operation limit, a
--- quota, unavailable) leaves it "copied" with a back-off.
+-- quota, unavailable) leaves it "copied" with a back-off. The engine has already waited out
+-- 429s within the client's retry_budget: a smaller budget hands the waiting to this back-off,
+-- during which the watch goes on polling and listing.
 function Watch:start_import(b)
   local now = core.monotime()
   if (b.not_before or 0) > now then return end
