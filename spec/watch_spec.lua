@@ -255,6 +255,33 @@ describe("dicomgcs.watch", function()
     assert.are.same({ 3, 3 }, { instances, imported })
   end)
 
+  it("a manifest naming an operation that is not one, or one the server does not know, imports again", function()
+    local c, bucket, d = fresh(2)
+    local dir = env.tmpdir("watchbadop")
+    local lines = {}
+    for i, op in ipairs{ "projects/x/../../../evil", c:dataset_name{} .. "/operations/123456789" } do
+      local uri = ("gs://%s/in/%d.dcm"):format(bucket, i)
+      local o = put(c, uri, d[i].bytes)
+      lines[#lines + 1] = json.encode{ key = "file " .. uri, uri = uri, name = o.name, state = "batched",
+        generation = o.generation, size = o.size, batch = "B" .. i }
+      lines[#lines + 1] = json.encode{ key = "batch B" .. i, state = "running", operation = op,
+        uri = ("gs://%s/.dicomgcs-batches/B%d/**"):format(bucket, i) }
+    end
+    local f = assert(io.open(dir .. "/state.jsonl", "wb"))
+    f:write(table.concat(lines, "\n"), "\n")
+    f:close()
+    local log = {}
+    local w = assert(dicomgcs.watch(fast{ client = c, uri = "gs://" .. bucket .. "/in/*.dcm", rounds = 4,
+      manifest = dir .. "/state.jsonl", max_in_flight = 2, log = function(l) log[#log + 1] = l end }))
+    local s = w:run()
+    local text = table.concat(log, "\n")
+    assert.are.equal(2, select(2, text:gsub("importing it again", "")), text)
+    assert.are.same({ 2, 0 }, { s.totals.imported, s.totals.failed }, text)
+    local instances, imported = store_counts(c)
+    assert.are.same({ 2, 2 }, { instances, imported })
+    for _, rec in pairs(files_in(dir .. "/state.jsonl")) do assert.are.equal("done", rec.state) end
+  end)
+
   it("rejects bad options", function()
     local c = env.client()
     assert.has_error(function() dicomgcs.watch{ client = c, uri = "gs://b/x/*.dcm", colour = 1 } end)

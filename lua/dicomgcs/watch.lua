@@ -165,10 +165,15 @@ function Watch:load()
         local f = self.files[uri]
         if f.batch == id and (f.state == "batched" or rec.state == "imported") then b.files[#b.files + 1] = f end
       end
-      if b.state == "running" and b.operation then
-        b.op = self.client:operation(b.operation, { fetch = false })
+      local op, oerr
+      if b.state == "running" then op, oerr = self.client:operation(tostring(b.operation), { fetch = false }) end
+      if op then
+        b.op = op
         self.totals.reattached = self.totals.reattached + 1
         self.log(("re-attached batch %s (%d files) to %s"):format(id, #b.files, b.operation))
+      elseif b.state == "running" then
+        self.log(("batch %s: cannot re-attach (%s); importing it again"):format(id, tostring(oerr)))
+        b.state = "copying"
       elseif b.state == "importing" then
         -- killed between asking for the import and writing its name down: ask again (the
         -- store keeps one copy of an instance, so this costs an operation, not a duplicate)
@@ -402,7 +407,12 @@ function Watch:poll()
       self:set_batch(b, { state = "done" })
     elseif b.state == "running" then
       local ok, err = b.op:get()
-      if not ok then
+      if not ok and err.http_status == 404 then
+        -- the operation is gone (deleted with its dataset, or never known here): import again
+        self.log(("batch %s: %s; importing it again"):format(id, tostring(err)))
+        b.op = nil
+        self:set_batch(b, { state = "copying" })
+      elseif not ok then
         if self.classify(err) ~= "retry" then self.log(("batch %s: %s"):format(id, tostring(err))) end
       elseif b.op.done then
         self:finish(b)
