@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
@@ -16,6 +17,7 @@
 #include "dg_engine.h"
 #include "dg_fs.h"
 #include "dg_hash.h"
+#include "dg_token.h"
 #include "dg_version.h"
 
 #define ERROR_BODY_CAP (1024 * 1024)     /* non-2xx bodies kept in memory up to this */
@@ -75,6 +77,7 @@ struct dg_transfer {
   /* progress */
   int64_t prog[4], prog_seen[4];
   int64_t idle_ms, last_active_ms;
+  int is_timer;                    /* dg_engine_timer: no request, done when due */
   int wire_sends;                  /* requests libcurl sent in this attempt (PREREQFUNCTION) */
   int quota_attempts;              /* 429s so far: quota waits, apart from max_attempts */
   dg_result res;
@@ -90,9 +93,9 @@ struct dg_engine {
   int64_t next_id;
   dg_aimd aimd;
   uint64_t rng;
-  dg_buf token;
-  int64_t token_expiry_ms, token_lifetime_ms;
-  int token_gen, token_failed;
+  dg_token tok;
+  int token_failed;
+  int wake_fd;                     /* -1, or an fd whose readability ends a step early */
   char token_err[DG_ERRLEN];
   int64_t completed, retries, bytes_sent, bytes_received;
   int64_t quota_waits, throttle_until_ms;   /* quota waits so far; when the last one ends */
@@ -304,9 +307,16 @@ static dg_transfer *transfer_new(const dg_allocator *a, const dg_request *r, cha
   t->state = T_NEW;
   t->method = dg_strdup(a, m);
   t->url = dg_strdup(a, r->url);
-  t->safe_url = dg_malloc(a, strlen(r->url) + 1);
+  /* The stripped URL is shorter than its buffer: copy it so that dg_strfree frees the
+   * size that was allocated. */
+  size_t url_size = strlen(r->url) + 1;
+  char *stripped = dg_malloc(a, url_size);
+  if (stripped) {
+    dg_url_strip_credentials(r->url, stripped, url_size);
+    t->safe_url = dg_strdup(a, stripped);
+    dg_free(a, stripped, url_size);
+  }
   if (!t->method || !t->url || !t->safe_url) goto oom;
-  dg_url_strip_credentials(r->url, t->safe_url, strlen(r->url) + 1);
   if (r->n_headers) {
     t->headers = dg_malloc(a, r->n_headers * sizeof *t->headers);
     if (!t->headers) goto oom;
@@ -820,7 +830,17 @@ dg_engine *dg_engine_new(const dg_allocator *a, const dg_engine_opts *o, char *e
   memset(e, 0, sizeof *e);
   e->alloc = *a;
   e->o = *o;
-  dg_buf_init(&e->token, &e->alloc, 0);
+  dg_token_init(&e->tok, &e->alloc);
+  e->wake_fd = -1;
+  /* each becomes a header line or a curl option: a line break would inject a header */
+  if ((o->user_agent && !header_ok(o->user_agent)) || (o->proxy && !header_ok(o->proxy)) ||
+      (o->ca_file && !header_ok(o->ca_file))) {
+    snprintf(err, errlen, "%s contains a line break (CR or LF)",
+             o->user_agent && !header_ok(o->user_agent) ? "user_agent" : o->proxy && !header_ok(o->proxy)
+             ? "proxy" : "ca_file");
+    dg_engine_free(e);
+    return NULL;
+  }
   if (e->o.concurrency < 1) e->o.concurrency = 1;
   if ((o->user_agent && !(e->ua = dg_strdup(&e->alloc, o->user_agent))) ||
       (o->ca_file && !(e->ca_file = dg_strdup(&e->alloc, o->ca_file))) ||
@@ -863,7 +883,7 @@ void dg_engine_free(dg_engine *e) {
   free_list(e, &e->waiting, 0);
   free_list(e, &e->done, 0);
   if (e->multi) curl_multi_cleanup(e->multi);    /* ... then the multi */
-  dg_buf_wipe(&e->token);
+  dg_token_free(&e->tok);
   dg_strfree(&e->alloc, e->ua);
   dg_strfree(&e->alloc, e->ca_file);
   dg_strfree(&e->alloc, e->proxy);
@@ -887,50 +907,68 @@ int64_t dg_engine_submit(dg_engine *e, const dg_request *r, char *err, size_t er
   t->auth = (r->auth < 0 ? e->o.token != NULL : r->auth != 0) && !t->has_authz;
   if (!e->o.progress) t->progress = 0;
   t->start_ms = now_ms(e);
-  t->state = T_QUEUED;
-  list_push(&e->queued, t);
+  if (r->delay_ms > 0) {               /* starts no earlier than now + delay */
+    t->start_ms += r->delay_ms;
+    t->due_ms = t->start_ms;
+    t->state = T_WAITING;
+    list_push(&e->waiting, t);
+  } else {
+    t->state = T_QUEUED;
+    list_push(&e->queued, t);
+  }
   return t->id;
 }
 
+int64_t dg_engine_timer(dg_engine *e, int64_t delay_ms, char *err, size_t errlen) {
+  dg_transfer *t = dg_malloc(&e->alloc, sizeof *t);
+  if (!t) { snprintf(err, errlen, "out of memory"); return -1; }
+  memset(t, 0, sizeof *t);
+  t->alloc = e->alloc;
+  t->out_fd = -1;
+  t->out_offset = -1;
+  dg_buf_init(&t->hdrs, &t->alloc, 0);
+  dg_buf_init(&t->body_buf, &t->alloc, 0);
+  t->body.a = &t->alloc;
+  t->is_timer = 1;
+  t->e = e;
+  t->id = e->next_id++;
+  t->start_ms = now_ms(e);
+  t->due_ms = t->start_ms + (delay_ms > 0 ? delay_ms : 0);
+  t->state = T_WAITING;
+  list_push(&e->waiting, t);
+  return t->id;
+}
+
+void dg_engine_set_wake_fd(dg_engine *e, int fd) { e->wake_fd = fd; }
+
 static int ensure_token(dg_engine *e, dg_transfer *t) {
   int64_t now = now_ms(e);
-  int force = t->force_token && t->token_gen == e->token_gen;
+  int force = t->force_token && t->token_gen == e->tok.gen;
   t->force_token = 0;
-  if (!force && e->token.len) {
-    int64_t margin = e->token_lifetime_ms / 4;
-    if (margin > 60000) margin = 60000;
-    if (now < e->token_expiry_ms - margin) return 0;
-  }
-  if (e->token_failed) return -1;
+  if (!force && dg_token_fresh(&e->tok, now)) return 0;
+  if (e->token_failed) return !force && dg_token_valid(&e->tok, now) ? 0 : -1;
   e->token_err[0] = '\0';
   if (!e->o.token) {
     snprintf(e->token_err, sizeof e->token_err, "no token provider");
     e->token_failed = 1;
     return -1;
   }
-  int gen = e->token_gen;
+  int gen = e->tok.gen;
   int rc = e->o.token(e->o.hook_ud, e, force, e->token_err, sizeof e->token_err);
-  if (rc != 0 || e->token_gen == gen || !e->token.len) {
+  if (rc != 0 || e->tok.gen == gen || !e->tok.value.len) {
     if (!e->token_err[0]) snprintf(e->token_err, sizeof e->token_err, "token provider returned no token");
     e->token_failed = 1;
+    if (!force && dg_token_valid(&e->tok, now)) {   /* serve the old one a little longer */
+      dg_token_postpone(&e->tok, now);
+      return 0;
+    }
     return -1;
   }
   return 0;
 }
 
 int dg_engine_set_token(dg_engine *e, const char *tok, size_t len, double expires_in_s) {
-  if (len == 0) return -1;
-  for (size_t i = 0; i < len; i++)
-    if ((unsigned char)tok[i] < 0x21 || (unsigned char)tok[i] > 0x7e) return -1;
-  dg_buf_wipe(&e->token);
-  dg_buf_init(&e->token, &e->alloc, 0);
-  if (dg_buf_append(&e->token, tok, len) != 0) return -1;
-  if (!(expires_in_s > 0)) expires_in_s = 3600;
-  if (expires_in_s > 1e7) expires_in_s = 1e7;
-  e->token_lifetime_ms = (int64_t)(expires_in_s * 1000);
-  e->token_expiry_ms = now_ms(e) + e->token_lifetime_ms;
-  e->token_gen++;
-  return 0;
+  return dg_token_set(&e->tok, tok, len, expires_in_s, now_ms(e), 0);
 }
 
 static void start_queued(dg_engine *e) {
@@ -945,8 +983,8 @@ static void start_queued(dg_engine *e) {
         finish_error(t, "auth", e->token_err, 0);
         continue;
       }
-      tok = e->token.data;
-      t->token_gen = e->token_gen;
+      tok = e->tok.value.data;
+      t->token_gen = e->tok.gen;
       t->used_auth = 1;
     }
     if (attempt_prepare(t, &e->c, tok, now_ms(e)) != 0) continue;
@@ -966,6 +1004,13 @@ static void promote_due(dg_engine *e, int64_t now) {
     next = t->next;
     if (t->due_ms <= now) {
       list_remove(&e->waiting, t);
+      if (t->is_timer) {
+        t->res.ok = 1;
+        t->res.timer = 1;
+        t->state = T_DONE;
+        list_push(&e->done, t);
+        continue;
+      }
       t->state = T_QUEUED;
       list_push_front(&e->queued, t);   /* retries go first */
     }
@@ -1014,7 +1059,7 @@ static void drain(dg_engine *e) {
     int64_t now = now_ms(e);
     dg_random_fn rnd = e->o.random ? e->o.random : dg_random_splitmix;
     void *rud = e->o.random ? e->o.random_ud : &e->rng;
-    int64_t d = attempt_done(t, rc, now, rnd, rud, &e->aimd, e->token_gen);
+    int64_t d = attempt_done(t, rc, now, rnd, rud, &e->aimd, e->tok.gen);
     if (d >= 0) {
       e->retries++;
       transfer_release_attempt(t);
@@ -1062,12 +1107,17 @@ int dg_engine_step(dg_engine *e, int timeout_ms) {
     for (dg_transfer *t = e->waiting.head; t; t = t->next)
       if (t->due_ms - now < wait) wait = t->due_ms - now;
     if (wait < 0) wait = 0;
-    if (e->running.n) curl_multi_poll(e->multi, NULL, 0, (int)wait, NULL);
-    else if (wait > 0) {
-      struct timespec ts = { (time_t)(wait / 1000), (long)(wait % 1000) * 1000000L };
-      nanosleep(&ts, NULL);
+    struct pollfd wake = { e->wake_fd, POLLIN, 0 };
+    unsigned n_wake = e->wake_fd >= 0 ? 1 : 0;
+    struct curl_waitfd cw = { e->wake_fd, CURL_WAIT_POLLIN, 0 };
+    if (e->running.n) {
+      curl_multi_poll(e->multi, n_wake ? &cw : NULL, n_wake, (int)wait, NULL);
+      wake.revents = cw.revents & CURL_WAIT_POLLIN ? POLLIN : 0;
+    } else if (wait > 0 || n_wake) {
+      if (poll(&wake, n_wake, (int)wait) <= 0) wake.revents = 0;
     }
     now = now_ms(e);
+    if (n_wake && (wake.revents & POLLIN)) break;   /* the owner of the fd wants control */
   }
   return (int)e->done.n;
 }

@@ -20,9 +20,11 @@
  * - token(ud, e, force): fetch an access token; on success it must call
  *   dg_engine_set_token() and return 0, else write a message to err and
  *   return -1. Called when a transfer needing auth starts and the cached
- *   token is missing or within min(60 s, lifetime/4) of expiry, or after a
- *   401 (force = 1, once per transfer). At most one call per step round:
- *   a failure fails every transfer that needed the token in that round.
+ *   token is missing or due for refresh (dg_token.h: min(225 s, lifetime/2)
+ *   before expiry), or after a 401 (force = 1, once per transfer). At most
+ *   one call per step round: a failure fails every transfer that needed the
+ *   token in that round, unless the old token is still valid (not forced):
+ *   then it is served and the refresh retried min(10 s, remaining/4) later.
  * - progress(ud, e, id, ...): after bytes moved for a transfer submitted
  *   with progress = 1; return -1 with a message in err to abort that
  *   transfer (error kind "callback").
@@ -83,6 +85,8 @@ typedef struct dg_request {
   long connect_timeout_ms;       /* < 0: engine's */
   long idle_timeout_s;           /* < 0: engine's; 0: none */
   long total_timeout_ms;         /* <= 0: none */
+  int64_t delay_ms;              /* > 0: the first attempt starts no earlier than submit + delay
+                                    (the transfer waits on the engine's timer list) */
   int auth;                      /* < 0: when a token hook is set */
   int progress;                  /* call the progress hook */
 } dg_request;
@@ -101,6 +105,7 @@ typedef struct dg_result {
   int64_t bytes_sent, bytes_received;   /* of the last attempt */
   int has_crc32c;                /* the request asked for DG_HASH_CRC32C and the status is 2xx */
   uint32_t crc32c;               /* CRC32C of the last attempt's body bytes (then valid) */
+  int timer;                     /* 1: a dg_engine_timer that fell due (ok = 1, no response) */
   const char *kind;              /* error: transport|timeout|cancelled|auth|io|callback */
   const char *message;
   int curl_code;                 /* 0 when not from libcurl */
@@ -126,12 +131,20 @@ int64_t dg_engine_submit(dg_engine *e, const dg_request *r, char *err, size_t er
 /* Work for up to timeout_ms (returns sooner once something is done or nothing is left).
  * Returns the number of transfers on the done queue. */
 int dg_engine_step(dg_engine *e, int timeout_ms);
+/* A timer: an id (> 0) that lands on the done queue, with result.timer = 1, once delay_ms
+ * has passed (dg_engine_step sleeps no longer than the earliest timer or delayed
+ * transfer). Cancel it with dg_engine_cancel (result kind "cancelled"). -1: out of memory. */
+int64_t dg_engine_timer(dg_engine *e, int64_t delay_ms, char *err, size_t errlen);
+/* fd >= 0: dg_engine_step also polls fd and returns early when it is readable (the caller
+ * drains it); -1: none. Used with dg_sigint_arm (dg_signal.h) so Ctrl-C ends a wait at once. */
+void dg_engine_set_wake_fd(dg_engine *e, int fd);
 /* 1 if the transfer was cancelled (it then is on the done queue), 0 if unknown or finished. */
 int dg_engine_cancel(dg_engine *e, int64_t id);
 /* Transfers submitted and not yet released (queued, running, waiting, done). */
 size_t dg_engine_pending(const dg_engine *e);
 void dg_engine_stats_get(const dg_engine *e, dg_engine_stats *s);
-/* Replace the cached token (the old one is wiped). expires_in_s <= 0: 3600.
+/* Replace the cached token (the old one is wiped; dg_token.h has the refresh rule).
+ * expires_in_s <= 0: 3600.
  * 0, or -1 if the token is empty or holds characters not allowed in a header. */
 int dg_engine_set_token(dg_engine *e, const char *token, size_t len, double expires_in_s);
 int dg_engine_has_token_hook(const dg_engine *e);

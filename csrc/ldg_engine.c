@@ -21,6 +21,7 @@
 #include "ldg.h"
 #include "dg_engine.h"
 #include "dg_hash.h"
+#include "dg_signal.h"
 
 #define LDG_ENGINE "dicomgcs.Engine"
 #define LDG_FETCH_HOLD "dicomgcs.FetchResult"
@@ -68,9 +69,13 @@ static double opt_number(lua_State *L, int idx, const char *where, const char *f
   return v;
 }
 
+/* A string field; an embedded NUL is refused (C would see only the part before it). */
 static const char *opt_string(lua_State *L, int idx, const char *where, const char *field) {
+  size_t len;
   if (lua_type(L, idx) != LUA_TSTRING) luaL_error(L, "%s: field '%s' must be a string", where, field);
-  return lua_tostring(L, idx);
+  const char *s = lua_tolstring(L, idx, &len);
+  if (strlen(s) != len) luaL_error(L, "%s: field '%s' contains a NUL byte", where, field);
+  return s;
 }
 
 /* A non-negative integer (a float with an integral value is accepted), raising otherwise. */
@@ -171,19 +176,21 @@ static void parse_request(lua_State *L, int idx, req_scratch *s, int anchor) {
     else if (strcmp(k, "body_offset") == 0) body_offset = opt_offset(L, v, w, k);
     else if (strcmp(k, "body_length") == 0) body_length = opt_offset(L, v, w, k);
     else if (strcmp(k, "noproxy") == 0) s->r.noproxy = opt_string(L, v, w, k);
+    else if (strcmp(k, "delay") == 0) s->r.delay_ms = (int64_t)(opt_number(L, v, w, k, 0) * 1000);
     else if (strcmp(k, "hash") == 0) {
       const char *h = opt_string(L, v, w, k);
       if (strcmp(h, "crc32c") != 0) luaL_error(L, "%s: field 'hash' must be \"crc32c\"", w);
       s->r.hash = DG_HASH_CRC32C;
     }
     else if (strcmp(k, "headers") == 0) {
-      check_table(L, v, w, k);
-      size_t n = lua_rawlen(L, v);
-      lua_pushnil(L);
-      while (lua_next(L, v)) {
-        if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) < 1 || (size_t)lua_tointeger(L, -2) > n ||
-            lua_type(L, -1) != LUA_TSTRING)
+      size_t n = ldg_checklist(L, v, "request: field 'headers'");
+      for (size_t i = 0; i < n; i++) {
+        char hw[40];
+        lua_rawgeti(L, v, (lua_Integer)i + 1);
+        snprintf(hw, sizeof hw, "headers[%d]", (int)i + 1);
+        if (lua_type(L, -1) != LUA_TSTRING)
           luaL_error(L, "request: field 'headers' must be a list of \"Name: value\" strings");
+        opt_string(L, -1, w, hw);
         lua_pop(L, 1);
       }
       s->headers = lua_newuserdatauv(L, (n ? n : 1) * sizeof *s->headers, 0);
@@ -198,8 +205,8 @@ static void parse_request(lua_State *L, int idx, req_scratch *s, int anchor) {
       s->r.n_headers = n;
     } else if (strcmp(k, "body") == 0) {
       size_t len;
-      const char *p = opt_string(L, v, w, k);
-      p = lua_tolstring(L, v, &len);
+      if (lua_type(L, v) != LUA_TSTRING) luaL_error(L, "%s: field '%s' must be a string", w, k);
+      const char *p = lua_tolstring(L, v, &len);   /* bytes: NULs allowed */
       s->parts = lua_newuserdatauv(L, sizeof *s->parts, 0);
       lua_insert(L, ins);
       v++;
@@ -219,8 +226,7 @@ static void parse_request(lua_State *L, int idx, req_scratch *s, int anchor) {
       s->r.parts = s->parts; s->r.n_parts = 1; s->r.has_body = 1;
       nbodies++;
     } else if (strcmp(k, "body_parts") == 0) {
-      check_table(L, v, w, k);
-      size_t n = lua_rawlen(L, v);
+      size_t n = ldg_checklist(L, v, "request: field 'body_parts'");
       s->parts = lua_newuserdatauv(L, (n ? n : 1) * sizeof *s->parts, 0);
       memset(s->parts, 0, (n ? n : 1) * sizeof *s->parts);
       lua_insert(L, ins);
@@ -261,7 +267,7 @@ static void parse_request(lua_State *L, int idx, req_scratch *s, int anchor) {
         } else {
           s->parts[i].data = NULL;
           s->parts[i].len = 0;
-          s->parts[i].path = lua_tostring(L, -1);
+          s->parts[i].path = opt_string(L, -1, "request: body_parts[]", "file");
         }
         lua_pop(L, 3);                   /* strings stay referenced by the part tables */
       }
@@ -310,6 +316,13 @@ static void set_int(lua_State *L, const char *k, lua_Integer v) {
 
 /* Push res, err (one of them nil). */
 static void push_result(lua_State *L, const dg_result *r) {
+  if (r->ok && r->timer) {                   /* a timer: res = {timer = true} */
+    lua_createtable(L, 0, 1);
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "timer");
+    lua_pushnil(L);
+    return;
+  }
   if (r->ok) {
     lua_createtable(L, 0, 7);
     set_int(L, "status", r->status);
@@ -462,9 +475,11 @@ static ldg_engine *check_engine(lua_State *L) {
   return u;
 }
 
-static int run_step(lua_State *L, ldg_engine *u, int timeout_ms) {
+/* wake: let Ctrl-C end the step early while a core.sigint_guard is open. */
+static int run_step(lua_State *L, ldg_engine *u, int timeout_ms, int wake) {
   u->L = L;
   u->in_step = 1;
+  dg_engine_set_wake_fd(u->e, wake ? dg_sigint_fd() : -1);
   int n = dg_engine_step(u->e, timeout_ms);
   u->in_step = 0;
   u->L = NULL;
@@ -512,7 +527,7 @@ static int eng_request(lua_State *L) {
   ldg_engine *u = check_engine(L);
   lua_Integer id = submit(L, u);
   dg_transfer *t;
-  while (!(t = dg_engine_done_find(u->e, id))) run_step(L, u, 1000);
+  while (!(t = dg_engine_done_find(u->e, id))) run_step(L, u, 1000, 0);
   push_result(L, dg_transfer_result(t));
   deliver_forget(L, u, t);
   return 2;
@@ -525,7 +540,7 @@ static int eng_step(lua_State *L) {
   if (ms > 3600000) ms = 3600000;
   lua_settop(L, 1);
   lua_newtable(L);                            /* 2: the list */
-  run_step(L, u, dg_engine_done_first(u->e) ? 0 : (int)ms);
+  run_step(L, u, dg_engine_done_first(u->e) ? 0 : (int)ms, 1);
   lua_Integer i = 0;
   dg_transfer *t;
   while ((t = dg_engine_done_first(u->e))) {
@@ -538,6 +553,17 @@ static int eng_step(lua_State *L) {
     lua_rawseti(L, 2, ++i);
     deliver_forget(L, u, t);                  /* only after its table is complete */
   }
+  return 1;
+}
+
+static int eng_timer(lua_State *L) {
+  ldg_engine *u = check_engine(L);
+  double s = luaL_checknumber(L, 2);
+  luaL_argcheck(L, s >= 0 && s <= 1e9, 2, "seconds must be in 0..1e9");
+  char err[DG_ERRLEN];
+  int64_t id = dg_engine_timer(u->e, (int64_t)(s * 1000), err, sizeof err);
+  if (id < 0) return luaL_error(L, "%s", err);
+  lua_pushinteger(L, (lua_Integer)id);
   return 1;
 }
 
@@ -680,7 +706,7 @@ static int l_fetch(lua_State *L) {
 
 void ldg_register_engine(lua_State *L) {
   static const luaL_Reg methods[] = {
-    { "submit", eng_submit }, { "request", eng_request }, { "step", eng_step },
+    { "submit", eng_submit }, { "request", eng_request }, { "step", eng_step }, { "timer", eng_timer },
     { "pending", eng_pending }, { "cancel", eng_cancel }, { "stats", eng_stats },
     { "close", eng_close }, { NULL, NULL }
   };

@@ -51,7 +51,7 @@ static uint64_t draw(void *ud) {
 static int l_backoff(lua_State *L) {
   const char *cls = luaL_checkstring(L, 1);
   lua_Integer n = luaL_checkinteger(L, 2);
-  luaL_argcheck(L, n >= 1, 2, "attempts must be >= 1");
+  luaL_argcheck(L, n >= 1 && n <= 1000000, 2, "attempts must be in 1..1000000");   /* fits an int */
   static uint64_t seed;
   if (!seed) seed = (uint64_t)dg_clock_monotonic_ms(NULL) | 1;
   dg_retry_policy p;

@@ -1,5 +1,6 @@
 local dicomgcs = require "dicomgcs"
 local env = require "spec.support.env"
+local file = require "spec.support.file"
 
 describe("dicomgcs.client", function()
   it("raises on an unknown option, naming it", function()
@@ -24,12 +25,35 @@ describe("dicomgcs.client", function()
     assert.truthy(err.message:find("'a/b'", 1, true))
   end)
 
-  it("says what to do when no project is given", function()
-    local c = env.client{ project = nil }
-    c.project = nil
-    local ok, err = c:get_dataset{ dataset = "d" }
-    assert.is_nil(ok)
-    assert.truthy(tostring(err):find("project", 1, true))
+  it("says what to do when no project is given anywhere, before sending anything", function()
+    -- A child process with no project in its environment and an empty gcloud configuration; the
+    -- emulator address is a closed port, so an error of any kind but "input" means a request went out.
+    local dir = env.tmpdir("noproject")
+    local script = dir .. "/probe.lua"
+    file.write(script, [[
+      package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
+      package.cpath = "build/?.so;" .. package.cpath
+      local c = assert(require("dicomgcs").client{ location = "us-central1", emulator = "127.0.0.1:9", token = "t",
+                                                  retry = { max_attempts = 1 } })
+      local ok, err = c:get_dataset{ dataset = "d" }
+      io.write(tostring(c.project), "\n", tostring(ok), "\n", err.kind, "\n", err.message, "\n", tostring(err.hint))
+    ]])
+    local clean = "env -u GOOGLE_CLOUD_PROJECT -u CLOUDSDK_CORE_PROJECT -u GCLOUD_PROJECT -u DICOMGCS_EMULATOR_HOST "
+      .. "CLOUDSDK_CONFIG=" .. env.quote(dir .. "/gcloud") .. " HOME=" .. env.quote(dir) .. " "
+    local out, code = env.run(clean .. "lua5.4 " .. env.quote(script), true)
+    assert.are.equal(0, code, out)
+    local project, ok, kind, message, hint = out:match("^(.-)\n(.-)\n(.-)\n(.-)\n(.*)$")
+    assert.are.equal("nil", project, out)
+    assert.are.equal("nil", ok)
+    assert.are.equal("input", kind)
+    assert.are.equal("no project given", message)
+    assert.truthy(hint:find("GOOGLE_CLOUD_PROJECT", 1, true), hint)
+    -- the same child with a project in its environment gets past the check (and to the closed port)
+    out = env.run(clean .. "GOOGLE_CLOUD_PROJECT=env-project lua5.4 " .. env.quote(script), true)
+    project, ok, kind = out:match("^(.-)\n(.-)\n(.-)\n")
+    assert.are.equal("env-project", project, out)
+    assert.are.equal("nil", ok)
+    assert.are.equal("transport", kind)
   end)
 
   it("rejects an emulator address that is not HOST:PORT", function()
@@ -139,15 +163,29 @@ describe("import and export", function()
     for _, o in ipairs(objects) do assert.is_true(want[o.name], o.name) end
   end)
 
-  it("counts a file that is not DICOM as a failure and ends the operation with an error", function()
+  it("counts a file that is not DICOM as a failure: the operation ends with an error, a partial result", function()
     assert(c.storage:write("gs://" .. bucket .. "/mixed/bad.dcm", "this is not DICOM"))
     assert(c.storage:upload(files[1].path, "gs://" .. bucket .. "/mixed/good.dcm"))
     local op = assert(c:import{ uri = "gs://" .. bucket .. "/mixed/*.dcm" })
     local done, err = op:wait{ interval = 0.05 }
+    assert.is_nil(err)
+    assert.are.equal(op, done)
+    assert.is_true(done.done and done.partial)
+    assert.is_table(done.error)                 -- Google's shape: error, not response
+    local ferr = done:failure()
+    assert.are.equal("operation", ferr.kind)
+    assert.are.equal(1, ferr.operation.counter.failure)
+    assert.are.equal(1, ferr.operation.counter.success)
+    assert.are.equal(1, done.history[#done.history].failure)
+  end)
+
+  it("keeps a hard error for an operation that failed as a whole", function()
+    local op = assert(c:import{ uri = "gs://" .. bucket .. "/nothing-here/*.dcm" })
+    local done, err = op:wait{ interval = 0.05 }
     assert.is_nil(done)
     assert.are.equal("operation", err.kind)
-    assert.are.equal(1, err.operation.counter.failure)
-    assert.are.equal(1, err.operation.counter.success)
+    assert.are.equal(0, err.operation.counter.success + err.operation.counter.failure)
+    assert.is_false(err.operation.partial)
   end)
 
   it("finds an operation by id and by full name", function()

@@ -1,20 +1,17 @@
 -- The C HTTP engine (dicomgcs.core engine/fetch) against spec/support/http_server.js.
 local core = require "dicomgcs.core"
 local cjson = require "cjson"
+local file = require "spec.support.file"
+local write_file, file_size, read_all = file.write, file.size, file.read
 
 local server = {}
 
 local function start_server()
-  local f = assert(io.popen("exec node spec/support/http_server.js", "r"))
-  local line = f:read("l") or ""
-  local port, pid = line:match("PORT (%d+) PID (%d+)")
-  assert(port, "http_server.js did not start: " .. line)
-  server = { f = f, port = tonumber(port), pid = tonumber(pid), base = "http://127.0.0.1:" .. port }
+  server = require("spec.support.env").node_server("spec/support/http_server.js")
 end
 
 local function stop_server()
-  if server.pid then os.execute("kill " .. server.pid .. " 2>/dev/null") end
-  if server.f then server.f:close() end
+  if server.stop then server.stop() end
   server = {}
 end
 
@@ -37,11 +34,6 @@ local function tmpname()
   return p
 end
 
-local function write_file(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
-end
 
 local function sha256_file(path)
   local p = assert(io.popen("sha256sum '" .. path .. "'"))
@@ -50,13 +42,6 @@ local function sha256_file(path)
   return out:match("^(%x+)")
 end
 
-local function file_size(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local n = f:seek("end")
-  f:close()
-  return n
-end
 
 -- The name of a temporary file the engine left beside `path` (".NAME.<hex>.dgtmp"), or nil.
 local function leftover(path)
@@ -655,12 +640,6 @@ describe("dicomgcs.core engine", function()
       local s = CYCLE:rep((b - a + 1) // 251 + 2)
       local from = a % 251 + 1
       return s:sub(from, from + b - a)
-    end
-    local function read_all(path)
-      local f = assert(io.open(path, "rb"))
-      local s = f:read("a")
-      f:close()
-      return s
     end
     local function preallocate(path, size)
       local f = assert(io.open(path, "wb"))

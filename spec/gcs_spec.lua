@@ -1,12 +1,7 @@
-local core = require "dicomgcs.core"
 local env = require "spec.support.env"
 local file = require "spec.support.file"
 
-local function write(path, text)
-  core.mkdir_p(path:match("^(.*)/"))
-  file.write(path, text)
-end
-local read = file.read_if_exists
+local write, read = file.write_p, file.read_if_exists
 
 describe("Cloud Storage", function()
   local c, bucket

@@ -39,11 +39,17 @@ describe("dicomgcs.queue", function()
   end)
 
   it("rejects unknown options and job fields", function()
-    assert.has_error(function() dicomgcs.queue{ client = {}, colour = 1 } end)
+    -- misuse raises a message naming the call and the offending option, field or key
+    assert.has_error(function() dicomgcs.queue{ client = {}, colour = 1 } end,
+      "dicomgcs.queue: unknown option 'colour'")
     local q = dicomgcs.queue{ client = {} }
-    assert.has_error(function() q:add{ key = "a", kind = "import", url = "x" } end)
+    assert.has_error(function() q:add{ key = "a", kind = "import", url = "x" } end,
+      "queue:add: unknown field 'url'")
     q:add{ key = "a", kind = "import", uri = "gs://b/x" }
-    assert.has_error(function() q:add{ key = "a", kind = "import", uri = "gs://b/y" } end)
+    assert.has_error(function() q:add{ key = "a", kind = "import", uri = "gs://b/y" } end,
+      "queue:add: duplicate key 'a'")
+    assert.error_matches(function() q:add{ key = "b", kind = "copy", uri = "gs://b/y" } end,
+      "queue:add: kind must be 'import' or 'export'", nil, true)
   end)
 
   it("resumes after being killed: finished prefixes are skipped, every file counted once #slow", function()
@@ -101,15 +107,8 @@ end)
 
 describe("dicomgcs.queue hooks and the server's operation limit", function()
   it("retries operations the server refuses for its concurrent-operation limit, and calls every hook", function()
-    local emu = env.start_emulator{ "--max-concurrent-operations", "1", "--op-delay-ms", "30" }
-    local c = assert(dicomgcs.client{ project = "spec-project", location = "us-central1", emulator = emu.host,
-      token = "t", dataset = "limit", dicom_store = "st",
-      -- no transport-level retries (nor quota waits) here, so that the queue itself meets the 429
-      retry = { max_attempts = 1, quota_budget_ms = 0 } })
-    assert(c:create_dataset{}); assert(c:create_dicom_store{})
-    local bucket = env.bucket(c, nil, "import")
-    env.upload_testdata(c, "gs://" .. bucket .. "/in/", { studies = 3, series = 1, instances = 2, nested = true }, "limit")
-    assert(c.storage:write("gs://" .. bucket .. "/in/study-2/junk.dcm", "junk"))
+    -- no transport-level retries (nor quota waits) there, so that the queue itself meets the 429
+    local emu, c, bucket = env.limited_store(2, "limit")
     local classified, done_ops, failed_files = {}, 0, {}
     local q = assert(dicomgcs.queue{ client = c, max_in_flight = 3, interval = 0.02, max_interval = 0.2,
       log = function() end,
@@ -131,6 +130,82 @@ describe("dicomgcs.queue hooks and the server's operation limit", function()
     -- with K=3 against a limit of 1, the server refused some starts and the queue retried them
     assert.is_true(#classified >= 1)
     for _, s in ipairs(classified) do assert.are.equal("RESOURCE_EXHAUSTED", s) end
+    emu.stop()
+  end)
+end)
+
+describe("dicomgcs.queue poll history and Ctrl-C", function()
+  local core = require "dicomgcs.core"
+
+  it("re-attaches to a running operation and keeps its poll history across runs", function()
+    local c = env.store_client()
+    local bucket = env.bucket(c, nil, "import")
+    env.upload_testdata(c, "gs://" .. bucket .. "/in/", { studies = 1, series = 1, instances = 2, nested = false }, "qh")
+    local path = env.tmpdir("qh") .. "/state.jsonl"
+    local op = assert(c:import{ uri = "gs://" .. bucket .. "/in/*.dcm" })
+    -- what a first run that died while waiting left: a running record with two polls
+    local m = assert(manifest.open(path))
+    assert(m:record("top", { state = "running", operation = op.name, poll = { history = {
+      { t = 1, success = 0, failure = 0, pending = 2 }, { t = 2, success = 1, failure = 0, pending = 1 } } } }))
+    m:close()
+    local q = assert(dicomgcs.queue{ client = c, manifest = path, interval = 0.05, log = function() end })
+    q:add{ key = "top", kind = "import", uri = "gs://" .. bucket .. "/in/*.dcm" }
+    local summary = q:run()
+    local j = summary.jobs[1]
+    assert.is_true(j.reattached)
+    assert.are.equal("done", j.state)
+    assert.are.equal(op.name, j.operation)
+    local h = j.poll.history
+    assert.is_true(#h >= 3)
+    assert.are.same({ 1, 2 }, { h[1].t, h[2].t })           -- the first run's polls come first
+    assert.are.equal(2, h[#h].success)
+    assert.is_true(h[3].t > 1e9)                            -- then this run's, in unix seconds
+    assert.are.equal("restart", j.poll.events[1].kind)
+    local again = assert(manifest.open(path))
+    local rec = again:get("top")
+    again:close()
+    assert.are.equal("done", rec.state)
+    assert.are.equal(#h, #rec.poll.history)
+    assert.are.equal(1, rec.poll.history[1].t)
+  end)
+
+  it("Ctrl-C while it waits cancels the running operations and raises kind interrupted", function()
+    local emu = env.start_emulator{ "--op-delay-ms", "400" }
+    local c = assert(dicomgcs.client{ project = "spec-project", location = "us-central1", emulator = emu.host,
+      token = "t", dataset = "qi", dicom_store = "st" })
+    assert(c:create_dataset{}); assert(c:create_dicom_store{})
+    local bucket = env.bucket(c, nil, "import")
+    env.upload_testdata(c, "gs://" .. bucket .. "/in/", { studies = 3, series = 1, instances = 2, nested = true }, "qi")
+    local path = env.tmpdir("qi") .. "/state.jsonl"
+    local fired = false
+    local q = assert(dicomgcs.queue{ client = c, manifest = path, max_in_flight = 2, interval = 0.05,
+      log = function() end,
+      on_progress = function(t)
+        if fired or t.running == 0 then return end
+        fired = true
+        local g = core.sigint_guard()   -- as if Ctrl-C were pressed while the queue waits
+        g:raise_for_test()
+        g:close()
+      end })
+    q:add{ key = "s2", kind = "import", uri = "gs://" .. bucket .. "/in/study-2/**.dcm" }
+    q:add{ key = "s3", kind = "import", uri = "gs://" .. bucket .. "/in/study-3/**.dcm" }
+    q:add{ key = "top", kind = "import", uri = "gs://" .. bucket .. "/in/*.dcm" }
+    local ok, err = pcall(q.run, q)
+    assert.is_false(ok)
+    assert.are.equal("interrupted", err.kind)
+    local m = assert(manifest.open(path))
+    local cancelled = 0
+    for _, rec in m:each() do
+      assert.are_not.equal("running", rec.state)         -- nothing started is left running
+      if rec.state == "cancelled" then
+        cancelled = cancelled + 1
+        assert.is_table(rec.poll.history)                -- the history stays with the record
+      end
+    end
+    m:close()
+    assert.is_true(cancelled >= 1)
+    assert.is_nil(m.entries.top)                        -- never started
+    assert.are.equal(0, c.transport.engine:pending())
     emu.stop()
   end)
 end)

@@ -9,17 +9,19 @@
 //     "throttleBytesPerSec": 65536,                                 pace the response body
 //     "resetAfterBytes": 1000,                                      cut the connection after N response body bytes
 //     "resetRequestAfterBytes": 1000,                               cut it after N request body bytes (uploads)
-//     "resetAfterHandling": true }                                  handle the request in full (an :import
+//     "resetAfterHandling": true,                                   handle the request in full (an :import
 //                                                                   starts its operation), then cut the
 //                                                                   connection instead of answering: the
 //                                                                   "answer lost after the body was sent" case
-// The first rule that matches a request decides.
+//     "fallThrough": true }                                         when skip/share let the request pass,
+//                                                                   try the next rules (mixes of faults)
+// The first rule that matches a request decides (unless it falls through).
 const { ApiError, GcsError, sendJson } = require('./errors');
 const { sleep } = require('./ids');
 
 const STATUS_NAME = { 400: 'INVALID_ARGUMENT', 403: 'PERMISSION_DENIED', 404: 'NOT_FOUND', 408: 'DEADLINE_EXCEEDED', 409: 'ABORTED', 429: 'RESOURCE_EXHAUSTED', 500: 'INTERNAL', 502: 'UNAVAILABLE', 503: 'UNAVAILABLE', 504: 'DEADLINE_EXCEEDED' };
 const GCS_REASON = { 408: 'requestTimeout', 429: 'rateLimitExceeded', 500: 'backendError', 502: 'backendError', 503: 'backendError', 504: 'gatewayTimeout' };
-const KEYS = ['path', 'method', 'skip', 'count', 'share', 'status', 'retryAfter', 'message', 'stallMs', 'throttleBytesPerSec', 'resetAfterBytes', 'resetRequestAfterBytes', 'resetAfterHandling'];
+const KEYS = ['path', 'method', 'skip', 'count', 'share', 'status', 'retryAfter', 'message', 'stallMs', 'throttleBytesPerSec', 'resetAfterBytes', 'resetRequestAfterBytes', 'resetAfterHandling', 'fallThrough'];
 
 class Faults {
   constructor() { this.rules = []; this.nextId = 1; }
@@ -51,9 +53,10 @@ class Faults {
       if (r.method && r.method.toUpperCase() !== req.method) continue;
       if (!r.re.test(pathname)) continue;
       r.seen++;
-      if (r.seen <= (r.skip || 0)) return null;
+      const pass = r.fallThrough ? null : undefined;
+      if (r.seen <= (r.skip || 0)) { if (pass === undefined) return null; continue; }
       if (r.count !== undefined && r.fired >= r.count) continue;
-      if (r.share !== undefined && Math.random() >= r.share) return null;
+      if (r.share !== undefined && Math.random() >= r.share) { if (pass === undefined) return null; continue; }
       r.fired++;
       return r;
     }

@@ -68,12 +68,14 @@ function createEmulator(opts) {
   ctx.hc = new Healthcare(ctx);
   ctx.ops = new Operations(ctx.persist);
   ctx.logs = new Logs(ctx.persist);
+  let resumable = [];
   if (fs.existsSync(stateFile)) {
     try {
       const st = JSON.parse(fs.readFileSync(stateFile, 'utf8'));
-      ctx.hc.fromState(st.healthcare || {}); ctx.ops.fromState(st.operations); ctx.logs.entries = st.logs || [];
+      ctx.hc.fromState(st.healthcare || {}); resumable = ctx.ops.fromState(st.operations); ctx.logs.entries = st.logs || [];
     } catch (e) { process.stderr.write(`emulator: ignoring unreadable ${stateFile}: ${e.message}\n`); }
   }
+  for (const op of resumable) healthcare.resume(ctx, op);
   ctx.reset = () => {
     for (const op of ctx.ops.ops.values()) op.cancelRequested = true;
     ctx.ops.ops.clear(); ctx.hc.reset(); ctx.logs.reset(); ctx.gcs.reset(); ctx.instances.reset();

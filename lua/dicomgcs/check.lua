@@ -10,13 +10,14 @@
 -- @module dicomgcs.check
 local dicomfile = require "dicomgcs.dicomfile"
 local errors = require "dicomgcs.errors"
-local http = require "dicomgcs.http"
 local localpath = require "dicomgcs.localpath"
+local runner = require "dicomgcs.runner"
 local wildcard = require "dicomgcs.wildcard"
 
 local check = {}
 
-local FIRST, MOST = 65536, 4 * 1048576
+-- The header-read limits are dicomfile's, so a local file and a bucket object are judged alike.
+local FIRST, MOST = dicomfile.DEFAULT_MAX_BYTES, dicomfile.GROW_LIMIT
 
 local function summarize(results)
   local s = { total = #results, ok = 0, rejected = 0, warned = 0, results = results }
@@ -50,43 +51,35 @@ function check.local_files(path)
   return summarize(results)
 end
 
--- Fetch the first `n` bytes of each object (in parallel) and check them; objects whose
--- header runs past `n` come back in `again`.
+-- Fetch the first `n` bytes of each object (in parallel, one dicomgcs.runner job each) and
+-- check them; objects whose header runs past `n` come back in `again`.
 local function check_ranges(storage, objects, n)
-  local transport = storage.transport
-  local by_id, results, again = {}, {}, {}
+  local results, again, jobs = {}, {}, {}
   for i, obj in ipairs(objects) do
     local size = tonumber(obj.size) or 0
     if size == 0 then
       results[i] = { source = obj.uri, ok = false, status = "not_dicom", reason = "the object is empty" }
     else
-      local id = transport:submit{ method = "GET",
-        url = storage:object_url(obj.bucket, obj.name) .. "?alt=media",
-        headers = { ("Range: bytes=0-%d"):format(math.min(n, size) - 1) } }
-      by_id[id] = i
-    end
-  end
-  while next(by_id) do
-    for _, done in ipairs(transport.engine:step(200)) do
-      local i = by_id[done.id]
-      if i then
-        by_id[done.id] = nil
-        local obj = objects[i]
-        local res, err = http.completion(done, obj.uri, "read the header of " .. obj.uri)
+      jobs[#jobs + 1] = { source = obj.uri, fn = function(io)
+        local res, err = io.request({ method = "GET",
+          url = storage:object_url(obj.bucket, obj.name) .. "?alt=media",
+          headers = { ("Range: bytes=0-%d"):format(math.min(n, size) - 1) } }, "read the header of " .. obj.uri)
         if not res then
           results[i] = { source = obj.uri, ok = false, status = "unreadable", reason = tostring(err), err = err }
-        else
-          local size = tonumber(obj.size) or #res.body
-          local r = dicomfile.check_bytes(res.body, #res.body >= size)
-          if r.status == "need_more_data" and n < MOST and #res.body < size then
-            again[#again + 1] = i
-          else
-            results[i] = result_of(obj.uri, r)
-          end
+          return {}
         end
-      end
+        local r = dicomfile.check_bytes(res.body, #res.body >= size)
+        if r.status == "need_more_data" and n < MOST and #res.body < size then
+          again[#again + 1] = i
+        else
+          results[i] = result_of(obj.uri, r)
+        end
+        return {}
+      end }
     end
   end
+  runner.run(storage.transport, jobs, { max_active = math.max(1, #jobs) })
+  table.sort(again)
   return results, again
 end
 

@@ -20,25 +20,38 @@ Client.__index = Client
 local known_options = {
   project = true, location = true, dataset = true, dicom_store = true,
   endpoint = true, storage_endpoint = true, logging_endpoint = true, emulator = true,
-  token = true, credentials = true, scopes = true, quota_project = true,
+  token = true, credentials = true, emulator_credentials = true, scopes = true, quota_project = true,
   concurrency = true, ca_file = true, proxy = true, connect_timeout = true, idle_timeout = true,
   retry = true, retry_budget = true, impersonate_service_account = true,
 }
 
--- A token provider for the engine: a fixed token, or Application Default Credentials.
+-- A token provider for the engine: a fixed token, or Application Default Credentials. With
+-- the emulator, no ambient credential is read (see dicomgcs.auth): `emulator_credentials`,
+-- DICOMGCS_EMULATOR_CREDENTIALS or a placeholder token.
 local function token_provider_for(opts, eps)
   if opts.token then
     local token = opts.token
     return function() return token, 365 * 24 * 3600 end, nil
   end
   local auth = require "dicomgcs.auth"
+  local credentials = opts.credentials
+  if eps.emulator then
+    if opts.credentials ~= nil then
+      return nil, errors.input("credentials= is not sent to the emulator (" .. eps.emulator .. ")",
+        "pass emulator_credentials=FILE (or set DICOMGCS_EMULATOR_CREDENTIALS=FILE) for an emulator started with --strict-auth")
+    end
+    credentials = opts.emulator_credentials
+  elseif opts.emulator_credentials ~= nil then
+    return nil, errors.input("emulator_credentials= is only used with the emulator",
+      "pass emulator= (or set DICOMGCS_EMULATOR_HOST), or use credentials= for Google")
+  end
   -- an explicit emulator= option must steer the token calls too, as the variable does
   local function getenv(k)
-    if k == "DICOMGCS_EMULATOR_HOST" and eps.emulator then return eps.emulator end
+    if k == "DICOMGCS_EMULATOR_HOST" then return eps.emulator or false end
     return os.getenv(k)
   end
   local provider, err = auth.default{
-    credentials = opts.credentials, scopes = opts.scopes, quota_project = opts.quota_project,
+    credentials = credentials, scopes = opts.scopes, quota_project = opts.quota_project,
     impersonate_service_account = opts.impersonate_service_account, getenv = getenv,
   }
   if not provider then return nil, err end
@@ -47,9 +60,10 @@ end
 
 --- Make a client. Options: `project`, `location`, `dataset`, `dicom_store` (defaults for the
 -- calls below), `endpoint` (Healthcare base, default https://healthcare.googleapis.com/v1),
--- `emulator` ("HOST:PORT", default $DICOMGCS_EMULATOR_HOST), `token` (a fixed access token) or
--- `credentials` (see dicomgcs.auth), `impersonate_service_account` (an email: act as it through
--- IAM Credentials), `quota_project`, and transport options `concurrency`,
+-- `emulator` ("HOST:PORT" on this machine, default $DICOMGCS_EMULATOR_HOST), `token` (a fixed
+-- access token) or `credentials` (see dicomgcs.auth; with the emulator `emulator_credentials`,
+-- default $DICOMGCS_EMULATOR_CREDENTIALS, else a placeholder token), `impersonate_service_account`
+-- (an email: act as it through IAM Credentials), `quota_project`, and transport options `concurrency`,
 -- `ca_file`, `proxy`, `connect_timeout`, `idle_timeout`, `retry`, and `retry_budget` (seconds a
 -- request may spend waiting out quota errors — 429 without Retry-After — default 600).
 -- Returns the client or nil, Error; raises on unknown options.
@@ -68,6 +82,10 @@ function client.new(opts)
     local env = os.getenv("GOOGLE_CLOUD_PROJECT") or os.getenv("CLOUDSDK_CORE_PROJECT")
     if env and env ~= "" then self.project = env end
   end
+  if opts.quota_project ~= nil then
+    local ok, qerr = http.header_value(opts.quota_project, "quota_project")
+    if not ok then return nil, qerr end
+  end
   local eps, eerr = endpoints.resolve(opts)
   if not eps then return nil, eerr end
   self.endpoints = eps
@@ -76,7 +94,8 @@ function client.new(opts)
   self.auth = auth_or_err
   local quota_project = opts.quota_project or (self.auth and self.auth.quota_project and self.auth:quota_project())
   self.transport = http.new{
-    token_provider = provider, quota_project = quota_project,
+    token_provider = provider, quota_project = quota_project, plain_http_host = eps.emulator,
+    auth_error = self.auth and function() return self.auth:last_error() end,
     concurrency = opts.concurrency, ca_file = opts.ca_file, proxy = opts.proxy,
     connect_timeout = opts.connect_timeout, idle_timeout = opts.idle_timeout, retry = opts.retry,
     retry_budget = opts.retry_budget,
@@ -102,7 +121,7 @@ function Client:location_name(o)
   o = o or {}
   local p, err = pick(self, o, "project"); if not p then return nil, err end
   local l; l, err = pick(self, o, "location"); if not l then return nil, err end
-  return ("projects/%s/locations/%s"):format(p, l)
+  return ("projects/%s/locations/%s"):format(http.escape(p), http.escape(l))
 end
 
 --- `projects/P/locations/L/datasets/D`. Returns the name or nil, Error.
@@ -110,7 +129,7 @@ function Client:dataset_name(o)
   o = o or {}
   local loc, err = self:location_name(o); if not loc then return nil, err end
   local d; d, err = pick(self, o, "dataset"); if not d then return nil, err end
-  return loc .. "/datasets/" .. d
+  return loc .. "/datasets/" .. http.escape(d)
 end
 
 --- `.../datasets/D/dicomStores/S`. Returns the name or nil, Error.
@@ -118,7 +137,7 @@ function Client:dicom_store_name(o)
   o = o or {}
   local ds, err = self:dataset_name(o); if not ds then return nil, err end
   local s; s, err = pick(self, o, "dicom_store"); if not s then return nil, err end
-  return ds .. "/dicomStores/" .. s
+  return ds .. "/dicomStores/" .. http.escape(s)
 end
 
 local function api(self, method, name, body, what)
@@ -356,7 +375,8 @@ function Client:operation(name, o)
     local id, err = names.operation_id(name); if not id then return nil, err end
     local ds; ds, err = self:dataset_name(o); if not ds then return nil, err end
     name = ds .. "/operations/" .. id
-  elseif not name:match("^projects/[^/]+/locations/[^/]+/datasets/[^/]+/operations/[%w_-]+$") then
+  elseif not name:match("^projects/[^/]+/locations/[^/]+/datasets/[^/]+/operations/[%w_-]+$")
+      or not names.path(name, "operation name") then
     return nil, errors.input(("'%s' is not an operation name"):format(name),
       "use projects/P/locations/L/datasets/D/operations/ID")
   end

@@ -10,7 +10,7 @@ local json = require "dicomgcs.json"
 local localpath = require "dicomgcs.localpath"
 local paging = require "dicomgcs.paging"
 local replay = require "dicomgcs.replay"
-local runner = require "dicomgcs.gcs.runner"
+local runner = require "dicomgcs.runner"
 local transfer = require "dicomgcs.gcs.transfer"
 local wildcard = require "dicomgcs.wildcard"
 
@@ -295,6 +295,10 @@ end
 
 --- Write bytes to an object. Returns the object resource or nil, Error.
 function Storage:write(uri, bytes, content_type)
+  if content_type ~= nil then
+    local ok, err = http.header_value(content_type, "content_type")
+    if not ok then return nil, err end
+  end
   local bucket, name = wildcard.parse_uri(uri)
   if not bucket then return nil, name end
   local res, err = self.transport:request({

@@ -18,5 +18,6 @@ dicomgcs.plan = require "dicomgcs.plan"
 dicomgcs.manifest = require "dicomgcs.manifest"
 dicomgcs.report = require "dicomgcs.report"
 dicomgcs.failures = require "dicomgcs.failures"
+dicomgcs.operation = require "dicomgcs.operation"
 
 return dicomgcs

@@ -1,19 +1,23 @@
 --- An operation queue: run many imports and exports with at most K operations in flight,
--- each polled with backoff, with live aggregate progress, hooks at each stage, and a durable
--- manifest so that re-running the same script after a crash skips what finished and
--- re-attaches to operations still running on the server (by name).
+-- each a dicomgcs.runner job that starts its operation and waits on it with the operation
+-- module's waiter (polls timed by progress, one engine loop for all of them), with live
+-- aggregate progress, hooks at each stage, and a durable manifest so that re-running the same
+-- script after a crash skips what finished and re-attaches to operations still running on
+-- the server (by name). Each operation's poll history (`op.history`, `op.events`) is kept in
+-- its manifest records, so a resumed run's history covers the whole run.
 --
 --     local q = dicomgcs.queue{ client = c, max_in_flight = 3, manifest = "bulk.jsonl" }
 --     q:add{ key = "part-01", kind = "import", uri = "gs://b/part-01/**.dcm" }
 --     local summary = assert(q:run())
 --
--- Ctrl-C while `run` waits (lua5.4 turns it into an "interrupted!" error) cancels the
--- operations still running, records them, says so on stderr, and raises again.
+-- Ctrl-C while `run` waits (caught by the runner) cancels the operations still running,
+-- records them, says so on stderr, and raises a `dicomgcs.Error` of kind "interrupted".
 -- @module dicomgcs.queue
-local core = require "dicomgcs.core"
 local errors = require "dicomgcs.errors"
 local manifest = require "dicomgcs.manifest"
+local operation = require "dicomgcs.operation"
 local options = require "dicomgcs.options"
+local runner = require "dicomgcs.runner"
 
 local queue = {}
 
@@ -103,21 +107,25 @@ function Queue:totals()
   return t
 end
 
+local function history_of(op)
+  if not op then return nil end
+  return { history = op.history, events = op.events }
+end
+
 local function finish(self, j, op, err)
   j.counter = op and op.counter or j.counter
-  -- an operation that ended in error without processing a single file failed as a whole
-  -- (permission, missing bucket, no match): that is not a file-level outcome
-  local processed = j.counter and (j.counter.success + j.counter.failure) or 0
-  if err and (err.kind ~= "operation" or processed == 0) then
+  if err then
+    -- the operation failed as a whole (permission, missing bucket, no match, cancelled),
+    -- or could not be started or polled: not a file-level outcome
     j.state, j.error = "failed", err
-    self:record(j, { state = "failed", operation = op and op.name, error = tostring(err) })
+    self:record(j, { state = "failed", operation = op and op.name, error = tostring(err), poll = history_of(op) })
   else
-    -- an operation that ended with file failures is done: its files are accounted for
+    -- done, possibly with file failures (op.partial): its files are accounted for
     j.state = "done"
-    j.error = err
+    j.error = op.partial and op:failure() or nil
     local c = j.counter or { success = 0, failure = 0 }
     self:record(j, { state = "done", operation = op.name, success = c.success, failure = c.failure,
-                     error = err and tostring(err) or nil })
+                     error = j.error and tostring(j.error) or nil, poll = history_of(op) })
     if self.hooks.on_operation_done then self.hooks.on_operation_done(j, op) end
     if self.hooks.on_file_failed and c.failure > 0 then
       local found = self.client:failures(op)
@@ -134,7 +142,8 @@ function Queue:cancel_running()
       local ok, err = j.op:cancel()
       if ok then n = n + 1 end
       j.state = "cancelled"
-      self:record(j, { state = "cancelled", operation = j.op.name, error = err and tostring(err) or nil })
+      self:record(j, { state = "cancelled", operation = j.op.name, error = err and tostring(err) or nil,
+                       poll = history_of(j.op) })
       self.log(("cancelled %s (%s)%s"):format(j.key, j.op.name, ok and "" or (": " .. tostring(err))))
     end
   end
@@ -149,60 +158,68 @@ local function resume_from_manifest(self)
       j.state = "done"
       j.counter = { success = rec.success or 0, failure = rec.failure or 0, pending = 0 }
       j.skipped = true
+      j.poll = rec.poll
     elseif rec and rec.state == "running" and rec.operation then
       local op = self.client:operation(rec.operation, { fetch = false })
       if op then
         j.op, j.state, j.reattached = op, "running", true
+        local poll = type(rec.poll) == "table" and rec.poll or {}
+        op.history = type(poll.history) == "table" and poll.history or {}
+        op.events = type(poll.events) == "table" and poll.events or {}
+        op:event("restart", "re-attached by a new run of the queue")
         self.log(("re-attached %s to %s"):format(j.key, rec.operation))
       end
     end
   end
 end
 
-local function step(self)
-  -- start queued jobs while there is room
-  local running = 0
-  for _, j in ipairs(self.jobs) do if j.state == "running" then running = running + 1 end end
-  local now = core.monotime()
-  for _, j in ipairs(self.jobs) do
-    if running >= self.max_in_flight then break end
-    if j.state == "queued" and (j.not_before or 0) <= now then
+local function classify(self, err, j)
+  return (self.hooks.classify_error or queue.classify_error)(err, j)
+end
+
+-- One queue job, as a runner job: start the operation (again later while the server refuses
+-- for a reason worth retrying), then wait on it with the operation waiter.
+local function job_fn(self, j)
+  return function(io)
+    while not j.op do
       local op, err = start(self, j)
       if op then
         j.op, j.state = op, "running"
-        running = running + 1
-        self:record(j, { state = "running", operation = op.name })
+        -- the refusals before it started are moments of the run too (the report marks them)
+        for i, e in ipairs(j.refused or {}) do table.insert(op.events, i, e) end
+        self:record(j, { state = "running", operation = op.name, poll = history_of(op) })
+      elseif err.kind == "interrupted" or err.kind == "cancelled" then
+        return nil, err
+      elseif classify(self, err, j) == "retry" then
+        self.log(("%s: will retry: %s"):format(j.key, tostring(err)))
+        j.refused = j.refused or {}
+        j.refused[#j.refused + 1] = { t = operation.clock(), detail = tostring(err),
+          kind = err.status == "RESOURCE_EXHAUSTED" and "throttle" or "retry" }
+        local ok, serr = io.sleep(math.min(self.max_interval, 2 ^ math.min(j.attempts, 5)))
+        if not ok then return nil, serr end
       else
-        local verdict = (self.hooks.classify_error or queue.classify_error)(err, j)
-        if verdict == "retry" then
-          j.not_before = now + math.min(self.max_interval, 2 ^ math.min(j.attempts, 5))
-          self.log(("%s: will retry: %s"):format(j.key, tostring(err)))
-        else
-          finish(self, j, nil, err)
-        end
+        finish(self, j, nil, err)
+        return {}
       end
     end
+    local op = j.op
+    local done, err = operation.watch(op, {
+      interval = self.interval, max_interval = self.max_interval,
+      on_poll = function()
+        j.counter = op.counter
+        self:record(j, { state = "running", operation = op.name, poll = history_of(op) })
+        if self.hooks.on_progress then self.hooks.on_progress(self:totals()) end
+      end,
+      on_poll_error = function(perr)
+        if classify(self, perr, j) ~= "retry" then return false end
+        op:event(perr.status == "RESOURCE_EXHAUSTED" and "throttle" or "retry", tostring(perr))
+        return true
+      end,
+    })
+    if not done and (err.kind == "interrupted" or err.kind == "cancelled") then return nil, err end
+    finish(self, j, op, err)
+    return {}
   end
-  -- poll every running job once
-  for _, j in ipairs(self.jobs) do
-    if j.state == "running" then
-      local ok, err = j.op:get()
-      if not ok then
-        local verdict = (self.hooks.classify_error or queue.classify_error)(err, j)
-        if verdict ~= "retry" then finish(self, j, j.op, err) end
-      else
-        j.counter = j.op.counter
-        if j.op.done then finish(self, j, j.op, j.op.error and j.op:failure() or nil) end
-      end
-    end
-  end
-end
-
-local function unfinished(self)
-  for _, j in ipairs(self.jobs) do
-    if j.state == "queued" or j.state == "running" then return true end
-  end
-  return false
 end
 
 --- Run until every job is done or failed (no deadline: imports can take hours).
@@ -210,20 +227,27 @@ end
 -- failed and no file failed; raises only for an interrupt (after cancelling).
 function Queue:run()
   resume_from_manifest(self)
-  local delay = self.interval
-  local ok, err = pcall(function()
-    while unfinished(self) do
-      step(self)
-      if self.hooks.on_progress then self.hooks.on_progress(self:totals()) end
-      if not unfinished(self) then break end
-      core.sleep(delay)
-      delay = math.min(delay * 1.5, self.max_interval)
+  local transport = self.client.transport
+  local r = runner.new(transport, { max_active = self.max_in_flight, interruptible = true })
+  for _, j in ipairs(self.jobs) do
+    if j.state == "queued" or j.state == "running" then r:add{ fn = job_fn(self, j) } end
+  end
+  if self.hooks.on_progress then self.hooks.on_progress(self:totals()) end
+  local s = r:run()
+  for _, res in ipairs(s.results) do
+    if res.err and res.err.kind == "internal" then   -- a bug or a hook that raised: do not hide it
+      self:cancel_running()
+      if self.manifest then self.manifest:close() end
+      error(res.err.message, 0)
     end
-  end)
-  if not ok then
+  end
+  if s.interrupted or s.cancelled then
     local n = self:cancel_running()
-    self.log(("stopped (%s); cancelled %d running operation(s); re-run to resume"):format(
-      tostring(err):gsub("^.-: ", ""), n))
+    local err = errors.new{ kind = s.interrupted and "interrupted" or "cancelled",
+      message = ("stopped (%s); cancelled %d running operation(s); re-run to resume"):format(
+        s.interrupted and "Ctrl-C" or "cancelled", n) }
+    self.log(err.message)
+    if self.manifest then self.manifest:close() end
     error(err, 0)
   end
   local t = self:totals()
@@ -231,7 +255,7 @@ function Queue:run()
   for _, j in ipairs(self.jobs) do
     summary.jobs[#summary.jobs + 1] = { key = j.key, state = j.state, operation = j.op and j.op.name,
       counter = j.counter, error = j.error and tostring(j.error) or nil, skipped = j.skipped or false,
-      reattached = j.reattached or false }
+      reattached = j.reattached or false, poll = j.op and history_of(j.op) or j.poll }
   end
   if self.manifest then self.manifest:close() end
   return summary

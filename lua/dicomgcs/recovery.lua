@@ -1,6 +1,8 @@
 --- After an import: a report that accounts for every matched file, and re-importing only
 -- the files worth another try.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.recovery
+-- @local
 local errors = require "dicomgcs.errors"
 local failures = require "dicomgcs.failures"
 local report = require "dicomgcs.report"
@@ -184,6 +186,7 @@ function recovery.retry_failed(client, op, opts)
     local r = table.remove(running, 1)
     if r then
       local done, werr = r.operation:wait{ interval = opts.interval or 0.5, max_interval = 5 }
+      if done and done.partial then done, werr = nil, done:failure() end   -- the file failed again
       r.ok, r.err = done ~= nil, werr
       if done then summary.succeeded = summary.succeeded + 1 else summary.failed = summary.failed + 1 end
       if opts.on_result then opts.on_result(r) end

@@ -6,7 +6,9 @@
 -- instead of resending: a create looks the resource up ("exists" is success); an import or
 -- export adopts the one matching operation started since the request. Otherwise the caller
 -- gets an Error of kind `ambiguous` that says what to check. Private to dicomgcs.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.replay
+-- @local
 local core = require "dicomgcs.core"
 local errors = require "dicomgcs.errors"
 local timestamp = require "dicomgcs.timestamp"

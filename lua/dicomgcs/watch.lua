@@ -36,9 +36,13 @@ local SETTLED = { batched = true, done = true, failed = true }
 -- Batch states that hold files and count against max_in_flight.
 local UNFINISHED = { copying = true, copied = true, importing = true, running = true, imported = true }
 
--- The one place this module waits. The engine's timers (issue #16) are to replace it.
-local function pause(seconds)
-  if seconds > 0 then core.sleep(seconds) end
+-- The one place this module waits: on an engine timer of the client's engine (through
+-- failures.pause, the runner job that sleeps), so Ctrl-C comes back as an Error, raised here
+-- as lua.c's interrupt for run() to stop cleanly.
+local function pause(seconds, client)
+  if seconds <= 0 then return end
+  local ok, err = require("dicomgcs.failures").pause(seconds, client)
+  if not ok and err and err.kind == "interrupted" then error("interrupted!", 0) end
 end
 
 local function file_key(uri) return "file " .. uri end
@@ -434,7 +438,7 @@ function Watch:round()
   if not objs then return nil, err end
   local stable, changing = self:observe(objs)
   if changing > 0 and self.settle > 0 and not self.stopping then
-    pause(self.settle)
+    pause(self.settle, self.client)
     objs, err = self:list()
     if not objs then return nil, err end
     stable, changing = self:observe(objs)
@@ -532,7 +536,7 @@ function Watch:run()
       if last and self:in_flight() == 0 then stopped = "rounds"; break end
       local wait = self.poll_every
       if not last then wait = math.min(wait, next_round - core.monotime()) end
-      pause(wait)
+      pause(wait, self.client)
     end
   end)
   if not ok then

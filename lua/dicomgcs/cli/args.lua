@@ -1,6 +1,8 @@
 --- Command-line parsing in gcloud's manner: positional words, then flags
 -- (`--flag=value`, `--flag value`, boolean `--flag`/`--no-flag`, repeatable flags, short `-r`).
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.cli.args
+-- @local
 local common = require "dicomgcs.cli.common"
 
 local args = {}

@@ -1,6 +1,8 @@
 --- What every command group shares: how a command reports bad usage (exit 2) or a failure
 -- (exit 1), integer flags, and the "did you mean" suggestions.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.cli.common
+-- @local
 local errors = require "dicomgcs.errors"
 
 local common = {}

@@ -2,7 +2,9 @@
 -- environment variable (CLOUDSDK_SECTION_NAME), then the active configuration's file
 -- ($CLOUDSDK_CONFIG/configurations/config_NAME, NAME from $CLOUDSDK_ACTIVE_CONFIG_NAME or the
 -- `active_config` file, else "default").
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.cli.config
+-- @local
 local config = {}
 
 -- The properties dicomgcs reads: flag name, gcloud property, environment variable.

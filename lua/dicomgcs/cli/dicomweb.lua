@@ -1,7 +1,9 @@
 --- Commands for DICOMweb: store (STOW-RS), retrieve (WADO-RS), search (QIDO-RS), delete.
 -- They target the store given by --dicom-store/--dataset/--location, or any DICOMweb server
 -- with --dicomweb-url=URL.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.cli.dicomweb
+-- @local
 local core = require "dicomgcs.core"
 local json = require "dicomgcs.json"
 local progress = require "dicomgcs.cli.progress"
@@ -74,6 +76,7 @@ return {
       concurrency = { type = "string", metavar = "N", help = "requests in flight (default 16)" },
       batch = { type = "string", metavar = "N", help = "files per multipart request (default 1: single-part)" },
       study = { type = "string", metavar = "UID", help = "post to /studies/UID (every file must belong to it)" },
+      report = { type = "string", metavar = "FILE", help = "at the end, write an HTML run report to FILE" },
     },
     run = function(ctx)
       local concurrency, batch = positive(ctx, "concurrency"), positive(ctx, "batch")
@@ -82,9 +85,14 @@ return {
       local last, throttled = 0, false
       local meter = progress.meter()
       meter.observe(0)
+      local rec = ctx.flags.report and require("dicomgcs.report").recorder()
       local summary = must(dw:store(ctx.words, {
         concurrency = concurrency, batch = batch, study = ctx.flags.study,
         on_progress = function(p)
+          if rec then
+            rec:sample({ success = p.stored + p.already_present, failure = p.failed,
+              pending = p.files_total - p.files_done, bytes = p.bytes_done }, p.files_done == p.files_total)
+          end
           local now = core.monotime()
           meter.observe(p.bytes_done, now)
           local r = p.result
@@ -103,6 +111,11 @@ return {
           throttled = p.throttled ~= nil
         end }))
       if tty then io.stderr:write("\n") end
+      if rec then
+        ctx.write_report(ctx.flags.report, require("dicomgcs.report").from_stow(summary), { source = table.concat(ctx.words, " "),
+          store = ctx.flags["dicomweb-url"] or ctx.flags["dicom-store"], history = rec.history, events = rec.events,
+          started = rec.started, ended = require("dicomgcs.timestamp").now() })
+      end
       if ctx.flags.format then
         local rows = {}
         for i, r in ipairs(summary.results) do

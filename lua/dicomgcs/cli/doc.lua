@@ -1,6 +1,8 @@
 --- What is generated from the command table: the bash/zsh completion script
 -- (`dicomgcs completion bash|zsh`) and the man page (`scripts/gen-man` writes man/dicomgcs.1).
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.cli.doc
+-- @local
 local doc = {}
 
 local function sorted(set)

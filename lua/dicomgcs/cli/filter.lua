@@ -4,7 +4,9 @@
 -- `*` in VALUE matches anything), `<`, `<=`, `>`, `>=` (numbers compared as numbers), or `NOT term`.
 -- FIELD is a dotted path into the resource's JSON (e.g. metadata.counter.success). OR and
 -- parentheses are refused (exit 2) rather than read wrongly.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.cli.filter
+-- @local
 local common = require "dicomgcs.cli.common"
 local output = require "dicomgcs.cli.output"
 

@@ -1,5 +1,7 @@
 --- Commands for datasets, DICOM stores, import/export and operations.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.cli.healthcare
+-- @local
 
 local errors = require "dicomgcs.errors"
 local term = require "dicomgcs.cli.term"
@@ -176,7 +178,8 @@ return {
               ["max-in-flight"] = { type = "string", metavar = "K", help = "operations at a time: --partition (default 3), --watch (1)" },
               manifest = { type = "string", metavar = "FILE", help = "with --partition or --watch: JSON Lines state file; re-run to resume" },
               ["skip-permission-check"] = skip_permission_flag,
-              watch = watch_flags.watch, every = watch_flags.every, ["move-to"] = watch_flags["move-to"], report = watch_flags.report,
+              report = { type = "string", metavar = "FILE", help = "at the end (with --watch: as batches finish), write an HTML run report to FILE" },
+              watch = watch_flags.watch, every = watch_flags.every, ["move-to"] = watch_flags["move-to"],
               ["batch-size"] = watch_flags["batch-size"], ["batch-uri"] = watch_flags["batch-uri"], rounds = watch_flags.rounds },
     run = function(ctx)
       local uri = ctx.flags["gcs-uri"]
@@ -198,14 +201,31 @@ return {
         end
         local summary = q:run()
         local t = summary.totals
+        if ctx.flags.report then
+          local failed_files = {}
+          for _, j in ipairs(summary.jobs) do
+            if j.operation and j.counter and j.counter.failure > 0 then
+              local found = c:failures(must(c:operation(j.operation)))
+              failed_files[j.key] = found and found.failures or nil
+            end
+          end
+          ctx.write_report(ctx.flags.report, require("dicomgcs.report").from_queue(summary, failed_files),
+            { source = uri, store = ctx.words[1] })
+        end
         if ctx.flags.format then ctx.print(summary.jobs) end
         io.stderr:write(("%d import(s): %d done, %d failed; %d files imported, %d failed.\n"):format(
           t.jobs, t.done, t.failed, t.success, t.failure))
         if t.failed == 0 and t.failure == 0 then return 0 end
         return t.success > 0 and 3 or 1
       end
-      return start_operation(ctx, must(c:import{ dicom_store = ctx.words[1], uri = uri,
-        check_permissions = not ctx.flags["skip-permission-check"] }))
+      local op = must(c:import{ dicom_store = ctx.words[1], uri = uri,
+        check_permissions = not ctx.flags["skip-permission-check"] })
+      if not ctx.flags.report or ctx.flags.async then return start_operation(ctx, op) end
+      local code = start_operation(ctx, op)
+      local report = require "dicomgcs.report"
+      local r = must(c:import_report(op, uri, { dicom_store = ctx.words[1] }))
+      ctx.write_report(ctx.flags.report, report.from_operation(r, op), { kind = "import", source = uri, store = ctx.words[1] })
+      return code
     end },
   { path = { "dicom-stores", "export", "gcs" },
     usage = "dicom-stores export gcs STORE --gcs-uri-prefix=gs://B/DIR/ --dataset=D --location=L",
@@ -319,16 +339,17 @@ return {
       end
     end },
   { path = { "operations", "report" },
-    usage = "operations report OPERATION --gcs-uri=URI [--output=BASE] [--format=json|csv]",
+    usage = "operations report OPERATION --gcs-uri=URI [--output=BASE] [--format=json|csv|html]",
     summary = "every file an import matched, with its outcome", min_args = 1, max_args = 1,
-    formats = { json = true, ["json-compact"] = true, yaml = true, csv = true },
+    formats = { json = true, ["json-compact"] = true, yaml = true, csv = true, html = true },
     help = "List every object the import's --gcs-uri matched with its outcome (succeeded / failed /\n" ..
       "skipped / conflict, and the reason); succeeded + failed + skipped + conflict = matched. A conflict is\n" ..
       "a file whose SOP Instance UID the store already holds with other bytes. Files the logs do not\n" ..
       "name are settled by reading their headers and asking the store (reconciliation).\n" ..
-      "--output=BASE also writes BASE.json and BASE.csv.",
+      "--output=BASE also writes BASE.json and BASE.csv; with --format=html, --output=FILE is the\n" ..
+      "HTML run report (one self-contained page: totals, counters over time, failures).",
     flags = { ["gcs-uri"] = { type = "string", metavar = "URI", help = "the gs:// URI the import was given" },
-              output = { type = "string", metavar = "BASE", help = "write BASE.json and BASE.csv" },
+              output = { type = "string", metavar = "BASE", help = "write BASE.json and BASE.csv (with --format=html: the HTML file)" },
               ["dicom-store"] = { type = "string", metavar = "STORE", help = "the store imported into (for reconciliation)" },
               ["logs-wait"] = logs_wait_flag },
     run = function(ctx)
@@ -338,10 +359,19 @@ return {
       local op = must(c:operation(ctx.words[1]))
       local r = must(c:import_report(op, ctx.flags["gcs-uri"], { dicom_store = ctx.flags["dicom-store"],
         logs_wait = tonumber(ctx.flags["logs-wait"]) }))
-      if ctx.flags.output then must(report.write(r, ctx.flags.output)) end
+      local html = ctx.flags.format == "html"
+      if html then
+        local info = { kind = "import", source = ctx.flags["gcs-uri"], store = ctx.flags["dicom-store"] }
+        report.from_operation(r, op)
+        if ctx.flags.output then ctx.write_report(ctx.flags.output, r, info)
+        else
+          info.command = report.command_line(ctx.argv, "dicomgcs")
+          ctx.out:write(report.html(report.describe(r, info)))
+        end
+      elseif ctx.flags.output then must(report.write(r, ctx.flags.output)) end
       if ctx.flags.format == "csv" then ctx.out:write(report.csv(r))
-      elseif ctx.flags.format then ctx.print({ totals = r.totals, complete = r.complete, rows = json.array(r.rows) })
-      else
+      elseif ctx.flags.format and not html then ctx.print({ totals = r.totals, complete = r.complete, rows = json.array(r.rows) })
+      elseif not html then
         for _, row in ipairs(r.rows) do
           ctx.out:write(("%s\t%s%s\n"):format(term.escape(row.input), row.outcome,
             row.reason and ("\t" .. term.escape(row.reason)) or ""))

@@ -2,7 +2,9 @@
 -- Exit codes: 0 done; 1 failed; 2 bad usage; 3 an operation finished with some files failed;
 -- 130 interrupted (Ctrl-C). No Lua traceback reaches the user unless asked for
 -- (--verbosity=debug or DICOMGCS_DEBUG=1).
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.cli
+-- @local
 local args = require "dicomgcs.cli.args"
 local common = require "dicomgcs.cli.common"
 local config = require "dicomgcs.cli.config"
@@ -320,6 +322,16 @@ local function context(c, parsed, format, defaults)
   function ctx.info(text) if level <= 20 then io.stderr:write("INFO: ", text, "\n") end end
   function ctx.confirm(message) return confirm(ctx, message) end
   function ctx.progress() return output.progress(io.stderr) end
+  -- --report=FILE: the HTML run report of `r` (see dicomgcs.report), naming the command that made it
+  function ctx.write_report(path, r, info)
+    local report = require "dicomgcs.report"
+    info.format, info.command = "html", report.command_line(ctx.argv, "dicomgcs")
+    -- the run itself is done: a report that cannot be written is an error message, not a traceback
+    local called, ok, err = pcall(report.write, r, path, info)
+    if not called then err = ("cannot write the report %s: %s"):format(path, tostring(ok)) end
+    if not (called and ok) then common.fail(err) end
+    io.stderr:write("Wrote the report ", path, "\n")
+  end
   return ctx
 end
 
@@ -477,6 +489,7 @@ local function run(argv, state)
   end
   parsed.flags.verbosity = v
   local ctx = context(c, parsed, format, defaults)
+  ctx.argv = argv  -- for run reports: the exact command that produced them
   for _, p in ipairs(config.properties) do
     if defaults[p.flag].value then ctx.info(("%s = %s (%s)"):format(p.property, defaults[p.flag].value, defaults[p.flag].source)) end
   end

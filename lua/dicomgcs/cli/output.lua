@@ -1,7 +1,9 @@
 --- Printing results for the command line, and the progress line.
 -- Formats: `--format=json|yaml|table`; the progress line is
 -- for waiting (rewritten in place on a terminal, one plain line per change when piped).
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.cli.output
+-- @local
 local json = require "dicomgcs.json"
 local term = require "dicomgcs.cli.term"
 

@@ -3,7 +3,9 @@
 -- line at the end). A rate is only shown once it has been observed: the work done between two
 -- looks divided by the time between them, never the total divided by the time since we started
 -- watching (an operation that finished before the first poll has no rate to show).
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.cli.progress
+-- @local
 local core = require "dicomgcs.core"
 local term = require "dicomgcs.cli.term"
 

@@ -1,5 +1,7 @@
 --- Commands for Cloud Storage: buckets, ls, cp, rm, laid out as `gcloud storage` lays them out.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.cli.storage
+-- @local
 local core = require "dicomgcs.core"
 local progress = require "dicomgcs.cli.progress"
 local term = require "dicomgcs.cli.term"
@@ -188,10 +190,29 @@ return {
               ["chunk-size"] = { type = "string",
                 help = "resumable upload chunk size, a multiple of 256 KiB (e.g. 8M); default: one streamed request" },
               ["content-type"] = { type = "string", help = "Content-Type of uploaded objects (default from the extension)" },
-              ["no-verify"] = { type = "boolean", help = "do not check downloaded files against the objects' CRC32C" } },
+              ["no-verify"] = { type = "boolean", help = "do not check downloaded files against the objects' CRC32C" },
+              report = { type = "string", metavar = "FILE", help = "at the end, write an HTML run report to FILE" } },
     run = function(ctx)
       local src, dest = ctx.words[1], ctx.words[2]
       local st = ctx.client().storage
+      local rec = ctx.flags.report and require("dicomgcs.report").recorder()
+      -- with --report, every progress call also feeds the report's counters over time
+      local function observed(show)
+        if not rec then return show end
+        return function(r, s, total)
+          rec:sample({ success = s.ok, failure = s.failed, pending = total - s.ok - s.failed, bytes = s.bytes },
+            s.ok + s.failed == total)
+          return show(r, s, total)
+        end
+      end
+      local function done(summary, verb, tail)
+        if rec then
+          local report = require "dicomgcs.report"
+          ctx.write_report(ctx.flags.report, report.from_transfer(summary), { source = src, store = dest,
+            history = rec.history, events = rec.events, started = rec.started, ended = require("dicomgcs.timestamp").now() })
+        end
+        return summarize(ctx, summary, verb, tail)
+      end
       if src:sub(1, 5) ~= "gs://" and dest:sub(1, 5) == "gs://" then
         local localpath = require "dicomgcs.localpath"
         local info = core.stat(src)
@@ -227,9 +248,9 @@ return {
         local bytes = 0
         for _, f in ipairs(files) do bytes = bytes + (f.size or 0) end
         local p = progress.transfer(io.stderr, #files, bytes)
-        opts.on_progress = p.on_progress
+        opts.on_progress = observed(p.on_progress)
         local summary = must(st:upload(src, dest, opts))
-        return summarize(ctx, summary, "Uploaded", p.finish(summary))
+        return done(summary, "Uploaded", p.finish(summary))
       elseif src:sub(1, 5) == "gs://" and dest:sub(1, 5) ~= "gs://" then
         local bucket, path = parse_gs(src)
         local objects, serr, base = st:select(src)
@@ -252,8 +273,8 @@ return {
         local bytes = 0
         for _, o in ipairs(objects) do bytes = bytes + (tonumber(o.size) or 0) end
         local p = progress.transfer(io.stderr, #objects, bytes)
-        local summary = must(st:download(src, dest, { verify = not ctx.flags["no-verify"], on_progress = p.on_progress }))
-        return summarize(ctx, summary, "Downloaded", p.finish(summary))
+        local summary = must(st:download(src, dest, { verify = not ctx.flags["no-verify"], on_progress = observed(p.on_progress) }))
+        return done(summary, "Downloaded", p.finish(summary))
       end
       usage("one of SRC and DEST must be a gs:// URI and the other a local path")
     end },
@@ -281,7 +302,8 @@ return {
         elseif r.ok then ctx.out:write("deleted ", term.escape(r.source), "\n")
         else io.stderr:write("ERROR: ", term.escape(tostring(r.err)), "\n") end
       end
-      if #summary.results == 0 then io.stderr:write("Nothing matches ", term.escape(uri), ".\n") end
+      -- as gcloud storage rm: a URL that matches nothing is an error, not a quiet success
+      if #summary.results == 0 then fail("one or more URLs matched no objects: " .. uri) end
       if summary.failed == 0 then return 0 end
       return summary.ok > 0 and 3 or 1
     end },
