@@ -309,7 +309,7 @@ describe("dicom-stores import gcs --watch", function()
     local q = env.quote
     t.cmd = ("DICOMGCS_EMULATOR_HOST=%s DICOMGCS_POLL_INTERVAL=0.05 bin/dicomgcs dicom-stores import gcs store " ..
       "--gcs-uri='gs://%s/%s' --watch --every=0.5s --manifest=%s --report=%s --dataset=%s %s"):format(
-      t.emu.host, t.bucket, pattern, q(t.state), q(t.dir .. "/report"), t.c.dataset, loc)
+      t.emu.host, t.bucket, pattern, q(t.state), q(t.dir .. "/report.html"), t.c.dataset, loc)
     os.execute(("(%s >%s 2>&1 & echo $! >%s; wait $!; echo $? >%s) &"):format(t.cmd, q(t.dir .. "/run1.log"),
       q(t.dir .. "/pid"), q(t.dir .. "/rc")))
     assert.is_true(env.wait_until(function() return (file.read_if_exists(t.dir .. "/pid") or ""):find("%d") ~= nil end, 10))
@@ -346,7 +346,13 @@ describe("dicom-stores import gcs --watch", function()
     local instances, imported, ops = store_counts(c, emu)
     assert.are.same({ 12, 12, 2 }, { instances, imported, ops })
     local recs = files_in(state)
-    local r = json.decode(assert(file.read_if_exists(dir .. "/report.json")))
+    -- the HTML run report of the whole watch, and the same report from the manifest in Lua
+    local page = assert(file.read_if_exists(dir .. "/report.html"))
+    assert.truthy(page:find("<html", 1, true))
+    assert.truthy(page:find("Watch of gs://" .. bucket, 1, true))
+    local again = assert(dicomgcs.watch{ client = c, uri = ("gs://%s/incoming/**.dcm"):format(bucket), manifest = state })
+    local r = again:report()
+    again.manifest:close()
     assert.are.equal(12, r.totals.matched)
     assert.are.equal(12, r.totals.succeeded)
     for _, row in ipairs(r.rows) do

@@ -28,7 +28,7 @@ Watch.__index = Watch
 
 local known = { client = true, uri = true, dicom_store = true, every = true, settle = true, poll = true,
   manifest = true, batch_uri = true, move_to = true, batch_size = true, max_in_flight = true,
-  rounds = true, max_backoff = true, report = true, on_batch = true, on_file_failed = true,
+  rounds = true, max_backoff = true, report = true, report_format = true, report_info = true, on_batch = true, on_file_failed = true,
   on_round = true, log = true, classify_error = true }
 
 -- File states that settle an object's generation: it is not taken again until it changes.
@@ -76,7 +76,9 @@ end
 -- rounds, once their batches are finished and nothing found waits for a free slot (more rounds
 -- are run for those); default: run until stopped); `max_backoff`
 -- (seconds, default 300, the longest wait after the project's operation limit or a quota);
--- `report` (a path base: BASE.json and BASE.csv, see dicomgcs.report, rewritten as batches finish);
+-- `report` (a path base: BASE.json and BASE.csv, see dicomgcs.report, rewritten as batches finish;
+-- with `report_format = "html"`, the HTML run report page at that path, `report_info` adding
+-- fields for it such as `command`);
 -- hooks `on_batch(batch)` (a batch finished: `{id=, uri=, operation=, files=, succeeded=, failed=}`),
 -- `on_file_failed(file, failure)` (`file = {uri=, generation=, size=}`, failure as in
 -- dicomgcs.failures), `on_round(summary)`, `log(line)` (default: stderr),
@@ -108,7 +110,8 @@ function watch.new(opts)
     poll_every = opts.poll or math.max(0.5, math.min(every / 10, 10)),
     batches_at = batches, move = move, batch_size = opts.batch_size or 1000,
     max_in_flight = opts.max_in_flight or 1, rounds = opts.rounds, max_backoff = opts.max_backoff or 300,
-    report_base = opts.report, hooks = opts,
+    report_base = opts.report, report_format = opts.report_format, report_info = opts.report_info or {},
+    hooks = opts,
     log = opts.log or function(line) io.stderr:write(line, "\n") end,
     classify = opts.classify_error or queue.classify_error,
     files = {}, order = {}, batches = {}, batch_order = {}, seen = {},
@@ -501,7 +504,10 @@ end
 
 function Watch:write_report()
   if not self.report_base then return end
-  local ok, err = report.write(self:report(), self.report_base)
+  local info = { format = self.report_format, kind = "watch", title = "Watch of " .. self.uri,
+                 source = self.uri, store = self.dicom_store }
+  for k, v in pairs(self.report_info) do info[k] = v end
+  local ok, err = report.write(self:report(), self.report_base, info)
   if not ok then self.log("warning: cannot write the report: " .. tostring(err)) end
 end
 

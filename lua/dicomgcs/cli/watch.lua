@@ -11,7 +11,6 @@ cli_watch.flags = {
   watch = { type = "boolean", help = "keep importing new arrivals every --every, in batches (Ctrl-C stops; re-run resumes)" },
   every = { type = "string", metavar = "DURATION", help = "with --watch: time between rounds, e.g. 60s, 5m (default 60s)" },
   ["move-to"] = { type = "string", metavar = "URI", help = "with --watch: move imported originals under this gs:// folder" },
-  report = { type = "string", metavar = "BASE", help = "with --watch: write BASE.json and BASE.csv, every file with its outcome" },
   ["batch-size"] = { type = "string", metavar = "N", help = "with --watch: files per import operation at most (default 1000)" },
   ["batch-uri"] = { type = "string", metavar = "URI", help = "with --watch: where batches are copied (default gs://BUCKET/.dicomgcs-batches/)" },
   rounds = { type = "string", metavar = "N", help = "with --watch: stop after N rounds, once their imports are done" },
@@ -41,6 +40,7 @@ function cli_watch.run(ctx, uri)
   local w, err = dicomgcs.watch{
     client = ctx.client(), uri = uri, dicom_store = ctx.words[1], every = every, poll = common.poll_interval(),
     manifest = f.manifest, move_to = f["move-to"], batch_uri = f["batch-uri"], report = f.report,
+    report_format = "html", report_info = { command = require("dicomgcs.report").command_line(ctx.argv, "dicomgcs") },
     batch_size = common.integer(f, "batch-size"), max_in_flight = common.integer(f, "max-in-flight"),
     rounds = common.integer(f, "rounds"),
     log = function(line) io.stderr:write(term.escape(line), "\n") end,
