@@ -87,3 +87,6 @@ hyperfine_means() {
 # peak resident set size (KiB) and the elapsed wall-clock time.
 peak_rss_kib() { awk -F': ' '/Maximum resident set size/{print $2}' "$1"; }
 wall_clock() { awk -F': ' '/Elapsed \(wall clock\)/{print $2}' "$1"; }
+
+# bench_figures LINE...: the figure lines as a fenced block closing a RESULTS.md section.
+bench_figures() { echo '```'; printf '%s\n' "$@"; echo '```'; echo; }

@@ -84,6 +84,7 @@ build = {
     ["dicomgcs.cli.progress"] = "lua/dicomgcs/cli/progress.lua",
     ["dicomgcs.cli.storage"] = "lua/dicomgcs/cli/storage.lua",
     ["dicomgcs.cli.term"] = "lua/dicomgcs/cli/term.lua",
+    ["dicomgcs.cli.watch"] = "lua/dicomgcs/cli/watch.lua",
     ["dicomgcs.client"] = "lua/dicomgcs/client.lua",
     ["dicomgcs.cohort"] = "lua/dicomgcs/cohort.lua",
     ["dicomgcs.dicomfile"] = "lua/dicomgcs/dicomfile.lua",
@@ -114,6 +115,7 @@ build = {
     ["dicomgcs.testdata"] = "lua/dicomgcs/testdata.lua",
     ["dicomgcs.timestamp"] = "lua/dicomgcs/timestamp.lua",
     ["dicomgcs.version"] = "lua/dicomgcs/version.lua",
+    ["dicomgcs.watch"] = "lua/dicomgcs/watch.lua",
     ["dicomgcs.wildcard"] = "lua/dicomgcs/wildcard.lua",
   },
   install = {

@@ -408,6 +408,62 @@ async function resumablePut(req, res, ctx, q) {
   } finally { s.busy = false; }
 }
 
+// ---- server-side copies: objects.rewrite and objects.copy ----
+// POST b/SB/o/SO/rewriteTo/b/DB/o/DO and …/copyTo/… (storage_v1 discovery). Preconditions
+// ifGeneration*/ifMetageneration* apply to the destination, ifSourceGeneration*/
+// ifSourceMetageneration* to the source (412 when one does not hold). A rewrite moves at most
+// maxBytesRewrittenPerCall (a multiple of 1 MiB; default 1 MiB here, a guess: Google decides)
+// per call and answers done=false with a rewriteToken until the last call; the token is tied to
+// the source generation it started from, so a source rewritten meanwhile ends the rewrite (404).
+const MiB = 1024 * 1024;
+
+function sourcePreconditions(q, src) {
+  const map = { ifSourceGenerationMatch: 'ifGenerationMatch', ifSourceGenerationNotMatch: 'ifGenerationNotMatch',
+    ifSourceMetagenerationMatch: 'ifMetagenerationMatch', ifSourceMetagenerationNotMatch: 'ifMetagenerationNotMatch' };
+  const sq = new URLSearchParams();
+  for (const [k, v] of Object.entries(map)) if (q.get(k) !== null) sq.set(v, q.get(k));
+  checkPreconditions(sq, src);
+}
+
+async function rewriteOrCopy(req, res, ctx, verb, sb, sn, db, dn, q) {
+  const store = ctx.gcs;
+  checkObjectName(dn);
+  if (!store.getBucket(sb) || !store.getBucket(db)) throw notFoundBucket();
+  const meta = parseJsonMeta(await readAll(req));
+  const tokens = ctx.rewrites;
+  let st = null;
+  if (verb === 'rewriteTo' && q.get('rewriteToken')) {
+    st = tokens.get(q.get('rewriteToken'));
+    if (!st || st.sb !== sb || st.sn !== sn || st.db !== db || st.dn !== dn) throw badRequest('Invalid rewrite token.');
+  }
+  const src = store.getObject(sb, sn);
+  const wantGen = st ? st.generation : q.get('sourceGeneration');
+  if (!src || (wantGen && wantGen !== src.generation)) {
+    if (st) tokens.delete(q.get('rewriteToken'));
+    throw notFoundObject(sb, sn);
+  }
+  sourcePreconditions(q, src);
+  checkPreconditions(q, store.getObject(db, dn));
+  if (verb === 'copyTo') { sendJson(res, 200, objectJson(req, store.copyObject(sb, sn, db, dn, meta))); return; }
+  let per = MiB;
+  if (q.get('maxBytesRewrittenPerCall') !== null) {
+    per = Number(q.get('maxBytesRewrittenPerCall'));
+    if (!Number.isInteger(per) || per <= 0 || per % MiB) throw badRequest('maxBytesRewrittenPerCall must be an integral multiple of 1048576.');
+  }
+  const size = Number(src.size);
+  if (!st) st = { sb, sn, db, dn, generation: src.generation, written: 0, meta };
+  st.written = Math.min(size, st.written + per);
+  if (st.written < size) {
+    let token = q.get('rewriteToken');
+    if (!token) { token = crypto.randomBytes(24).toString('base64url'); tokens.set(token, st); }
+    sendJson(res, 200, { kind: 'storage#rewriteResponse', totalBytesRewritten: String(st.written), objectSize: String(size), done: false, rewriteToken: token });
+    return;
+  }
+  if (q.get('rewriteToken')) tokens.delete(q.get('rewriteToken'));
+  const m = store.copyObject(sb, sn, db, dn, st.meta);
+  sendJson(res, 200, { kind: 'storage#rewriteResponse', totalBytesRewritten: String(size), objectSize: String(size), done: true, resource: objectJson(req, m) });
+}
+
 // ---- dispatcher ----
 async function handle(req, res, url, ctx) {
   const n = normalize(url.pathname);
@@ -481,6 +537,14 @@ async function handle(req, res, url, ctx) {
   if (segs.length === 3 || (segs.length === 4 && segs[3] === '')) {
     if (m === 'GET') { listObjects(req, res, ctx, bucket, q); return true; }
     throw new GcsError(405, 'methodNotAllowed', 'Method not allowed');
+  }
+  // raw segments: a name's own '/' arrive as %2F, so the verb is a segment of its own
+  const verbAt = segs.findIndex((s, i) => i >= 4 && (s === 'rewriteTo' || s === 'copyTo') && segs[i + 1] === 'b' && segs[i + 3] === 'o' && segs.length > i + 4);
+  if (verbAt > 0 && n.kind === 'json') {
+    if (m !== 'POST') throw new GcsError(405, 'methodNotAllowed', 'Method not allowed');
+    await rewriteOrCopy(req, res, ctx, segs[verbAt], bucket, decodeSeg(segs.slice(3, verbAt).join('/')),
+      decodeSeg(segs[verbAt + 2]), decodeSeg(segs.slice(verbAt + 4).join('/')), q);
+    return true;
   }
   const name = decodeSeg(segs.slice(3).join('/'));
   if (!store.getBucket(bucket)) throw notFoundBucket();

@@ -130,6 +130,19 @@ class GcsStore {
     return meta;
   }
 
+  /** Server-side copy of (sb, sn) to (db, dn): a new generation of the destination with the
+   * source's bytes and checksums; `meta` overrides the copied metadata (rewrite/copy bodies). */
+  copyObject(sb, sn, db, dn, meta = {}) {
+    const src = this.getObject(sb, sn);
+    const tmpPath = path.join(this.tmp, 'cp-' + crypto.randomBytes(12).toString('hex'));
+    fs.copyFileSync(this.dataPath(sb, sn), tmpPath);
+    const opts = {};
+    for (const k of ['contentType', 'metadata', 'cacheControl', 'contentDisposition', 'contentEncoding', 'contentLanguage', 'customTime']) {
+      opts[k] = meta[k] !== undefined ? meta[k] : src[k];
+    }
+    return this.commit(db, dn, tmpPath, { size: Number(src.size), crc32c: src.crc32c, md5Hash: src.md5Hash }, opts);
+  }
+
   deleteObject(b, name) {
     const e = this.buckets.get(b);
     fs.rmSync(this.dataPath(b, name), { force: true });

@@ -49,7 +49,7 @@ function createEmulator(opts) {
     instances: new Instances(dataDir),
     faults: new Faults(),
     quotas: new Quotas(opts.quotas, opts.quotaWindowMs),
-    uploads: new Map(),
+    uploads: new Map(), rewrites: new Map(),
     requests: [],
     seq: 0,
     port: () => (server.address() ? server.address().port : null),
@@ -81,7 +81,7 @@ function createEmulator(opts) {
     ctx.ops.ops.clear(); ctx.hc.reset(); ctx.logs.reset(); ctx.gcs.reset(); ctx.instances.reset();
     fs.rmSync(path.join(dataDir, 'iam'), { recursive: true, force: true });
     for (const s of ctx.uploads.values()) s.sink.abort();
-    ctx.uploads.clear(); ctx.faults.clear(); ctx.quotas.reset(); ctx.requests.length = 0;
+    ctx.uploads.clear(); ctx.rewrites.clear(); ctx.faults.clear(); ctx.quotas.reset(); ctx.requests.length = 0;
     ctx.flush();
   };
   if (opts.faults) ctx.faults.add(opts.faults);

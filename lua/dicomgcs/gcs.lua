@@ -6,9 +6,11 @@
 local errors = require "dicomgcs.errors"
 local http = require "dicomgcs.http"
 local iam = require "dicomgcs.gcs.iam"
+local json = require "dicomgcs.json"
 local localpath = require "dicomgcs.localpath"
 local paging = require "dicomgcs.paging"
 local replay = require "dicomgcs.replay"
+local runner = require "dicomgcs.runner"
 local transfer = require "dicomgcs.gcs.transfer"
 local wildcard = require "dicomgcs.wildcard"
 
@@ -234,6 +236,50 @@ function Storage:delete_prefix(uri, opts)
     end
     return { ok = #results, failed = 0, skipped = 0, bytes = 0, results = results, dry_run = true }
   end
+  return transfer.delete(self, objects, bucket, opts)
+end
+
+-- One rewrite as a runner job: POST …/rewriteTo/… again with the rewriteToken until `done`, so
+-- a large object (or one crossing locations or storage classes) is copied over several calls.
+local function rewrite_job(self, c)
+  local sb, sn = wildcard.parse_uri(c.source)
+  local db, dn = wildcard.parse_uri(c.target)
+  return { source = c.source, target = c.target, fn = function(io)
+    if not sb then return nil, sn end
+    if not db then return nil, dn end
+    local url = self:object_url(sb, sn) .. "/rewriteTo/b/" .. http.escape(db) .. "/o/" .. http.escape(dn)
+    local q = { ifSourceGenerationMatch = c.if_source_generation, ifGenerationMatch = c.if_generation }
+    local calls = 0
+    while true do
+      local res, err = io.request({ method = "POST", url = url .. http.query(q),
+        headers = { "Content-Type: application/json" }, body = "{}" }, "copy " .. c.source .. " to " .. c.target)
+      if not res then return nil, err end
+      local doc, jerr = json.decode(res.body, "rewrite " .. c.source)
+      if not doc then return nil, errors.new{ kind = "json", message = jerr } end
+      calls = calls + 1
+      if doc.done then return { object = doc.resource, bytes = 0, calls = calls } end
+      if type(doc.rewriteToken) ~= "string" or calls > 100000 then
+        return nil, errors.new{ kind = "protocol", message = "rewrite of " .. c.source .. " not done and no rewriteToken" }
+      end
+      q.rewriteToken = doc.rewriteToken
+    end
+  end }
+end
+
+--- Server-side copies (Cloud Storage `objects.rewrite`; no bytes pass through this machine).
+-- `copies` is an array of `{ source = "gs://…", target = "gs://…", if_source_generation = G,
+-- if_generation = G }` (the preconditions are optional: a source rewritten since G, or a target
+-- not at G, fails that copy with HTTP 412). Several run at once on the engine.
+-- Returns a summary like upload's: `results[i] = { source=, target=, ok=, err=?, object=? }`.
+function Storage:rewrite_many(copies, opts)
+  local jobs = {}
+  for i, c in ipairs(copies) do jobs[i] = rewrite_job(self, c) end
+  return runner.run(self.transport, jobs, { on_progress = opts and opts.on_progress })
+end
+
+--- Delete exactly the listed generations: `objects` are resources with `name` and `generation`
+-- (in `bucket`); an object rewritten since is kept and its result fails with HTTP 412.
+function Storage:delete_generations(bucket, objects, opts)
   return transfer.delete(self, objects, bucket, opts)
 end
 

@@ -13,6 +13,7 @@ dicomgcs.errors = require "dicomgcs.errors"
 dicomgcs.wildcard = require "dicomgcs.wildcard"
 dicomgcs.json = require "dicomgcs.json"
 dicomgcs.queue = require("dicomgcs.queue").new
+dicomgcs.watch = require("dicomgcs.watch").new
 dicomgcs.plan = require "dicomgcs.plan"
 dicomgcs.manifest = require "dicomgcs.manifest"
 dicomgcs.report = require "dicomgcs.report"

@@ -8,6 +8,7 @@ local term = require "dicomgcs.cli.term"
 local common = require "dicomgcs.cli.common"
 local json = require "dicomgcs.json"
 local must, usage, poll_interval = common.must, common.usage, common.poll_interval
+local watch_flags = require("dicomgcs.cli.watch").flags
 
 local async_flag = { type = "boolean", help = "return the operation name at once instead of waiting" }
 local skip_permission_flag = { type = "boolean",
@@ -174,13 +175,16 @@ return {
               async = async_flag, timeout = timeout_flag,
               plan = { type = "boolean", help = "show how the import would be split (one import per sub-folder) and stop" },
               partition = { type = "boolean", help = "run the plan: one import per sub-folder, --max-in-flight at a time" },
-              ["max-in-flight"] = { type = "string", metavar = "K", help = "operations at a time with --partition (default 3)" },
-              manifest = { type = "string", metavar = "FILE", help = "with --partition: JSON Lines state file; re-run to resume" },
+              ["max-in-flight"] = { type = "string", metavar = "K", help = "operations at a time: --partition (default 3), --watch (1)" },
+              manifest = { type = "string", metavar = "FILE", help = "with --partition or --watch: JSON Lines state file; re-run to resume" },
               ["skip-permission-check"] = skip_permission_flag,
-              report = { type = "string", metavar = "FILE", help = "at the end, write an HTML run report to FILE" } },
+              report = { type = "string", metavar = "FILE", help = "at the end (with --watch: as batches finish), write an HTML run report to FILE" },
+              watch = watch_flags.watch, every = watch_flags.every, ["move-to"] = watch_flags["move-to"],
+              ["batch-size"] = watch_flags["batch-size"], ["batch-uri"] = watch_flags["batch-uri"], rounds = watch_flags.rounds },
     run = function(ctx)
       local uri = ctx.flags["gcs-uri"]
       if not uri then usage("--gcs-uri is required, e.g. --gcs-uri='gs://BUCKET/DIR/**.dcm'") end
+      if ctx.flags.watch then return require("dicomgcs.cli.watch").run(ctx, uri) end
       if ctx.flags.plan and ctx.flags.partition then usage("--plan and --partition: give one of them") end
       local max_in_flight = common.integer(ctx.flags, "max-in-flight")
       if ctx.flags.manifest and not ctx.flags.partition then usage("--manifest goes with --partition") end
