@@ -18,7 +18,9 @@
 -- dicomgcs.operation (waiting on operations, and so dicomgcs.queue). `DW:store` in
 -- dicomweb.lua still drives the engine with its own loop; it is to move onto this runner when
 -- dicomweb.lua is split (issue 16).
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.runner
+-- @local
 local core = require "dicomgcs.core"
 local errors = require "dicomgcs.errors"
 local http = require "dicomgcs.http"

@@ -1,6 +1,8 @@
 --- The command-line face of dicomgcs.watch (issue #19): `dicom-stores import gcs STORE` with
 -- the watch flag. The flags are declared with the import command (cli/healthcare.lua).
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.cli.watch
+-- @local
 local common = require "dicomgcs.cli.common"
 local term = require "dicomgcs.cli.term"
 

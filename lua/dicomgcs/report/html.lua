@@ -3,7 +3,9 @@
 -- sorts and filters them. Nothing is fetched at view time (a Content-Security-Policy forbids it).
 -- Every text that comes from a user or a server is escaped; the script puts data into the page
 -- with textContent only.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.report.html
+-- @local
 local json = require "dicomgcs.json"
 local svg = require "dicomgcs.report.svg"
 

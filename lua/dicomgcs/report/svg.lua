@@ -1,7 +1,9 @@
 --- Small inline-SVG charts for the HTML run report: a line chart (counters over time, with
 -- marked moments) and a stacked bar (totals). Pure Lua, no dependencies, so the report stays one
 -- self-contained file. Every text that reaches the SVG goes through `svg.escape`.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.report.svg
+-- @local
 local svg = {}
 
 local ENTITIES = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#39;" }
