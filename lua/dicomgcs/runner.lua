@@ -38,8 +38,9 @@ local function mailbox(engine)
   return m
 end
 
-local function completion(done, url, what)
+local function completion(done, url, what, raw)
   if done.res and done.res.timer then return true end
+  if raw then return done.res, done.err end
   return http.completion(done, url, what)
 end
 
@@ -50,6 +51,12 @@ end
 local io_api = {}
 function io_api.request(req, what)
   local out = coroutine.yield(YIELD, { { req, what } })
+  return out[1].res, out[1].err
+end
+-- `io.raw(req)` -> res (any HTTP status, as the engine gives it) | nil, engine error table: for
+-- protocols whose error answers carry results (a STOW 409 lists the instances that failed).
+function io_api.raw(req)
+  local out = coroutine.yield(YIELD, { { req, raw = true } })
   return out[1].res, out[1].err
 end
 function io_api.requests(list)
@@ -75,7 +82,8 @@ Runner.__index = Runner
 
 --- Make a runner for `transport` (a dicomgcs.http transport: its engine and default headers).
 -- opts: `max_active` (jobs started at once, default 64), `max_large` (of which large, default
--- 2), `on_progress(result, summary, total)` after each job, `interruptible` (Ctrl-C cancels
+-- 2), `on_progress(result, summary, total)` after each job, `on_step(runner)` after each
+-- engine step that completed something (e.g. to report quota waits), `interruptible` (Ctrl-C cancels
 -- the run with kind "interrupted" instead of raising lua.c's "interrupted!").
 function runner.new(transport, opts)
   opts = opts or {}
@@ -141,7 +149,7 @@ function Runner:run()
         ok, id = pcall(transport.submit, transport, item[1])
       end
       if ok then
-        waiting[id] = { job = i, slot = k, url = item[1] and item[1].url, what = item[2] }
+        waiting[id] = { job = i, slot = k, url = item[1] and item[1].url, what = item[2], raw = item.raw }
       else
         st.outs[k] = { err = errors.new{ kind = "input", message = (item[2] and (item[2] .. ": ") or "") .. tostring(id) } }
         st.left = st.left - 1
@@ -240,12 +248,13 @@ function Runner:run()
           if w then
             waiting[done.id] = nil
             local st = state[w.job]
-            local res, rerr = completion(done, w.url, w.what)
+            local res, rerr = completion(done, w.url, w.what, w.raw)
             st.outs[w.slot] = { res = res, err = rerr }
             st.left = st.left - 1
             if st.left == 0 then resume(w.job, st.outs) end
           end
         end
+        if opts.on_step then opts.on_step(self) end
         if guard and guard:caught() then
           self:cancel("interrupted (Ctrl-C)", "interrupted")
         end
