@@ -36,33 +36,40 @@ local function parse_stow_body(res)
   if ct:find("json", 1, true) or body:match("^%s*[{%[]") then
     local doc = json.decode(body)
     if type(doc) ~= "table" then return out end
-    if doc[1] then doc = doc[1] end -- some servers answer an array of one dataset
+    if doc[1] ~= nil then doc = doc[1] end -- some servers answer an array of one dataset
+    if type(doc) ~= "table" then return out end
     local function seq(tag)
       local a = doc[tag]
       return type(a) == "table" and type(a.Value) == "table" and a.Value or {}
     end
     for _, item in ipairs(seq("00081199")) do
       local sop = shared.value(item, "00081155")
-      if sop then out.referenced[sop] = { warning = shared.value(item, "00081196") }; out.nref = out.nref + 1 end
+      if type(sop) == "string" then out.referenced[sop] = { warning = shared.value(item, "00081196") }; out.nref = out.nref + 1 end
     end
     for _, item in ipairs(seq("00081198")) do
       local detail
-      for tag, a in pairs(item) do
-        if type(a) == "table" and (a.vr == "LT" or a.vr == "ST" or a.vr == "UT" or a.vr == "LO")
+      for tag, a in pairs(type(item) == "table" and item or {}) do
+        if type(tag) == "string" and type(a) == "table" and (a.vr == "LT" or a.vr == "ST" or a.vr == "UT" or a.vr == "LO")
            and tag:sub(1, 4) ~= "0008" and type(a.Value) == "table" and type(a.Value[1]) == "string" then
           detail = a.Value[1]
         end
       end
-      out.failed[#out.failed + 1] = { sop = shared.value(item, "00081155"),
+      local sop = shared.value(item, "00081155")
+      out.failed[#out.failed + 1] = { sop = type(sop) == "string" and sop or nil,
         code = math.tointeger(shared.value(item, "00081197")), detail = detail }
     end
   elseif body:find("NativeDicomModel", 1, true) then
     -- XML: pull the two sequences apart with patterns (enough for STOW answers).
+    -- the sequence runs from its tag to the other sequence's tag (or the end); its items do
+    -- not nest
     local function items_of(tag)
-      local s = body:match('<DicomAttribute[^>]-tag="' .. tag .. '"[^>]*>(.-)</DicomAttribute>%s*<DicomAttribute[^>]-tag="0008119')
-        or body:match('<DicomAttribute[^>]-tag="' .. tag .. '"[^>]*>(.*)</DicomAttribute>')
       local list = {}
-      if s then for it in s:gmatch("<Item[^>]*>(.-)</Item>") do list[#list + 1] = it end end
+      local at = body:find('<DicomAttribute[^>]-tag="' .. tag .. '"')
+      if not at then return list end
+      local s = body:sub(at + 1)
+      local other = s:find('<DicomAttribute[^>]-tag="0008119[89]"')
+      if other then s = s:sub(1, other - 1) end
+      for it in s:gmatch("<Item[^>]*>(.-)</Item>") do list[#list + 1] = it end
       return list
     end
     local function val(it, tag)
