@@ -20,15 +20,7 @@ SIDE=${RETRIEVE_SIDE:-2048}
 RUNS=${RETRIEVE_RUNS:-3}
 
 bench_need bench/retrieve.sh "nodejs dcmtk curl" node dump2dcm curl
-make -s build >/dev/null
-export LUA_PATH_5_4="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;" LUA_CPATH_5_4="$ROOT/build/?.so;;"
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/dicomgcs-bench-retrieve.XXXXXX")
-cleanup() {
-  emulator/stop --data "$WORK/emu" >/dev/null 2>&1 || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_setup retrieve
 
 cat > "$WORK/retrieve.lua" <<'EOF'
 local dicomweb = require "dicomgcs.dicomweb"

@@ -298,6 +298,25 @@ end)
 
 describe("dicomweb against a hostile server", function()
   local server, base, good_path, good_bytes
+  -- every file under root lies under dest; returns how many there are
+  local function all_inside(root, dest)
+    local n = 0
+    for line in env.run("find " .. env.quote(root) .. " -type f"):gmatch("[^\n]+") do
+      n = n + 1
+      assert.are.equal(dest .. "/", line:sub(1, #dest + 1))
+    end
+    return n
+  end
+  -- retrieve `study` from the hostile server into ROOT/sub (ROOT a new temporary folder); every
+  -- hostile study holds one good instance and one the client must refuse
+  local function retrieve_one_of_two(study, name, sub)
+    local root = env.tmpdir(name)
+    local dest = root .. (sub or "")
+    local s = assert(dicomweb.new{ base_url = base }:retrieve{ study = study, dest = dest })
+    assert.are.equal(1, s.instances)
+    assert.are.equal(1, s.failed)
+    return s, root, dest
+  end
   setup(function()
     local dir = env.tmpdir("dwhostile")
     local good = assert(testdata.generate{ dir = dir .. "/g", studies = 1, series = 1, instances = 1 })
@@ -350,32 +369,17 @@ setTimeout(() => process.exit(0), 120000);
   end)
 
   it("keeps the complete parts of a truncated multipart response and reports the cut one", function()
-    local dw = dicomweb.new{ base_url = base }
-    local dest = env.tmpdir("dwcut")
-    local s = assert(dw:retrieve{ study = "1.1.1", dest = dest })
-    assert.are.equal(1, s.instances)
-    assert.are.equal(1, s.failed)
+    local s, _, dest = retrieve_one_of_two("1.1.1", "dwcut")
     assert.truthy(s.err)
     assert.truthy(tostring(s.err):find("broken", 1, true))
     assert.are.equal("", env.run("find " .. env.quote(dest) .. " -name '.dicomgcs-*' -o -name '*.dgtmp'"))
   end)
 
   it("names files from the DICOM UIDs only: hostile part headers change nothing; a huge header block stops the parse", function()
-    local dw = dicomweb.new{ base_url = base }
-    local root = env.tmpdir("dwhdr")
-    local dest = root .. "/dest"
-    local s = assert(dw:retrieve{ study = "1.3.3", dest = dest })
-    assert.are.equal(1, s.instances)
-    assert.are.equal(1, s.failed)
+    local s, root, dest = retrieve_one_of_two("1.3.3", "dwhdr", "/dest")
     assert.truthy(tostring(s.err):find("broken after 1 complete part", 1, true))
-    local found = env.run("find " .. env.quote(root) .. " -type f")
-    local n = 0
-    for line in found:gmatch("[^\n]+") do
-      n = n + 1
-      assert.are.equal(dest .. "/", line:sub(1, #dest + 1))
-      assert.truthy(line:match("%.dcm$"))
-    end
-    assert.are.equal(1, n)
+    assert.are.equal(1, all_inside(root, dest))
+    assert.truthy(s.results[1].path:match("^" .. dest:gsub("%p", "%%%0") .. "/[%d.]+/[%d.]+/[%d.]+%.dcm$"))
   end)
 
   it("takes a single-part application/dicom answer as one instance", function()
@@ -401,16 +405,8 @@ setTimeout(() => process.exit(0), 120000);
   end)
 
   it("never writes outside the folder, whatever UIDs the server sends", function()
-    local dw = dicomweb.new{ base_url = base }
-    local root = env.tmpdir("dwevil")
-    local dest = root .. "/a/b/c/d/e/f/g/h/i/j/k/dest"
-    local s = assert(dw:retrieve{ study = "1.2.2", dest = dest })
-    assert.are.equal(1, s.instances)
-    assert.are.equal(1, s.failed)
-    local found = env.run("find " .. env.quote(root) .. " -type f")
-    for line in found:gmatch("[^\n]+") do
-      assert.are.equal(dest, line:sub(1, #dest))
-    end
+    local _, root, dest = retrieve_one_of_two("1.2.2", "dwevil", "/a/b/c/d/e/f/g/h/i/j/k/dest")
+    assert.are.equal(1, all_inside(root, dest))
   end)
 end)
 
