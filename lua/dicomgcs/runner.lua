@@ -14,10 +14,9 @@
 -- jobs not yet started finish with that Error without running. The run then returns as usual,
 -- with `summary.cancelled` / `summary.interrupted` set.
 --
--- Used by dicomgcs.gcs (transfers), dicomgcs.check (ranged header reads) and
--- dicomgcs.operation (waiting on operations, and so dicomgcs.queue). `DW:store` in
--- dicomweb.lua still drives the engine with its own loop; it is to move onto this runner when
--- dicomweb.lua is split (issue 16).
+-- Used by dicomgcs.gcs (transfers), dicomgcs.check (ranged header reads),
+-- dicomgcs.operation (waiting on operations, and so dicomgcs.queue) and dicomgcs.dicomweb
+-- (`store`: one job per STOW request).
 -- @module dicomgcs.runner
 local core = require "dicomgcs.core"
 local errors = require "dicomgcs.errors"
@@ -83,12 +82,13 @@ Runner.__index = Runner
 --- Make a runner for `transport` (a dicomgcs.http transport: its engine and default headers).
 -- opts: `max_active` (jobs started at once, default 64), `max_large` (of which large, default
 -- 2), `on_progress(result, summary, total)` after each job, `on_step(runner)` after each
--- engine step that completed something (e.g. to report quota waits), `interruptible` (Ctrl-C cancels
+-- engine step (e.g. to report quota waits), `step_ms` (longest step, default 60000: how
+-- often on_step runs while nothing completes), `interruptible` (Ctrl-C cancels
 -- the run with kind "interrupted" instead of raising lua.c's "interrupted!").
 function runner.new(transport, opts)
   opts = opts or {}
   return setmetatable({ transport = transport, engine = transport.engine, opts = opts, jobs = {},
-    max_active = opts.max_active or 64, max_large = opts.max_large or 2 }, Runner)
+    max_active = opts.max_active or 64, max_large = opts.max_large or 2, step_ms = opts.step_ms or 60000 }, Runner)
 end
 
 --- Add a job: { fn=function(io) -> info | nil, Error, err=Error? (fails at once), large=bool,
@@ -225,7 +225,7 @@ function Runner:run()
       if waiting[id] then got[#got + 1] = done; box[id] = nil end
     end
     if #got > 0 then return got end
-    for _, done in ipairs(engine:step(60000)) do
+    for _, done in ipairs(engine:step(self.step_ms)) do
       if waiting[done.id] then got[#got + 1] = done else box[done.id] = done end
     end
     return got

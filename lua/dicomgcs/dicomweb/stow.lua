@@ -313,6 +313,7 @@ function DW:store(paths, opts)
   end
 
   local run = runner.new(self.transport, { max_active = concurrency, interruptible = opts.interruptible,
+    step_ms = opts.on_progress and 100 or nil,
     on_step = function()
       -- quota waits happen in the engine; say so while they last (and once when they end)
       local th = self.transport.throttle and self.transport:throttle()
