@@ -96,6 +96,30 @@ describe("dicomweb:store", function()
     assert.are.equal(0, s.failed)
   end)
 
+  it("stops on Ctrl-C when interruptible, like transfers: every file accounted, nothing left running", function()
+    local core = require "dicomgcs.core"
+    local list = {}
+    for i = 1, 6 do list[i] = files[i].path end
+    local raised = false
+    local s = assert(dw:store(list, { concurrency = 1, interruptible = true, on_progress = function(p)
+      if p.result and not raised then
+        raised = true
+        local g = core.sigint_guard()   -- as if Ctrl-C were pressed after the first file
+        g:raise_for_test()
+        g:close()
+      end
+    end }))
+    assert.is_true(s.interrupted)
+    assert.are.equal(6, s.total)
+    assert.is_true(s.stored + s.already_present >= 1)
+    assert.is_true(s.failed >= 1)
+    assert.are.equal(6, s.stored + s.already_present + s.failed)
+    for _, r in ipairs(s.results) do
+      if r.status == "failed" then assert.are.equal("interrupted", r.err.kind) end
+    end
+    assert.are.equal(0, dw.transport.engine:pending())
+  end)
+
   it("raises on an unknown option and refuses a bad study UID", function()
     assert.has_error(function() dw:store(files[1].path, { colour = "red" }) end)
     local s, err = dw:store(files[1].path, { study = "1.2.x" })
