@@ -25,7 +25,7 @@ FUZZ_REPLAY := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/replay_%)
 export LUA_PATH_5_4  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;
 export LUA_CPATH_5_4 := $(CURDIR)/$(BUILD)/?.so;;
 
-.PHONY: help build deps emulator-deps test demo sanitize bench fuzz lint docs clean
+.PHONY: help build deps emulator-deps test demo sanitize bench fuzz lint docs clean soak
 
 help:
 	@echo "make deps       install Debian packages and the emulator's npm packages"
@@ -34,10 +34,11 @@ help:
 	@echo "make demo       install, start the emulator, run examples/import_export.lua, stop it"
 	@echo "make sanitize   run the specs against an ASan/UBSan build of the C core"
 	@echo "make bench      run the benchmarks; figures go to bench/RESULTS.md"
+	@echo "make soak       5,000 files through the pipeline under faults and an emulator restart (SOAK_FILES=N)"
 	@echo "make fuzz       run the libFuzzer harnesses (FUZZ_SECONDS per target, default 60)"
 	@echo "make lint       luacheck the Lua sources"
 	@echo "make embed      build build/dicomgcs_host, a C program embedding Lua and dicomgcs"
-	@echo "make docs       HTML API reference in doc/ (LDoc)"
+	@echo "make docs       HTML API reference in doc/ (LDoc) and the man page man/dicomgcs.1"
 
 build: $(CORE_SO)
 
@@ -79,15 +80,20 @@ sanitize:
 bench: deps build
 	@scripts/bench
 
+SOAK_FILES ?= 5000
+soak: deps build
+	@scripts/soak $(SOAK_FILES)
+
 fuzz:
 	@scripts/fuzz
 
 lint:
-	luacheck --no-color lua bin/dicomgcs $$(find spec examples -name '*.lua') scripts/gen-rockspec
+	luacheck --no-color lua bin/dicomgcs $$(find spec examples -name '*.lua') scripts/gen-rockspec scripts/gen-man scripts/soak.lua
 
 docs:
 	@scripts/install-deps --debian-only
 	ldoc -c config.ld .
+	scripts/gen-man
 
 include examples/embed/embed.mk
 

@@ -22,9 +22,8 @@ N=${GCS_BENCH_SMALL_N:-1000}
 BIG_MIB=${GCS_BENCH_BIG_MIB:-2048}
 RUNS=${GCS_BENCH_RUNS:-2}
 RESULTS=${BENCH_RESULTS:-$ROOT/bench/RESULTS.md}
-for tool in node npm curl /usr/bin/time; do
-  command -v "$tool" >/dev/null 2>&1 || { echo "bench/gcs.sh: $tool is missing" >&2; exit 1; }
-done
+. bench/lib.sh
+bench_need bench/gcs.sh "apt-get install nodejs npm curl time" node npm curl /usr/bin/time
 make -s build >/dev/null
 export LUA_PATH_5_4="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;" LUA_CPATH_5_4="$ROOT/build/?.so;;"
 [ -d bench/node/gcs/node_modules/@google-cloud/storage ] ||
@@ -165,8 +164,5 @@ emit "gcs_download_${BIG_MIB}MiB_peak_rss $(awk -v k=$RSS_DOWN 'BEGIN{printf "%.
   echo "Best of $RUNS runs (1 for the big object), wall time by /usr/bin/time; ratio = peer time / dicomgcs time."
   echo "Peak RSS of the peers, MiB: official upload ${RSS_NODE_UP}K download ${RSS_NODE_DOWN}K; curl upload ${RSS_CURL_UP}K download ${RSS_CURL_DOWN}K (KiB)."
   echo
-  echo '```'
-  printf '%s\n' "${lines[@]}"
-  echo '```'
-  echo
+  bench_fenced "${lines[@]}"
 } >> "$RESULTS"

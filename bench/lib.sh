@@ -11,6 +11,14 @@ bench_need() {
   done
 }
 
+# bench_fenced LINE...: the lines as a fenced Markdown block, then a blank line (for RESULTS.md).
+bench_fenced() {
+  echo '```'
+  printf '%s\n' "$@"
+  echo '```'
+  echo
+}
+
 # A TCP port on 127.0.0.1 that nobody listens on (at the time of asking).
 bench_free_port() {
   node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'

@@ -152,8 +152,5 @@ printf '%s\n' "${lines[@]}"
   echo "curl -o /dev/null -X POST -H 'Expect:' --upload-file BIG URL        $(fig "$curl_rss / 1024" 1) MiB, $(wall_clock "$run/curl.time")"
   echo '```'
   echo
-  echo '```'
-  printf '%s\n' "${lines[@]}"
-  echo '```'
-  echo
+  bench_fenced "${lines[@]}"
 } >> "$RESULTS"

@@ -82,6 +82,7 @@ struct dg_transfer {
   int64_t idle_ms, last_active_ms;
   int is_timer;                    /* dg_engine_timer: no request, done when due */
   int wire_sends;                  /* requests libcurl sent in this attempt (PREREQFUNCTION) */
+  int quota_attempts;              /* 429s so far: quota waits, apart from max_attempts */
   dg_result res;
 };
 
@@ -100,6 +101,7 @@ struct dg_engine {
   int wake_fd;                     /* -1, or an fd whose readability ends a step early */
   char token_err[DG_ERRLEN];
   int64_t completed, retries, bytes_sent, bytes_received;
+  int64_t quota_waits, throttle_until_ms;   /* quota waits so far; when the last one ends */
 };
 
 /* ---- lists ---- */
@@ -317,9 +319,16 @@ static dg_transfer *transfer_new(const dg_allocator *a, const dg_request *r, cha
   t->state = T_NEW;
   t->method = dg_strdup(a, m);
   t->url = dg_strdup(a, r->url);
-  t->safe_url = dg_malloc(a, strlen(r->url) + 1);
+  /* The stripped URL is shorter than its buffer: copy it so that dg_strfree frees the
+   * size that was allocated. */
+  size_t url_size = strlen(r->url) + 1;
+  char *stripped = dg_malloc(a, url_size);
+  if (stripped) {
+    dg_url_strip_credentials(r->url, stripped, url_size);
+    t->safe_url = dg_strdup(a, stripped);
+    dg_free(a, stripped, url_size);
+  }
   if (!t->method || !t->url || !t->safe_url) goto oom;
-  dg_url_strip_credentials(r->url, t->safe_url, strlen(r->url) + 1);
   if (r->n_headers) {
     t->headers = dg_malloc(a, r->n_headers * sizeof *t->headers);
     if (!t->headers) goto oom;
@@ -569,6 +578,7 @@ static void finish(dg_transfer *t) {
   t->slist = NULL;
   dg_body_free(&t->body);
   t->res.attempts = t->attempts;
+  t->res.quota_waits = t->quota_attempts;
   t->res.bytes_sent = t->sent;
   t->res.bytes_received = t->recvd;
   t->res.url = t->safe_url;
@@ -722,6 +732,10 @@ static int attempt_prepare(dg_transfer *t, const cfg *c, const char *token, int6
   curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
   curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);
   curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+  /* libcurl silently re-sends a request once when a reused connection dies before any answer
+   * (it cannot know the server never acted on it); a never-ambiguous request gets a fresh
+   * connection, so that a lost answer reaches us as a failure instead of a second request. */
+  if (t->retry.replay == DG_REPLAY_NEVER_AMBIGUOUS) curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
   long connect_ms = t->connect_ms >= 0 ? t->connect_ms : c->connect_ms;
   long idle_s = t->idle_s >= 0 ? t->idle_s : c->idle_s;
   if (connect_ms > 0) curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
@@ -783,12 +797,17 @@ oom:
  * set), else the delay in ms before the next attempt. */
 static int64_t attempt_done(dg_transfer *t, CURLcode rc, int64_t now, dg_random_fn rnd,
                             void *rud, dg_aimd *aimd, int token_gen) {
+  int sent = t->wire_sends > 0;
+  if (!sent && t->easy) {              /* libcurl without PREREQFUNCTION: bytes of request sent */
+    long req_size = 0;
+    if (curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &req_size) == CURLE_OK && req_size > 0) sent = 1;
+  }
   if (t->wire_sends > 1) {             /* libcurl's own re-sends count as attempts */
     t->attempts += t->wire_sends - 1;
     if (t->e) t->e->retries += t->wire_sends - 1;
   }
   t->wire_sends = 0;
-  int budget_used = t->attempts - (t->auth_retried ? 1 : 0);
+  int budget_used = t->attempts - (t->auth_retried ? 1 : 0) - t->quota_attempts;
   int idle = t->fail_kind && strcmp(t->fail_kind, "timeout") == 0;
   if (t->fail_kind && !idle) {        /* our callback refused: io, callback */
     finish_error(t, t->fail_kind, t->msg, 0);
@@ -800,16 +819,19 @@ static int64_t attempt_done(dg_transfer *t, CURLcode rc, int64_t now, dg_random_
   }
   if (rc != CURLE_OK) {
     const char *kind = rc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "transport";
-    if (idle) {}
-    else if (t->errbuf[0]) snprintf(t->msg, sizeof t->msg, "%s: %s", curl_easy_strerror(rc), t->errbuf);
-    else snprintf(t->msg, sizeof t->msg, "%s", curl_easy_strerror(rc));
-    int cls = dg_retry_classify_curl((int)rc);
+    if (!idle) {
+      if (t->errbuf[0]) snprintf(t->msg, sizeof t->msg, "%s: %s", curl_easy_strerror(rc), t->errbuf);
+      else snprintf(t->msg, sizeof t->msg, "%s", curl_easy_strerror(rc));
+    }
+    int cls = dg_retry_classify(0, (int)rc, sent, t->retry.replay);
     if (rc == CURLE_OPERATION_TIMEDOUT && !idle && t->total_ms > 0 && now - t->attempt_ms >= t->total_ms - 5)
-      cls = DG_RETRY_NO;              /* the caller's total limit, not a stall */
-    if (cls != DG_RETRY_NO) {
+      cls = sent && t->retry.replay == DG_REPLAY_NEVER_AMBIGUOUS ? DG_CLASS_AMBIGUOUS
+                                                                : DG_CLASS_FATAL;  /* the caller's total limit */
+    if (cls == DG_CLASS_RETRY) {
       int64_t d = dg_retry_next_delay(&t->retry, budget_used, -1, t->start_ms, now, rnd, rud);
       if (d >= 0) return d;
     }
+    t->res.ambiguous = cls == DG_CLASS_AMBIGUOUS;
     finish_error(t, kind, t->msg, (int)rc);
     return -1;
   }
@@ -818,13 +840,25 @@ static int64_t attempt_done(dg_transfer *t, CURLcode rc, int64_t now, dg_random_
     t->force_token = (t->token_gen == token_gen);   /* nobody refreshed since */
     return 0;
   }
-  int cls = dg_retry_classify_status(t->status);
-  if (cls == DG_RETRY_THROTTLE && aimd) dg_aimd_throttle(aimd);
-  if (cls != DG_RETRY_NO) {
+  int cls = dg_retry_classify(t->status, 0, 1, t->retry.replay);
+  if ((cls == DG_CLASS_THROTTLE || cls == DG_CLASS_QUOTA) && aimd) dg_aimd_throttle(aimd);
+  if (cls == DG_CLASS_QUOTA) {
+    t->quota_attempts++;
+    int64_t d = dg_retry_quota_delay(&t->retry, t->quota_attempts, t->retry_after_ms, t->start_ms, now,
+                                     rnd, rud);
+    if (d >= 0) {
+      if (t->e) {
+        t->e->quota_waits++;
+        if (now + d > t->e->throttle_until_ms) t->e->throttle_until_ms = now + d;
+      }
+      return d;
+    }
+  } else if (cls == DG_CLASS_RETRY || cls == DG_CLASS_THROTTLE) {
     int64_t d = dg_retry_next_delay(&t->retry, budget_used, t->retry_after_ms, t->start_ms, now,
                                     rnd, rud);
     if (d >= 0) return d;
   }
+  t->res.ambiguous = cls == DG_CLASS_AMBIGUOUS;
   if (is_2xx(t->status) && aimd) dg_aimd_success(aimd);
   finish_response(t);
   return -1;
@@ -858,6 +892,15 @@ dg_engine *dg_engine_new(const dg_allocator *a, const dg_engine_opts *o, char *e
   e->o = *o;
   dg_token_init(&e->tok, &e->alloc);
   e->wake_fd = -1;
+  /* each becomes a header line or a curl option: a line break would inject a header */
+  if ((o->user_agent && !header_ok(o->user_agent)) || (o->proxy && !header_ok(o->proxy)) ||
+      (o->ca_file && !header_ok(o->ca_file))) {
+    snprintf(err, errlen, "%s contains a line break (CR or LF)",
+             o->user_agent && !header_ok(o->user_agent) ? "user_agent" : o->proxy && !header_ok(o->proxy)
+             ? "proxy" : "ca_file");
+    dg_engine_free(e);
+    return NULL;
+  }
   if (e->o.concurrency < 1) e->o.concurrency = 1;
   if ((o->user_agent && !(e->ua = dg_strdup(&e->alloc, o->user_agent))) ||
       (o->ca_file && !(e->ca_file = dg_strdup(&e->alloc, o->ca_file))) ||
@@ -1170,6 +1213,9 @@ void dg_engine_stats_get(const dg_engine *e, dg_engine_stats *s) {
   s->retries = e->retries;
   s->bytes_sent = e->bytes_sent;
   s->bytes_received = e->bytes_received;
+  s->quota_waits = e->quota_waits;
+  int64_t left = e->throttle_until_ms - now_ms(e);
+  s->throttle_wait_ms = left > 0 ? left : 0;
 }
 
 dg_transfer *dg_engine_done_first(dg_engine *e) { return e->done.head; }

@@ -8,8 +8,8 @@
  * Lifecycle of a transfer: dg_engine_submit() copies the request (except
  * the bytes of data parts, which are BORROWED and must stay valid until the
  * transfer is released) and queues it. dg_engine_step() starts queued
- * transfers up to the AIMD cap, moves bytes, retries (exponential backoff
- * with full jitter, Retry-After) and puts finished transfers on the done
+ * transfers up to the AIMD cap, moves bytes, retries (the policy of dg_retry.h:
+ * classify, backoff, quota waits, Retry-After) and puts finished transfers on the done
  * queue; it never hands results out by callback. The caller reads them with
  * dg_engine_done_first()/dg_engine_done_find() and dg_transfer_result(),
  * then dg_engine_done_release() frees the transfer. Transfers still owned at
@@ -113,11 +113,15 @@ typedef struct dg_result {
   const char *message;
   int curl_code;                 /* 0 when not from libcurl */
   const char *url;               /* the URL without credentials */
+  int ambiguous;                 /* a never-ambiguous request failed after it may have run */
+  int quota_waits;               /* 429 answers this transfer waited out */
 } dg_result;
 
 typedef struct dg_engine_stats {
   int in_flight, cap, queued, waiting;
   int64_t completed, retries, bytes_sent, bytes_received;
+  int64_t quota_waits;           /* 429 answers waited out so far */
+  int64_t throttle_wait_ms;      /* > 0: a quota wait is under way and ends in this many ms */
 } dg_engine_stats;
 
 /* NULL on failure with a message in err. a is copied; *a's ud must outlive the engine. */

@@ -58,9 +58,4 @@ void dg_hash_b64(const unsigned char *src, size_t n, char *dst);
 int dg_hash_file(const char *path, int64_t offset, int64_t length, int which, dg_digest *d,
                  char *err, size_t errlen);
 
-/* Write the concatenation of files parts[0..n) to dest (created or truncated), hashing it on
- * the way, then remove the parts. 0, or -1 with a message in err (dest is then removed). */
-int dg_hash_join_files(const char *dest, const char *const *parts, size_t n, int which,
-                       dg_digest *d, char *err, size_t errlen);
-
 #endif

@@ -26,7 +26,11 @@ void ldg_register_parsers(lua_State *L);
 void ldg_register_fs(lua_State *L);
 /* jwt_sign_rs256(...), secure token helpers (ldg_auth.c) */
 void ldg_register_auth(lua_State *L);
-/* crc32c, hasher, hash_file, join_files: Cloud Storage checksums (ldg_hash.c) */
+/* classify, backoff: the one retry classification (ldg_retry.c) */
+void ldg_register_retry(lua_State *L);
+/* "safe" | "never-ambiguous" (nil: safe) at idx -> DG_REPLAY_*; raises otherwise */
+int ldg_check_replay(lua_State *L, int idx, const char *where);
+/* crc32c, crc32c_combine, crc32c_b64, hash_file: Cloud Storage checksums (ldg_hash.c) */
 void ldg_register_hash(lua_State *L);
 
 /* token_cache(): the access-token cache of dg_token.h (ldg_token.c) */
@@ -36,6 +40,14 @@ void ldg_register_token(lua_State *L);
  * `meta` holds its metamethods (__gc, __close, __tostring…), `methods` (may be NULL) becomes
  * its __index. Leaves the stack as it was. (ldg_core.c) */
 void ldg_define_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods);
+
+/* The string argument at `arg`, raising when it is not a string or holds a NUL byte (a C
+ * function would silently see only the part before it: a path or header cut short). */
+const char *ldg_checkcstring(lua_State *L, int arg);
+
+/* Length of the list at idx, raising (naming `what`) unless its keys are exactly 1..n: a
+ * hole or a stray key would otherwise be skipped or read as NULL. */
+size_t ldg_checklist(lua_State *L, int idx, const char *what);
 
 LDG_API int luaopen_dicomgcs_core(lua_State *L);
 

@@ -7,7 +7,9 @@
  * it and the public module table is built there.
  */
 #include <lauxlib.h>
+#include <limits.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 #include <curl/curl.h>
@@ -26,6 +28,30 @@ static void init_curl_once(void) {
   if (getenv("DICOMGCS_NO_CURL_INIT") == NULL) curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+const char *ldg_checkcstring(lua_State *L, int arg) {
+  size_t len;
+  const char *s = luaL_checklstring(L, arg, &len);
+  if (strlen(s) != len) luaL_argerror(L, arg, "must not contain a NUL byte");
+  return s;
+}
+
+size_t ldg_checklist(lua_State *L, int idx, const char *what) {
+  idx = lua_absindex(L, idx);
+  if (lua_type(L, idx) != LUA_TTABLE) luaL_error(L, "%s must be a table", what);
+  size_t n = lua_rawlen(L, idx), count = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    int isint = 0;
+    lua_Integer k = lua_tointegerx(L, -2, &isint);
+    if (lua_type(L, -2) != LUA_TNUMBER || !isint || k < 1 || (size_t)k > n)
+      luaL_error(L, "%s must be a list without holes (items 1..n only)", what);
+    count++;
+    lua_pop(L, 1);
+  }
+  if (count != n) luaL_error(L, "%s must be a list without holes (items 1..n only)", what);
+  return n;
+}
+
 static int l_monotime(lua_State *L) {
   lua_pushnumber(L, dg_monotonic_seconds());
   return 1;
@@ -40,7 +66,8 @@ static int l_unixtime(lua_State *L) {
 
 static int l_sleep(lua_State *L) {
   double s = luaL_checknumber(L, 1);
-  luaL_argcheck(L, s >= 0, 1, "seconds must not be negative");
+  /* a day at most: a longer sleep is a caller's bug, and NaN or inf would never return */
+  luaL_argcheck(L, s >= 0 && s <= 86400, 1, "seconds must be in 0..86400");
   if (dg_sleep_seconds(s) != 0) return luaL_error(L, "sleep failed");
   return 0;
 }
@@ -81,6 +108,7 @@ static int l_sigint_guard(lua_State *L) {
 
 static int l_isatty(lua_State *L) {
   lua_Integer fd = luaL_optinteger(L, 1, 1);
+  luaL_argcheck(L, fd >= 0 && fd <= INT_MAX, 1, "not a file descriptor");
   lua_pushboolean(L, isatty((int)fd) == 1);
   return 1;
 }
@@ -124,6 +152,7 @@ LDG_API int luaopen_dicomgcs_core(lua_State *L) {
   ldg_register_auth(L);
   ldg_register_fs(L);
   ldg_register_hash(L);
+  ldg_register_retry(L);
   ldg_register_token(L);
   return 1;
 }

@@ -73,9 +73,13 @@ static double opt_number(lua_State *L, int idx, const char *where, const char *f
   return v;
 }
 
+/* A string field; an embedded NUL is refused (C would see only the part before it). */
 static const char *opt_string(lua_State *L, int idx, const char *where, const char *field) {
+  size_t len;
   if (lua_type(L, idx) != LUA_TSTRING) luaL_error(L, "%s: field '%s' must be a string", where, field);
-  return lua_tostring(L, idx);
+  const char *s = lua_tolstring(L, idx, &len);
+  if (strlen(s) != len) luaL_error(L, "%s: field '%s' contains a NUL byte", where, field);
+  return s;
 }
 
 /* A non-negative integer (a float with an integral value is accepted), raising otherwise. */
@@ -126,6 +130,9 @@ static void parse_retry(lua_State *L, int idx, dg_retry_policy *p) {
     } else if (strcmp(k, "base_delay_ms") == 0) p->base_delay_ms = (int64_t)opt_number(L, -1, w, k, 0);
     else if (strcmp(k, "max_delay_ms") == 0) p->max_delay_ms = (int64_t)opt_number(L, -1, w, k, 0);
     else if (strcmp(k, "deadline_ms") == 0) p->deadline_ms = (int64_t)opt_number(L, -1, w, k, 0);
+    else if (strcmp(k, "quota_base_delay_ms") == 0) p->quota_base_delay_ms = (int64_t)opt_number(L, -1, w, k, 0);
+    else if (strcmp(k, "quota_max_delay_ms") == 0) p->quota_max_delay_ms = (int64_t)opt_number(L, -1, w, k, 0);
+    else if (strcmp(k, "quota_budget_ms") == 0) p->quota_budget_ms = (int64_t)opt_number(L, -1, w, k, 0);
     else luaL_error(L, "%s: unknown field '%s'", w, k);
     lua_pop(L, 1);
   }
@@ -180,13 +187,14 @@ static void parse_request(lua_State *L, int idx, req_scratch *s, int anchor) {
       s->r.hash = DG_HASH_CRC32C;
     }
     else if (strcmp(k, "headers") == 0) {
-      check_table(L, v, w, k);
-      size_t n = lua_rawlen(L, v);
-      lua_pushnil(L);
-      while (lua_next(L, v)) {
-        if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) < 1 || (size_t)lua_tointeger(L, -2) > n ||
-            lua_type(L, -1) != LUA_TSTRING)
+      size_t n = ldg_checklist(L, v, "request: field 'headers'");
+      for (size_t i = 0; i < n; i++) {
+        char hw[40];
+        lua_rawgeti(L, v, (lua_Integer)i + 1);
+        snprintf(hw, sizeof hw, "headers[%d]", (int)i + 1);
+        if (lua_type(L, -1) != LUA_TSTRING)
           luaL_error(L, "request: field 'headers' must be a list of \"Name: value\" strings");
+        opt_string(L, -1, w, hw);
         lua_pop(L, 1);
       }
       s->headers = lua_newuserdatauv(L, (n ? n : 1) * sizeof *s->headers, 0);
@@ -201,8 +209,8 @@ static void parse_request(lua_State *L, int idx, req_scratch *s, int anchor) {
       s->r.n_headers = n;
     } else if (strcmp(k, "body") == 0) {
       size_t len;
-      const char *p = opt_string(L, v, w, k);
-      p = lua_tolstring(L, v, &len);
+      if (lua_type(L, v) != LUA_TSTRING) luaL_error(L, "%s: field '%s' must be a string", w, k);
+      const char *p = lua_tolstring(L, v, &len);   /* bytes: NULs allowed */
       s->parts = lua_newuserdatauv(L, sizeof *s->parts, 0);
       lua_insert(L, ins);
       v++;
@@ -222,8 +230,7 @@ static void parse_request(lua_State *L, int idx, req_scratch *s, int anchor) {
       s->r.parts = s->parts; s->r.n_parts = 1; s->r.has_body = 1;
       nbodies++;
     } else if (strcmp(k, "body_parts") == 0) {
-      check_table(L, v, w, k);
-      size_t n = lua_rawlen(L, v);
+      size_t n = ldg_checklist(L, v, "request: field 'body_parts'");
       s->parts = lua_newuserdatauv(L, (n ? n : 1) * sizeof *s->parts, 0);
       memset(s->parts, 0, (n ? n : 1) * sizeof *s->parts);
       lua_insert(L, ins);
@@ -264,12 +271,14 @@ static void parse_request(lua_State *L, int idx, req_scratch *s, int anchor) {
         } else {
           s->parts[i].data = NULL;
           s->parts[i].len = 0;
-          s->parts[i].path = lua_tostring(L, -1);
+          s->parts[i].path = opt_string(L, -1, "request: body_parts[]", "file");
         }
         lua_pop(L, 3);                   /* strings stay referenced by the part tables */
       }
       s->r.parts = s->parts; s->r.n_parts = n; s->r.has_body = 1;
       nbodies++;
+    } else if (strcmp(k, "replay") == 0) {
+      s->r.retry.replay = ldg_check_replay(L, v, "request");
     } else if (strcmp(k, "retry") == 0) {
       if (!lua_isnil(L, v)) parse_retry(L, v, &s->r.retry);
     } else if (strcmp(k, "timeout") == 0) {
@@ -369,6 +378,18 @@ static void push_result(lua_State *L, const dg_result *r) {
     lua_pushstring(L, r->url ? r->url : "");
     lua_setfield(L, -2, "url");
     if (r->status > 0) set_int(L, "status", r->status);
+    if (r->ambiguous) {
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, "ambiguous");
+    }
+  }
+  if (r->ok && r->ambiguous) {         /* res is below the nil on the stack */
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -3, "ambiguous");
+  }
+  if (r->quota_waits > 0) {            /* on res (below the nil) or on err (on top) */
+    lua_pushinteger(L, r->quota_waits);
+    lua_setfield(L, r->ok ? -3 : -2, "quota_waits");
   }
 }
 
@@ -580,6 +601,9 @@ static int eng_stats(lua_State *L) {
   set_int(L, "retries", s.retries);
   set_int(L, "bytes_sent", s.bytes_sent);
   set_int(L, "bytes_received", s.bytes_received);
+  set_int(L, "quota_waits", s.quota_waits);
+  lua_pushnumber(L, (lua_Number)s.throttle_wait_ms / 1000.0);
+  lua_setfield(L, -2, "throttle_wait");
   return 1;
 }
 

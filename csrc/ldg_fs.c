@@ -29,14 +29,14 @@ static int push_errno(lua_State *L, const char *path, int err) {
 }
 
 static int l_mkdir_p(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = ldg_checkcstring(L, 1);
   if (dg_fs_mkdir_p(path) != 0) return push_errno(L, path, errno);
   lua_pushboolean(L, 1);
   return 1;
 }
 
 static int l_stat(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = ldg_checkcstring(L, 1);
   enum dg_fs_type t;
   uint64_t size;
   double mtime;
@@ -84,7 +84,7 @@ static int listdir_protected(lua_State *L) {
 }
 
 static int l_listdir(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = ldg_checkcstring(L, 1);
   int top = lua_gettop(L);
   lua_pushcfunction(L, listdir_protected);
   lua_pushstring(L, path);
@@ -93,8 +93,8 @@ static int l_listdir(lua_State *L) {
 }
 
 static int l_mkdir_under(lua_State *L) {
-  const char *root = luaL_checkstring(L, 1);
-  const char *rel = luaL_checkstring(L, 2);
+  const char *root = ldg_checkcstring(L, 1);
+  const char *rel = ldg_checkcstring(L, 2);
   if (dg_fs_mkdir_under(root, rel) != 0) {
     int err = errno;
     lua_pushnil(L);
@@ -112,7 +112,8 @@ static int l_mkdir_under(lua_State *L) {
  * `final`, created O_EXCL|O_NOFOLLOW; returns its path, for the caller to fill and rename. */
 static int l_create_temp(lua_State *L) {
   size_t n;
-  const char *final = luaL_checklstring(L, 1, &n);
+  const char *final = ldg_checkcstring(L, 1);
+  n = strlen(final);
   lua_Integer size = luaL_optinteger(L, 2, 0);
   luaL_argcheck(L, size >= 0, 2, "size must be >= 0");
   char *tmp = malloc(n + 80);
@@ -132,7 +133,7 @@ static int l_create_temp(lua_State *L) {
 
 static int l_atomic_write(lua_State *L) {
   size_t len;
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = ldg_checkcstring(L, 1);
   const char *data = luaL_checklstring(L, 2, &len);
   int sync = lua_isnoneornil(L, 3) ? 1 : lua_toboolean(L, 3);
   if (dg_fs_write_atomic(path, data, len, sync) != 0) return push_errno(L, path, errno);
@@ -167,7 +168,8 @@ static lfile *new_file(lua_State *L) {
 
 static int l_atomic_open(lua_State *L) {
   size_t n;
-  const char *final = luaL_checklstring(L, 1, &n);
+  const char *final = ldg_checkcstring(L, 1);
+  n = strlen(final);
   lfile *f = new_file(L);
   f->final = malloc(n + 1);
   f->tmp = malloc(n + 80);
@@ -180,7 +182,8 @@ static int l_atomic_open(lua_State *L) {
 
 static int l_append_open(lua_State *L) {
   size_t n;
-  const char *path = luaL_checklstring(L, 1, &n);
+  const char *path = ldg_checkcstring(L, 1);
+  n = strlen(path);
   lfile *f = new_file(L);
   f->final = malloc(n + 1);
   if (!f->final) return luaL_error(L, "out of memory");
@@ -228,7 +231,7 @@ static int f_truncate(lua_State *L) {
  * given to atomic_open). The file is closed whatever happens; on failure nothing is left. */
 static int f_commit(lua_State *L) {
   lfile *f = check_file(L);
-  const char *final = luaL_optstring(L, 2, f->final);
+  const char *final = lua_isnoneornil(L, 2) ? f->final : ldg_checkcstring(L, 2);
   if (!f->tmp) return luaL_error(L, "commit: not an atomic file");
   int fd = f->fd;
   f->fd = -1;

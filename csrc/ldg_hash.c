@@ -3,9 +3,7 @@
  *   core.crc32c(bytes [, crc]) -> integer
  *   core.crc32c_combine(crc1, crc2, len2) -> integer (CRC32C of A..B from those of A and B)
  *   core.crc32c_b64(crc) -> "base64" (the object-metadata form of an integer CRC32C)
- *   core.hasher{crc32c=true, md5=true} -> h; h:update(bytes); h:digest() -> digest
  *   core.hash_file(path, {crc32c=, md5=, offset=, length=}) -> digest | nil, msg
- *   core.join_files(dest, {part, ...}, {crc32c=, md5=}) -> digest | nil, msg (parts removed)
  * A digest is { size=, crc32c="base64" (when asked), md5="base64" (when asked) }, the forms
  * Cloud Storage uses in object metadata and X-Goog-Hash.
  */
@@ -14,10 +12,6 @@
 
 #include "ldg.h"
 #include "dg_hash.h"
-
-#define LDG_HASHER "dicomgcs.Hasher"
-
-typedef struct { dg_hasher h; int open; } ldg_hasher;
 
 static int which_of(lua_State *L, int idx) {
   int which = 0;
@@ -70,58 +64,6 @@ static int l_crc32c_b64(lua_State *L) {
   return 1;
 }
 
-static int l_crc32c_hw(lua_State *L) {
-  lua_pushboolean(L, dg_crc32c_hw());
-  return 1;
-}
-
-static int l_hasher(lua_State *L) {
-  int which = which_of(L, 1);
-  ldg_hasher *u = lua_newuserdatauv(L, sizeof *u, 0);
-  u->open = 0;
-  luaL_setmetatable(L, LDG_HASHER);
-  if (dg_hasher_init(&u->h, which) != 0) return luaL_error(L, "hasher: cannot start MD5");
-  u->open = 1;
-  return 1;
-}
-
-static ldg_hasher *check_open(lua_State *L) {
-  ldg_hasher *u = luaL_checkudata(L, 1, LDG_HASHER);
-  if (!u->open) luaL_error(L, "attempt to use a finished hasher");
-  return u;
-}
-
-static int h_update(lua_State *L) {
-  ldg_hasher *u = check_open(L);
-  size_t n;
-  const char *p = luaL_checklstring(L, 2, &n);
-  if (dg_hasher_update(&u->h, p, n) != 0) return luaL_error(L, "hasher: MD5 failed");
-  lua_settop(L, 1);
-  return 1;
-}
-
-static int h_digest(lua_State *L) {
-  ldg_hasher *u = check_open(L);
-  dg_digest d;
-  u->open = 0;
-  if (dg_hasher_final(&u->h, &d) != 0) return luaL_error(L, "hasher: MD5 failed");
-  push_digest(L, &d);
-  return 1;
-}
-
-static int h_gc(lua_State *L) {
-  ldg_hasher *u = luaL_checkudata(L, 1, LDG_HASHER);
-  if (u->open) { dg_hasher_free(&u->h); u->open = 0; }
-  return 0;
-}
-
-static int h_tostring(lua_State *L) {
-  ldg_hasher *u = luaL_checkudata(L, 1, LDG_HASHER);
-  if (u->open) lua_pushfstring(L, "dicomgcs.Hasher (%p)", (void *)u);
-  else lua_pushliteral(L, "dicomgcs.Hasher (finished)");
-  return 1;
-}
-
 static lua_Integer opt_int_field(lua_State *L, int idx, const char *k, lua_Integer dflt) {
   lua_Integer v = dflt;
   if (lua_istable(L, idx)) {
@@ -136,10 +78,11 @@ static lua_Integer opt_int_field(lua_State *L, int idx, const char *k, lua_Integ
 }
 
 static int l_hash_file(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = ldg_checkcstring(L, 1);
   int which = which_of(L, 2);
   lua_Integer off = opt_int_field(L, 2, "offset", 0), len = opt_int_field(L, 2, "length", -1);
   luaL_argcheck(L, off >= 0, 2, "offset must not be negative");
+  luaL_argcheck(L, len >= -1, 2, "length must not be negative");
   dg_digest d;
   char err[512];
   if (dg_hash_file(path, off, len, which, &d, err, sizeof err) != 0) {
@@ -151,43 +94,11 @@ static int l_hash_file(lua_State *L) {
   return 1;
 }
 
-static int l_join_files(lua_State *L) {
-  const char *dest = luaL_checkstring(L, 1);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  int which = which_of(L, 3);
-  size_t n = lua_rawlen(L, 2);
-  const char **parts = lua_newuserdatauv(L, (n ? n : 1) * sizeof *parts, 0);
-  for (size_t i = 0; i < n; i++) {
-    lua_rawgeti(L, 2, (lua_Integer)i + 1);
-    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "join_files: parts[%d] must be a path", (int)i + 1);
-    parts[i] = lua_tostring(L, -1);     /* kept alive by the parts table */
-    lua_pop(L, 1);
-  }
-  dg_digest d;
-  char err[512];
-  if (dg_hash_join_files(dest, parts, n, which, &d, err, sizeof err) != 0) {
-    lua_pushnil(L);
-    lua_pushstring(L, err);
-    return 2;
-  }
-  push_digest(L, &d);
-  return 1;
-}
-
-static const luaL_Reg hasher_methods[] = {
-  {"update", h_update}, {"digest", h_digest}, {NULL, NULL}
-};
-
 static const luaL_Reg hash_functions[] = {
-  {"crc32c", l_crc32c}, {"crc32c_hw", l_crc32c_hw},
-  {"crc32c_combine", l_crc32c_combine}, {"crc32c_b64", l_crc32c_b64}, {"hasher", l_hasher},
-  {"hash_file", l_hash_file}, {"join_files", l_join_files}, {NULL, NULL}
+  {"crc32c", l_crc32c}, {"crc32c_combine", l_crc32c_combine}, {"crc32c_b64", l_crc32c_b64},
+  {"hash_file", l_hash_file}, {NULL, NULL}
 };
 
 void ldg_register_hash(lua_State *L) {
-  static const luaL_Reg meta[] = {
-    { "__gc", h_gc }, { "__close", h_gc }, { "__tostring", h_tostring }, { NULL, NULL }
-  };
-  ldg_define_class(L, LDG_HASHER, meta, hasher_methods);
   luaL_setfuncs(L, hash_functions, 0);
 }

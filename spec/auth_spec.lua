@@ -8,9 +8,13 @@ local json = require "dicomgcs.json"
 
 local k -- keys, files and the emulator
 
+-- Emulator mode reads no ambient credential (issue #14 §1): a spec that passes no explicit
+-- credentials is a spec of the ADC search order, which asks for it through the test seam
+-- `emulator_adc` so that the emulator still stands in for Google's endpoints.
 local function provider(opts)
   opts.fetch = opts.fetch or H.fetch
   if type(opts.getenv) ~= "function" then opts.getenv = H.env(k, opts.getenv) end
+  if opts.credentials == nil and opts.emulator_adc == nil then opts.emulator_adc = true end
   return auth.default(opts)
 end
 
@@ -59,6 +63,32 @@ describe("dicomgcs.auth", function()
       assert.equals("option", p:source())
       assert.equals("ya29.explicit-token", (p:token()))
       assert.not_matches("explicit%-token", p:describe())
+    end)
+
+    it("in emulator mode, takes the key from DICOMGCS_EMULATOR_CREDENTIALS and nothing ambient", function()
+      local p = assert(provider{ emulator_adc = false, getenv = { DICOMGCS_EMULATOR_CREDENTIALS = k.files.sa,
+        GOOGLE_OAUTH_ACCESS_TOKEN = "ya29.ambient-never", GOOGLE_APPLICATION_CREDENTIALS = k.files.sa_wrong } })
+      assert.equals("DICOMGCS_EMULATOR_CREDENTIALS", p:source())
+      local tok = assert(p:token())
+      assert.equals(H.EMAIL, tokeninfo(tok).principal)
+      assert.equals(200, H.api(k, tok).status)
+      -- without it, the placeholder, which a --strict-auth emulator refuses
+      p = assert(provider{ emulator_adc = false, getenv = { GOOGLE_APPLICATION_CREDENTIALS = k.files.sa } })
+      assert.equals("emulator", p:source())
+      assert.equals(401, H.api(k, (assert(p:token()))).status)
+    end)
+
+    it("a client passes emulator_credentials= to a --strict-auth emulator", function()
+      local c = assert(require("dicomgcs").client{ project = "test-project", location = "us-central1",
+        emulator = k.host, emulator_credentials = k.files.sa })
+      assert.equals("service_account", c.auth:kind())
+      local list, err = c:list_datasets()
+      assert.truthy(list, err and err.message)
+      -- and the same client without the key is refused by the strict emulator
+      c = assert(require("dicomgcs").client{ project = "test-project", location = "us-central1", emulator = k.host })
+      list, err = c:list_datasets()
+      assert.is_nil(list)
+      assert.equals(401, err.http_status)
     end)
 
     it("uses the credentials option: a path and a decoded table", function()

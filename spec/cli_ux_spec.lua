@@ -90,7 +90,7 @@ describe("dicomgcs storage cp: gcloud's layout", function()
     os.execute("rm -rf " .. env.quote(fresh))
     -- a prefix without -r is refused, as gcloud does
     local _, code2, err2 = cli("storage cp gs://" .. bucket .. "/study " .. env.quote(existing))
-    assert.are.equal(1, code2)
+    assert.are.equal(2, code2)  -- bad usage: the command line lacks -r
     assert.truthy(err2:find("use -r", 1, true), err2)
     c:close()
   end)

@@ -1,5 +1,6 @@
 local dicomgcs = require "dicomgcs"
 local env = require "spec.support.env"
+local file = require "spec.support.file"
 
 describe("dicomgcs.client", function()
   it("raises on an unknown option, naming it", function()
@@ -24,12 +25,35 @@ describe("dicomgcs.client", function()
     assert.truthy(err.message:find("'a/b'", 1, true))
   end)
 
-  it("says what to do when no project is given", function()
-    local c = env.client{ project = nil }
-    c.project = nil
-    local ok, err = c:get_dataset{ dataset = "d" }
-    assert.is_nil(ok)
-    assert.truthy(tostring(err):find("project", 1, true))
+  it("says what to do when no project is given anywhere, before sending anything", function()
+    -- A child process with no project in its environment and an empty gcloud configuration; the
+    -- emulator address is a closed port, so an error of any kind but "input" means a request went out.
+    local dir = env.tmpdir("noproject")
+    local script = dir .. "/probe.lua"
+    file.write(script, [[
+      package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
+      package.cpath = "build/?.so;" .. package.cpath
+      local c = assert(require("dicomgcs").client{ location = "us-central1", emulator = "127.0.0.1:9", token = "t",
+                                                  retry = { max_attempts = 1 } })
+      local ok, err = c:get_dataset{ dataset = "d" }
+      io.write(tostring(c.project), "\n", tostring(ok), "\n", err.kind, "\n", err.message, "\n", tostring(err.hint))
+    ]])
+    local clean = "env -u GOOGLE_CLOUD_PROJECT -u CLOUDSDK_CORE_PROJECT -u GCLOUD_PROJECT -u DICOMGCS_EMULATOR_HOST "
+      .. "CLOUDSDK_CONFIG=" .. env.quote(dir .. "/gcloud") .. " HOME=" .. env.quote(dir) .. " "
+    local out, code = env.run(clean .. "lua5.4 " .. env.quote(script), true)
+    assert.are.equal(0, code, out)
+    local project, ok, kind, message, hint = out:match("^(.-)\n(.-)\n(.-)\n(.-)\n(.*)$")
+    assert.are.equal("nil", project, out)
+    assert.are.equal("nil", ok)
+    assert.are.equal("input", kind)
+    assert.are.equal("no project given", message)
+    assert.truthy(hint:find("GOOGLE_CLOUD_PROJECT", 1, true), hint)
+    -- the same child with a project in its environment gets past the check (and to the closed port)
+    out = env.run(clean .. "GOOGLE_CLOUD_PROJECT=env-project lua5.4 " .. env.quote(script), true)
+    project, ok, kind = out:match("^(.-)\n(.-)\n(.-)\n")
+    assert.are.equal("env-project", project, out)
+    assert.are.equal("nil", ok)
+    assert.are.equal("transport", kind)
   end)
 
   it("rejects an emulator address that is not HOST:PORT", function()

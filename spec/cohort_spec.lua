@@ -78,7 +78,7 @@ describe("client:export_cohort", function()
   end)
 end)
 
-describe("dicomgcs dicom-stores export gcs --filter", function()
+describe("dicomgcs dicom-stores export gcs --query", function()
   it("exports the cohort a QIDO filter selects and checks it", function()
     local c = env.store_client()
     local bucket = env.bucket(c)
@@ -86,7 +86,7 @@ describe("dicomgcs dicom-stores export gcs --filter", function()
     assert(testdata.generate{ dir = dir, studies = 2, series = 1, instances = 2 })
     assert((c:dicomweb()):store(dir))
     local out, code = env.dicomgcs(("dicom-stores export gcs store --gcs-uri-prefix=gs://%s/cli/ " ..
-      "--filter=PatientID=PID0001 --format=json --project=spec-project --location=us-central1 --dataset=%s"):format(
+      "--query=PatientID=PID0001 --format=json --project=spec-project --location=us-central1 --dataset=%s"):format(
       bucket, c.dataset))
     assert.are.equal(0, code, out)
     local doc = require("dicomgcs.json").decode(out)

@@ -1,20 +1,17 @@
 -- The C HTTP engine (dicomgcs.core engine/fetch) against spec/support/http_server.js.
 local core = require "dicomgcs.core"
 local cjson = require "cjson"
+local file = require "spec.support.file"
+local write_file, file_size, read_all = file.write, file.size, file.read
 
 local server = {}
 
 local function start_server()
-  local f = assert(io.popen("exec node spec/support/http_server.js", "r"))
-  local line = f:read("l") or ""
-  local port, pid = line:match("PORT (%d+) PID (%d+)")
-  assert(port, "http_server.js did not start: " .. line)
-  server = { f = f, port = tonumber(port), pid = tonumber(pid), base = "http://127.0.0.1:" .. port }
+  server = require("spec.support.env").node_server("spec/support/http_server.js")
 end
 
 local function stop_server()
-  if server.pid then os.execute("kill " .. server.pid .. " 2>/dev/null") end
-  if server.f then server.f:close() end
+  if server.stop then server.stop() end
   server = {}
 end
 
@@ -37,11 +34,6 @@ local function tmpname()
   return p
 end
 
-local function write_file(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
-end
 
 local function sha256_file(path)
   local p = assert(io.popen("sha256sum '" .. path .. "'"))
@@ -50,13 +42,6 @@ local function sha256_file(path)
   return out:match("^(%x+)")
 end
 
-local function file_size(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local n = f:seek("end")
-  f:close()
-  return n
-end
 
 -- The name of a temporary file the engine left beside `path` (".NAME.<hex>.dgtmp"), or nil.
 local function leftover(path)
@@ -84,7 +69,7 @@ local function drain(eng, limit_s)
   return out
 end
 
-local fast = { base_delay_ms = 10, max_delay_ms = 50 }
+local fast = { base_delay_ms = 10, max_delay_ms = 50, quota_base_delay_ms = 10, quota_max_delay_ms = 50 }
 
 describe("dicomgcs.core engine", function()
   local eng
@@ -296,6 +281,7 @@ describe("dicomgcs.core engine", function()
         assert.equal(200, res.status)
         assert.equal(3, res.attempts)
         assert.equal(3, #server_log(k))
+        if code == 429 then return end  -- quota waits end with the quota budget, not max_attempts (below)
         k = key()
         res = assert(eng:request{ url = url(("/status?code=%d&key=%s"):format(code, k)),
                                   retry = { max_attempts = 4, base_delay_ms = 1, max_delay_ms = 5 } })
@@ -353,7 +339,32 @@ describe("dicomgcs.core engine", function()
                                       retry = { max_attempts = 3, base_delay_ms = 200, max_delay_ms = 300 } })
       assert.equal(3, res.attempts)
       local log = server_log(k)
+      -- delay n is uniform in [cap/2, cap], cap = min(max, base * 2^(n-1)): 100..200, then 150..300
+      local first, second = log[2].t - log[1].t, log[3].t - log[2].t
+      assert.is_true(first >= 100, "first delay " .. first)
+      assert.is_true(second >= 150, "second delay " .. second)
       assert.is_true(log[3].t - log[1].t <= 200 + 300 + 400)
+    end)
+
+    it("waits out 429s beyond max_attempts, within the quota budget, and counts the waits", function()
+      local e = core.engine{ concurrency = 4 }
+      local k = key()
+      local res = assert(e:request{ url = url("/status?code=429&n=6&key=" .. k),
+        retry = { max_attempts = 2, base_delay_ms = 1, quota_base_delay_ms = 1, quota_max_delay_ms = 20 } })
+      assert.equal(200, res.status)
+      assert.equal(7, res.attempts)
+      assert.equal(6, e:stats().quota_waits)
+      e:close()
+    end)
+
+    it("gives up on 429s once the quota budget is spent", function()
+      local k = key()
+      local res = assert(eng:request{ url = url("/status?code=429&key=" .. k),
+        retry = { max_attempts = 2, quota_base_delay_ms = 50, quota_max_delay_ms = 100, quota_budget_ms = 300 } })
+      assert.equal(429, res.status)
+      local log = server_log(k)
+      assert.is_true(#log >= 3, "attempts " .. #log)
+      assert.is_true(log[#log].t - log[1].t >= 300 - 5, "the last attempt is made at the budget's end")
     end)
 
     it("survives a connection reset mid-body", function()
@@ -362,6 +373,29 @@ describe("dicomgcs.core engine", function()
       assert.equal(200, res.status)
       assert.equal(2, res.attempts)
       assert.equal(100000, #res.body)
+    end)
+
+    it("never resends a never-ambiguous request once it may have run, and flags it", function()
+      local k = key()
+      local res, err = eng:request{ url = url("/reset?n=1&key=" .. k), retry = fast, replay = "never-ambiguous" }
+      assert.is_nil(res)
+      assert.is_true(err.ambiguous)
+      assert.equal(1, err.attempts)
+      assert.equal(1, #server_log(k))
+      k = key()
+      res = assert(eng:request{ url = url("/status?code=500&n=1&key=" .. k), retry = fast, replay = "never-ambiguous" })
+      assert.equal(500, res.status)
+      assert.is_true(res.ambiguous)
+      assert.equal(1, #server_log(k))
+      k = key()
+      res = assert(eng:request{ url = url("/status?code=503&n=1&key=" .. k), retry = fast, replay = "never-ambiguous" })
+      assert.equal(200, res.status)
+      assert.equal(2, #server_log(k))
+      local _, cerr = eng:request{ url = "http://127.0.0.1:1/x", replay = "never-ambiguous",
+                                   retry = { max_attempts = 3, base_delay_ms = 1 } }
+      assert.equal(3, cerr.attempts)
+      assert.is_nil(cerr.ambiguous)
+      assert.has_error(function() eng:request{ url = url("/echo"), replay = "sometimes" } end)
     end)
 
     it("retries connection errors and reports the attempts", function()
@@ -606,12 +640,6 @@ describe("dicomgcs.core engine", function()
       local s = CYCLE:rep((b - a + 1) // 251 + 2)
       local from = a % 251 + 1
       return s:sub(from, from + b - a)
-    end
-    local function read_all(path)
-      local f = assert(io.open(path, "rb"))
-      local s = f:read("a")
-      f:close()
-      return s
     end
     local function preallocate(path, size)
       local f = assert(io.open(path, "wb"))

@@ -7,10 +7,10 @@
 local env = require "spec.support.env"
 local file = require "spec.support.file"
 local dicomgcs = require "dicomgcs"
-local http = require "dicomgcs.http"
+local timestamp = require "dicomgcs.timestamp"
 
 local emu, c, bucket, dir
-local FAST = { max_attempts = 5, base_delay_ms = 20, max_delay_ms = 100 }
+local FAST = { max_attempts = 5, base_delay_ms = 20, max_delay_ms = 100, quota_base_delay_ms = 20, quota_max_delay_ms = 100 }
 
 local function client(opts)
   local o = { project = "faults-project", location = "us-central1", emulator = emu.host, token = "spec-token",
@@ -33,9 +33,7 @@ local function fault_state(id)
 end
 
 -- The request log (oldest first), filtered by a regexp on "path?query".
-local function requests(re)
-  return admin("GET", "requests?path=" .. http.escape(re)).requests
-end
+local function requests(re) return env.requests(re, emu) end
 
 local function statuses(log)
   local s = {}
@@ -45,10 +43,7 @@ end
 
 -- "2024-05-01T12:00:01.250Z" → milliseconds (only differences are used).
 local function ms(iso)
-  local y, mo, d, h, mi, s, f = iso:match("^(%d+)-(%d+)-(%d+)T(%d+):(%d+):(%d+)%.(%d+)Z$")
-  assert(y, "unexpected time " .. tostring(iso))
-  return os.time{ year = tonumber(y), month = tonumber(mo), day = tonumber(d), hour = tonumber(h),
-                  min = tonumber(mi), sec = tonumber(s) } * 1000 + tonumber(f)
+  return math.floor(assert(timestamp.parse(iso), "unexpected time " .. tostring(iso)) * 1000 + 0.5)
 end
 
 local function retries(cl) return (cl or c).transport.engine:stats().retries end

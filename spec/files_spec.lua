@@ -7,11 +7,7 @@ local core = require "dicomgcs.core"
 local env = require "spec.support.env"
 local file = require "spec.support.file"
 
-local function bytes(n, seed)
-  local t = {}
-  for i = 1, n // 4096 do t[i] = string.rep(string.pack("<I4", (seed * 7919 + i) & 0x7fffffff), 1024) end
-  return table.concat(t) .. string.rep("z", n % 4096)
-end
+local bytes = file.bytes
 
 local function ls(dir)
   local out = {}
@@ -273,7 +269,7 @@ describe("files we write", function()
   end)
 
   describe("sources that match nothing, sessions that never progress (§7)", function()
-    it("cp and check of a URL that matches no objects fail, saying so", function()
+    it("cp, rm and check of a URL that matches no objects fail, saying so", function()
       local dir = env.tmpdir("nomatch")
       local _, code, err = env.dicomgcs("storage cp gs://" .. bucket .. "/nothing " .. env.quote(dir))
       assert.are.equal(1, code)
@@ -282,6 +278,9 @@ describe("files we write", function()
       assert.are.equal(1, code)
       assert.matches("matched no objects", err)
       _, code, err = env.dicomgcs("check gs://" .. bucket .. "/nothing")
+      assert.are.equal(1, code)
+      assert.matches("matched no objects", err)
+      _, code, err = env.dicomgcs("storage rm -r --quiet gs://" .. bucket .. "/nothing/")
       assert.are.equal(1, code)
       assert.matches("matched no objects", err)
       local empty = env.tmpdir("empty-src")

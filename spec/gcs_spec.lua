@@ -1,12 +1,7 @@
-local core = require "dicomgcs.core"
 local env = require "spec.support.env"
 local file = require "spec.support.file"
 
-local function write(path, text)
-  core.mkdir_p(path:match("^(.*)/"))
-  file.write(path, text)
-end
-local read = file.read_if_exists
+local write, read = file.write_p, file.read_if_exists
 
 describe("Cloud Storage", function()
   local c, bucket
@@ -126,6 +121,54 @@ describe("Cloud Storage", function()
     env.admin("DELETE", "requests")
     assert.are.same({ "g/[x]1.dcm" }, names("gs://" .. bucket .. "/g/[x]?.dcm"))
     assert.are.equal(0, #assert(env.admin("GET", "requests?path=matchGlob")).requests)
+  end)
+
+  it("lists a superset of what every fixture pattern selects, then matches exactly (non-ASCII too)", function()
+    local json = require "dicomgcs.json"
+    local wildcard = require "dicomgcs.wildcard"
+    local gcs = require "dicomgcs.gcs"
+    local f = assert(io.open("spec/fixtures/wildcard_cases.json"))
+    local cases = assert(json.decode(f:read("a")))
+    f:close()
+    local sb = env.unique("wsup")
+    assert(c.storage:create_bucket(sb))
+    local seen, all = {}, {}
+    for _, k in ipairs(cases.matches) do
+      if not seen[k.name] then
+        seen[k.name] = true
+        all[#all + 1] = k.name
+        assert(c.storage:write("gs://" .. sb .. "/" .. k.name, "x"))
+      end
+    end
+    local checked = {}
+    for _, k in ipairs(cases.matches) do
+      local p = k.pattern
+      if not checked[p] then
+        checked[p] = true
+        local listed = {}
+        for o in c.storage:objects(sb, { prefix = wildcard.literal_prefix(p), match_glob = gcs.server_glob(p) }) do
+          listed[o.name] = true
+        end
+        local want, got = {}, {}
+        for _, n in ipairs(all) do
+          if wildcard.match(p, n) then
+            want[#want + 1] = n
+            assert.is_true(listed[n] == true, ("listing for %s misses %s"):format(p, n))
+          end
+        end
+        for _, o in ipairs(assert(c.storage:match("gs://" .. sb .. "/" .. p))) do got[#got + 1] = o.name end
+        table.sort(want); table.sort(got)
+        assert.are.same(want, got)
+      end
+    end
+    -- the fixture's own verdicts hold against the server (so a byte-wise '?' would fail here)
+    for _, k in ipairs(cases.matches) do
+      local hit = false
+      for _, o in ipairs(assert(c.storage:match("gs://" .. sb .. "/" .. k.pattern))) do
+        if o.name == k.name then hit = true end
+      end
+      assert.are.equal(k.match, hit, k.pattern .. " vs " .. k.name)
+    end
   end)
 
   it("storage cp reports skipped files and storage rm previews with --dry-run", function()

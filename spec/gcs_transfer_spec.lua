@@ -3,26 +3,10 @@
 -- vanished files, missing buckets and permission errors: one clear error per object, the rest goes on.
 local core = require "dicomgcs.core"
 local env = require "spec.support.env"
+local file = require "spec.support.file"
 
-local function write(path, bytes)
-  core.mkdir_p(path:match("^(.*)/"))
-  local f = assert(io.open(path, "wb")); f:write(bytes); f:close()
-end
-local function read(path)
-  local f = io.open(path, "rb"); if not f then return nil end
-  local s = f:read("a"); f:close(); return s
-end
-local function random_bytes(n)
-  local t = {}
-  for i = 1, n // 4096 do
-    local x = math.random(0, 0x7fffffff)
-    t[i] = string.rep(string.pack("<I4", x ~ i), 1024)
-  end
-  return table.concat(t) .. string.rep("z", n % 4096)
-end
-local function requests(path_re)
-  return assert(env.admin("GET", "requests?path=" .. path_re)).requests
-end
+local write, read = file.write_p, file.read_if_exists
+local random_bytes, requests = file.bytes, env.requests
 
 describe("Cloud Storage transfers", function()
   local c, bucket

@@ -39,11 +39,17 @@ describe("dicomgcs.queue", function()
   end)
 
   it("rejects unknown options and job fields", function()
-    assert.has_error(function() dicomgcs.queue{ client = {}, colour = 1 } end)
+    -- misuse raises a message naming the call and the offending option, field or key
+    assert.has_error(function() dicomgcs.queue{ client = {}, colour = 1 } end,
+      "dicomgcs.queue: unknown option 'colour'")
     local q = dicomgcs.queue{ client = {} }
-    assert.has_error(function() q:add{ key = "a", kind = "import", url = "x" } end)
+    assert.has_error(function() q:add{ key = "a", kind = "import", url = "x" } end,
+      "queue:add: unknown field 'url'")
     q:add{ key = "a", kind = "import", uri = "gs://b/x" }
-    assert.has_error(function() q:add{ key = "a", kind = "import", uri = "gs://b/y" } end)
+    assert.has_error(function() q:add{ key = "a", kind = "import", uri = "gs://b/y" } end,
+      "queue:add: duplicate key 'a'")
+    assert.error_matches(function() q:add{ key = "b", kind = "copy", uri = "gs://b/y" } end,
+      "queue:add: kind must be 'import' or 'export'", nil, true)
   end)
 
   it("resumes after being killed: finished prefixes are skipped, every file counted once #slow", function()
@@ -101,15 +107,8 @@ end)
 
 describe("dicomgcs.queue hooks and the server's operation limit", function()
   it("retries operations the server refuses for its concurrent-operation limit, and calls every hook", function()
-    local emu = env.start_emulator{ "--max-concurrent-operations", "1", "--op-delay-ms", "30" }
-    local c = assert(dicomgcs.client{ project = "spec-project", location = "us-central1", emulator = emu.host,
-      token = "t", dataset = "limit", dicom_store = "st",
-      -- no transport-level retries here, so that the queue itself meets the server's 429
-      retry = { max_attempts = 1 } })
-    assert(c:create_dataset{}); assert(c:create_dicom_store{})
-    local bucket = env.bucket(c, nil, "import")
-    env.upload_testdata(c, "gs://" .. bucket .. "/in/", { studies = 3, series = 1, instances = 2, nested = true }, "limit")
-    assert(c.storage:write("gs://" .. bucket .. "/in/study-2/junk.dcm", "junk"))
+    -- no transport-level retries (nor quota waits) there, so that the queue itself meets the 429
+    local emu, c, bucket = env.limited_store(2, "limit")
     local classified, done_ops, failed_files = {}, 0, {}
     local q = assert(dicomgcs.queue{ client = c, max_in_flight = 3, interval = 0.02, max_interval = 0.2,
       log = function() end,

@@ -20,6 +20,14 @@ async function handle(req, res, url, ctx) {
       return;
     }
   }
+  if (p === 'quotas') {
+    // GET: {windowMs, limits, refused}; POST {windowMs?, limits?: {NAME: N|null}} changes them.
+    if (m === 'POST') {
+      const body = await readJson(req);
+      try { ctx.quotas.configure(body || {}); } catch (e) { throw invalid(`Invalid quota settings: ${e.message}`); }
+    }
+    if (m === 'POST' || m === 'GET') { sendJson(res, 200, ctx.quotas.view()); return; }
+  }
   if (p === 'requests') {
     if (m === 'GET') {
       const since = parseInt(url.searchParams.get('since') || '0', 10);

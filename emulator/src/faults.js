@@ -8,14 +8,20 @@
 //     "stallMs": 500,                                               wait before handling
 //     "throttleBytesPerSec": 65536,                                 pace the response body
 //     "resetAfterBytes": 1000,                                      cut the connection after N response body bytes
-//     "resetRequestAfterBytes": 1000 }                              cut it after N request body bytes (uploads)
-// The first rule that matches a request decides.
+//     "resetRequestAfterBytes": 1000,                               cut it after N request body bytes (uploads)
+//     "resetAfterHandling": true,                                   handle the request in full (an :import
+//                                                                   starts its operation), then cut the
+//                                                                   connection instead of answering: the
+//                                                                   "answer lost after the body was sent" case
+//     "fallThrough": true }                                         when skip/share let the request pass,
+//                                                                   try the next rules (mixes of faults)
+// The first rule that matches a request decides (unless it falls through).
 const { ApiError, GcsError, sendJson } = require('./errors');
 const { sleep } = require('./ids');
 
 const STATUS_NAME = { 400: 'INVALID_ARGUMENT', 403: 'PERMISSION_DENIED', 404: 'NOT_FOUND', 408: 'DEADLINE_EXCEEDED', 409: 'ABORTED', 429: 'RESOURCE_EXHAUSTED', 500: 'INTERNAL', 502: 'UNAVAILABLE', 503: 'UNAVAILABLE', 504: 'DEADLINE_EXCEEDED' };
 const GCS_REASON = { 408: 'requestTimeout', 429: 'rateLimitExceeded', 500: 'backendError', 502: 'backendError', 503: 'backendError', 504: 'gatewayTimeout' };
-const KEYS = ['path', 'method', 'skip', 'count', 'share', 'status', 'retryAfter', 'message', 'stallMs', 'throttleBytesPerSec', 'resetAfterBytes', 'resetRequestAfterBytes'];
+const KEYS = ['path', 'method', 'skip', 'count', 'share', 'status', 'retryAfter', 'message', 'stallMs', 'throttleBytesPerSec', 'resetAfterBytes', 'resetRequestAfterBytes', 'resetAfterHandling', 'fallThrough'];
 
 class Faults {
   constructor() { this.rules = []; this.nextId = 1; }
@@ -29,8 +35,9 @@ class Faults {
       const rule = Object.assign({ id: this.nextId++, seen: 0, fired: 0 }, r);
       rule.re = new RegExp(r.path || '');
       if (r.status !== undefined && !(Number.isInteger(r.status) && r.status >= 400 && r.status <= 599)) throw new Error('status must be an HTTP error status');
-      if (!(r.status || r.stallMs || r.throttleBytesPerSec || r.resetAfterBytes !== undefined || r.resetRequestAfterBytes !== undefined)) {
-        throw new Error('a fault rule needs one of status, stallMs, throttleBytesPerSec, resetAfterBytes, resetRequestAfterBytes');
+      if (r.resetAfterHandling !== undefined && r.resetAfterHandling !== true) throw new Error('resetAfterHandling must be true');
+      if (!(r.status || r.stallMs || r.throttleBytesPerSec || r.resetAfterBytes !== undefined || r.resetRequestAfterBytes !== undefined || r.resetAfterHandling)) {
+        throw new Error('a fault rule needs one of status, stallMs, throttleBytesPerSec, resetAfterBytes, resetRequestAfterBytes, resetAfterHandling');
       }
       this.rules.push(rule); added.push(rule);
     }
@@ -46,9 +53,10 @@ class Faults {
       if (r.method && r.method.toUpperCase() !== req.method) continue;
       if (!r.re.test(pathname)) continue;
       r.seen++;
-      if (r.seen <= (r.skip || 0)) return null;
+      const pass = r.fallThrough ? null : undefined;
+      if (r.seen <= (r.skip || 0)) { if (pass === undefined) return null; continue; }
       if (r.count !== undefined && r.fired >= r.count) continue;
-      if (r.share !== undefined && Math.random() >= r.share) return null;
+      if (r.share !== undefined && Math.random() >= r.share) { if (pass === undefined) return null; continue; }
       r.fired++;
       return r;
     }
@@ -75,8 +83,17 @@ async function apply(rule, req, res, isGcs) {
     req.dgFault = { resetAfterBytes: rule.resetRequestAfterBytes };
     if (rule.resetRequestAfterBytes === 0) { req.socket.destroy(); return true; }
   }
+  if (rule.resetAfterHandling) { dropAnswer(res); return false; }
   if (rule.resetAfterBytes !== undefined || rule.throttleBytesPerSec) wrapResponse(res, rule);
   return false;
+}
+
+// The handler runs to the end (its effects stay), but no byte of the answer leaves.
+function dropAnswer(res) {
+  res.writeHead = () => res;
+  res.setHeader = () => res;
+  res.write = () => true;
+  res.end = () => { if (res.socket) res.socket.destroy(); return res; };
 }
 
 function wrapResponse(res, rule) {

@@ -154,7 +154,12 @@ function finish(ctx, op, result) {
 }
 
 // ---- import ----
+// Imports and exports keep their parameters and progress in `op.job` (persisted with the
+// operation), so that a restarted emulator resumes them: the files already counted
+// (success + failure, in listing order) are not processed again.
 async function runImport(ctx, op, storeName, bucket, pattern) {
+  op.job = op.job || { kind: 'import', storeName, bucket, pattern, samples: [] };
+  const start = op.counter.success + op.counter.failure;
   const hc = ctx.hc; const ops = ctx.ops;
   const delay = ctx.opts.opDelayMs;
   const uriOf = (n) => `gs://${bucket}/${n}`;
@@ -171,9 +176,9 @@ async function runImport(ctx, op, storeName, bucket, pattern) {
     finish(ctx, op, { error: { code: RPC_CODE.NOT_FOUND, message: `No files found matching gs://${bucket}/${pattern}` } });
     return;
   }
-  op.counter.pending = names.length; ctx.persist();
-  const samples = [];
-  for (const name of names) {
+  op.counter.pending = Math.max(0, names.length - start); ctx.persist();
+  const samples = op.job.samples;
+  for (const name of names.slice(start)) {
     if (op.cancelRequested) break;
     await sleep(delay);
     if (op.cancelRequested) break;
@@ -223,6 +228,8 @@ const FILTER_PATH_RE = /^\/studies\/([^/]+)(?:\/series\/([^/]+)(?:\/instances\/(
 
 // dest: {kind: 'gcs', bucket, dir, plan} | {kind: 'bq', table: bigquery.parseDestination(...)}
 async function runExport(ctx, op, storeName, dest, filterUri) {
+  op.job = op.job || { kind: 'export', storeName, dest: Object.assign({}, dest, { plan: undefined }), filterUri, samples: [] };
+  const start = op.counter.success + op.counter.failure;
   const ops = ctx.ops; const delay = ctx.opts.opDelayMs;
   const bucket = dest.bucket;
   await sleep(delay);
@@ -237,7 +244,7 @@ async function runExport(ctx, op, storeName, dest, filterUri) {
   const store = ctx.hc.stores.get(storeName);
   if (!store) { finish(ctx, op, { error: { code: RPC_CODE.NOT_FOUND, message: `DICOM store not found: ${storeName}` } }); return; }
   let list = [...store.instances.values()].sort((a, b) => (a.studyUid + '/' + a.seriesUid + '/' + a.sopUid < b.studyUid + '/' + b.seriesUid + '/' + b.sopUid ? -1 : 1));
-  const samples = [];
+  const samples = op.job.samples;
   const fail = (resourceName, error) => {
     op.counter.failure++;
     if (samples.length < 10) samples.push({ resource: resourceName, error });
@@ -259,14 +266,20 @@ async function runExport(ctx, op, storeName, dest, filterUri) {
     }
     list = list.filter((i) => chosen.has(i));
   }
-  op.counter.pending = list.length + badPaths.length; ctx.persist();
+  const total = list.length + badPaths.length;
+  op.counter.pending = Math.max(0, total - start); ctx.persist();
+  if (start) { // resumed: the bad paths were counted first, then `start - badPaths.length` instances
+    list = list.slice(Math.max(0, start - badPaths.length)); badPaths = badPaths.slice(start);
+  }
   for (const b of badPaths) {
     fail(`${storeName}/dicomWeb/${b.path.replace(/^\/+|\/+$/g, '')}`, b.error);
     op.counter.pending--;
   }
   let table = null;
   if (dest.kind === 'bq') {
-    try { table = bigquery.openTable(ctx.opts.dataDir, dest.table); } catch (e) {
+    // a resumed export appends to the rows it wrote before the restart
+    const tdest = start ? Object.assign({}, dest.table, { disposition: 'WRITE_APPEND' }) : dest.table;
+    try { table = bigquery.openTable(ctx.opts.dataDir, tdest); } catch (e) {
       finish(ctx, op, { error: { code: typeof e.code === 'number' ? e.code : RPC_CODE.INTERNAL, message: e.message } });
       return;
     }
@@ -296,7 +309,7 @@ async function runExport(ctx, op, storeName, dest, filterUri) {
     op.counter.pending--;
     ctx.persist();
   }
-  finishTransfer(ctx, op, list.length + badPaths.length, samples, 'Export', op.version);
+  finishTransfer(ctx, op, total, samples, 'Export', op.version);
 }
 
 // Google caps concurrent long-running operations per project (api.md §7; value and error [U]).
@@ -311,6 +324,14 @@ function checkOpLimit(ctx, project) {
     `Quota exceeded for quota metric 'Concurrent long-running operations' and limit 'Concurrent long-running operations per project per region' of service 'healthcare.googleapis.com' for consumer 'project:${project}': ${running} operations are running, the limit is ${max}.`,
     [{ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'RATE_LIMIT_EXCEEDED', domain: 'googleapis.com',
       metadata: { service: 'healthcare.googleapis.com', consumer: `projects/${project}`, quota_metric: metric, quota_limit: 'ConcurrentLROsPerProjectPerRegion', quota_limit_value: String(max) } }]);
+}
+
+/** Go on with an import or export that was running when the emulator stopped (see runImport). */
+function resume(ctx, op) {
+  const j = op.job;
+  if (j.kind === 'import') { background(ctx, op, runImport(ctx, op, j.storeName, j.bucket, j.pattern)); return; }
+  const dest = j.dest.kind === 'gcs' ? Object.assign({}, j.dest, { plan: transcode.plan(j.dest.mimeType) }) : j.dest;
+  background(ctx, op, runExport(ctx, op, j.storeName, dest, j.filterUri));
 }
 
 function background(ctx, op, p) {
@@ -524,7 +545,7 @@ async function handle(req, res, url, ctx) {
       checkOpLimit(ctx, g[1]);
       const op = ctx.ops.create(dsName, `google.cloud.healthcare.${version}.dicom.DicomService.ExportDicomData`, { version, counter: true, logsUrl: logsUrlFor(req, ctx) });
       sendJson(res, 200, ctx.ops.json(op));
-      background(ctx, op, runExport(ctx, op, name, { kind: 'gcs', bucket: pm[1], dir, plan }, filterUri));
+      background(ctx, op, runExport(ctx, op, name, { kind: 'gcs', bucket: pm[1], dir, plan, mimeType: pick(dst, 'mimeType') }, filterUri));
       return true;
     }
     case 'dicomWeb': {
@@ -557,4 +578,4 @@ async function handle(req, res, url, ctx) {
   }
 }
 
-module.exports = { Healthcare, handle, DATASET_ID_RE };
+module.exports = { Healthcare, handle, resume, DATASET_ID_RE };

@@ -5,8 +5,9 @@
 //                    [--strict-auth] [--service-account FILE]... [--token-lifetime S] [--port-file F] [--pid-file F]
 const fs = require('fs');
 const path = require('path');
+const { parseQuota } = require('./quota');
 
-const USAGE = 'usage: main.js --data DIR [--port N] [--host H] [--op-delay-ms N] [--log-delay-ms N] [--log-empty-pages N] [--max-concurrent-operations N] [--faults JSON] [--strict-auth] [--grant-service-agent] [--service-account FILE]... [--token-lifetime S] [--port-file FILE] [--pid-file FILE]';
+const USAGE = 'usage: main.js --data DIR [--port N] [--host H] [--op-delay-ms N] [--log-delay-ms N] [--log-empty-pages N] [--max-concurrent-operations N] [--faults JSON] [--quota NAME=N/min]... [--quota-window-ms N] [--strict-auth] [--grant-service-agent] [--service-account FILE]... [--token-lifetime S] [--port-file FILE] [--pid-file FILE]';
 
 function parseArgs(argv) {
   const o = { port: 0, host: '127.0.0.1', opDelayMs: 20, serviceAccounts: [], strictAuth: false };
@@ -25,6 +26,8 @@ function parseArgs(argv) {
       case '--log-empty-pages': o.logEmptyPages = int(need(i, a), a); i++; break;
       case '--max-concurrent-operations': o.maxConcurrentOperations = int(need(i, a), a); i++; break;
       case '--faults': try { o.faults = JSON.parse(need(i, a)); } catch (e) { throw new Error(`--faults: ${e.message}`); } i++; break;
+      case '--quota': { const [k, n] = parseQuota(need(i, a)); o.quotas = Object.assign(o.quotas || {}, { [k]: n }); i++; break; }
+      case '--quota-window-ms': o.quotaWindowMs = int(need(i, a), a); if (!o.quotaWindowMs) throw new Error('--quota-window-ms must be > 0'); i++; break;
       case '--strict-auth': o.strictAuth = true; break;
       case '--grant-service-agent': o.grantServiceAgent = true; break;
       case '--service-account': o.serviceAccounts.push(need(i, a)); i++; break;

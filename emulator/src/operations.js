@@ -82,14 +82,20 @@ class Operations {
   }
 
   toState() { return [...this.ops.values()]; }
+  /** Load persisted operations; returns the running ones that can go on (imports and exports
+   *  keep their parameters in `op.job`): Google does not lose a running operation when one of
+   *  its servers restarts, so neither does a restarted emulator. */
   fromState(list) {
+    const resumable = [];
     for (const o of list || []) {
-      if (!o.done) { // the emulator stopped while this ran
+      if (!o.done && o.job) resumable.push(o);
+      else if (!o.done) { // nothing to go on from (e.g. a dataset creation, whose work is already done)
         o.done = true; o.endTime = new Date().toISOString();
         o.error = { code: 10, message: 'The emulator was restarted while the operation was running.' };
       }
       this.ops.set(o.name, o);
     }
+    return resumable;
   }
 }
 

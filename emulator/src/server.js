@@ -11,6 +11,7 @@ const { Operations } = require('./operations');
 const { Logs } = require('./logging');
 const { Instances } = require('./instances');
 const { Faults, apply: applyFault } = require('./faults');
+const { Quotas } = require('./quota');
 const auth = require('./auth');
 const gcs = require('./gcs');
 const logging = require('./logging');
@@ -47,6 +48,7 @@ function createEmulator(opts) {
     gcs: new GcsStore(dataDir),
     instances: new Instances(dataDir),
     faults: new Faults(),
+    quotas: new Quotas(opts.quotas, opts.quotaWindowMs),
     uploads: new Map(),
     requests: [],
     seq: 0,
@@ -66,18 +68,20 @@ function createEmulator(opts) {
   ctx.hc = new Healthcare(ctx);
   ctx.ops = new Operations(ctx.persist);
   ctx.logs = new Logs(ctx.persist);
+  let resumable = [];
   if (fs.existsSync(stateFile)) {
     try {
       const st = JSON.parse(fs.readFileSync(stateFile, 'utf8'));
-      ctx.hc.fromState(st.healthcare || {}); ctx.ops.fromState(st.operations); ctx.logs.entries = st.logs || [];
+      ctx.hc.fromState(st.healthcare || {}); resumable = ctx.ops.fromState(st.operations); ctx.logs.entries = st.logs || [];
     } catch (e) { process.stderr.write(`emulator: ignoring unreadable ${stateFile}: ${e.message}\n`); }
   }
+  for (const op of resumable) healthcare.resume(ctx, op);
   ctx.reset = () => {
     for (const op of ctx.ops.ops.values()) op.cancelRequested = true;
     ctx.ops.ops.clear(); ctx.hc.reset(); ctx.logs.reset(); ctx.gcs.reset(); ctx.instances.reset();
     fs.rmSync(path.join(dataDir, 'iam'), { recursive: true, force: true });
     for (const s of ctx.uploads.values()) s.sink.abort();
-    ctx.uploads.clear(); ctx.faults.clear(); ctx.requests.length = 0;
+    ctx.uploads.clear(); ctx.faults.clear(); ctx.quotas.reset(); ctx.requests.length = 0;
     ctx.flush();
   };
   if (opts.faults) ctx.faults.add(opts.faults);
@@ -95,6 +99,8 @@ function createEmulator(opts) {
     }
     if (await auth.routes(req, res, url)) return;
     if (service) {
+      const over = ctx.quotas.take(service, req.method, url.pathname);
+      if (over) { req.resume(); sendError(res, over); return; }
       const denied = await auth.authorize(req, service);
       if (denied) {
         req.resume();

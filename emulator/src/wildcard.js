@@ -1,7 +1,7 @@
 'use strict';
 // The gcsSource.uri wildcard, as defined by spec/fixtures/wildcard_cases.json:
 //   '*'  zero or more characters other than '/'
-//   '?'  exactly one character other than '/'
+//   '?'  exactly one character (Unicode code point, not byte) other than '/'
 //   '**' zero or more of any character; only at the end of the path (optionally followed by a
 //        literal extension without '/'), and only when no other wildcard is in the path.
 // Everything else is literal.
@@ -42,8 +42,11 @@ function validatePattern(p) {
 
 function escapeRe(s) { return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'); }
 
-/** RegExp matching whole object names for a valid pattern. */
-function toRegExp(p) {
+/** RegExp matching whole object names for a valid pattern. '?' is one character (a Unicode
+ * code point, as Google's "exactly 1 character"), never one UTF-16 unit or one byte: the
+ * pattern is walked by code point and the RegExp has the 'u' flag. */
+function toRegExp(pattern) {
+  const p = Array.from(pattern);
   let out = '';
   for (let i = 0; i < p.length; i++) {
     const c = p[i];

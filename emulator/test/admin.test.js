@@ -52,6 +52,20 @@ test('faults: skip and share', async () => {
   await emu.request('DELETE', '/_emulator/faults');
   await emu.request('POST', '/_emulator/faults', { body: { path: '/o$', status: 503, share: 0 } });
   assert.strictEqual((await emu.request('GET', '/storage/v1/b/fbk/o')).status, 200);
+  await emu.request('DELETE', '/_emulator/faults');
+});
+
+test('faults: fallThrough lets the next rule decide when skip or share let a request pass', async () => {
+  await emu.request('POST', '/_emulator/faults', { body: [
+    { path: '/o$', status: 503, skip: 1, count: 1, fallThrough: true },
+    { path: '/o$', status: 429, share: 0, fallThrough: true },
+    { path: '/o$', status: 500, count: 1 }] });
+  const s = [];
+  for (let i = 0; i < 3; i++) s.push((await emu.request('GET', '/storage/v1/b/fbk/o')).status);
+  assert.deepStrictEqual(s, [500, 503, 200]);
+  const rules = (await emu.request('GET', '/_emulator/faults')).json.faults;
+  assert.deepStrictEqual(rules.map((r) => r.fired), [1, 0, 1]);
+  await emu.request('DELETE', '/_emulator/faults');
 });
 
 test('faults: reset mid-body, stall, throttle', async () => {

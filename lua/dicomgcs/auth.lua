@@ -15,9 +15,15 @@
 -- 4. the metadata server, if a short probe finds one (see `dicomgcs.auth.metadata`).
 --
 -- Tokens are cached in the C core's token cache (csrc/dg_token.h), the same one the engine
--- uses, and refreshed min(225 s, half the token's lifetime) before expiry: one rule everywhere. In emulator mode (`DICOMGCS_EMULATOR_HOST`)
--- Google's OAuth, IAM Credentials, STS and metadata endpoints are replaced by the emulator;
--- a `token_uri` pointing elsewhere in a key file is used as given.
+-- uses, and refreshed min(225 s, half the token's lifetime) before expiry: one rule everywhere.
+--
+-- Emulator mode (`DICOMGCS_EMULATOR_HOST`) reads no ambient credential: none of the token
+-- variables, `GOOGLE_APPLICATION_CREDENTIALS`, gcloud's file or the metadata server. It uses
+-- the `credentials` option, else the file named by `DICOMGCS_EMULATOR_CREDENTIALS`, else a
+-- fixed placeholder token, as Google's own libraries send no credentials to an emulator.
+-- Google's OAuth, IAM Credentials, STS and metadata endpoints are then replaced by the
+-- emulator; a `token_uri` pointing elsewhere in a key file is used as given, but nothing
+-- secret is ever sent over plain http to another machine.
 --
 -- Nothing secret (token, key, refresh token, client secret, assertion) ever appears in an
 -- error, in `tostring(provider)` or in `describe()`.
@@ -44,7 +50,11 @@ local KNOWN = {
   token_uri = true, iam_endpoint = true, metadata_host = true, metadata = true,
   self_signed_jwt = true, impersonate_service_account = true, delegates = true,
   timeout = true, getenv = true, fetch = true, clock = true, monotonic = true,
+  emulator_adc = true,
 }
+
+--- The token sent to an emulator when no credentials are given for it.
+auth.EMULATOR_PLACEHOLDER = "dicomgcs-emulator-placeholder-token"
 
 local Provider = { __name = "dicomgcs.auth.Provider" }
 Provider.__index = Provider
@@ -117,6 +127,9 @@ end
 --- Service-account email, when the credential has one.
 function Provider:email() return self._cred.email end
 
+--- true when the token is the emulator placeholder (nothing real is sent).
+function Provider:placeholder() return self._cred.placeholder == true end
+
 local function getenv_of(opts)
   local g = opts.getenv
   if g == nil then return os.getenv end
@@ -146,7 +159,9 @@ local function make_context(opts)
     timeout = opts.timeout or { connect = 10, total = 60 },
     secrets = {}, transient_secrets = {},
   }
-  ctx.emulator = common.emulator_base(ctx.getenv)
+  local emu_err
+  ctx.emulator, emu_err = common.emulator_base(ctx.getenv)
+  if emu_err then return nil, emu_err end
   if ctx.fetch == nil then
     error("auth.default: dicomgcs.core has no fetch (the HTTP engine is not built in)", 3)
   end
@@ -203,6 +218,17 @@ local function find(ctx, opts)
     end
     error("auth.default: credentials must be an access token, a file path or a credential table", 3)
   end
+  if ctx.emulator and not opts.emulator_adc then
+    local f = ctx.getenv("DICOMGCS_EMULATOR_CREDENTIALS")
+    if f then
+      return tag("DICOMGCS_EMULATOR_CREDENTIALS", files.load(ctx, f, "DICOMGCS_EMULATOR_CREDENTIALS=" .. f, make_cache))
+    end
+    local cred = assert(static.new(ctx, "emulator", auth.EMULATOR_PLACEHOLDER))
+    cred.description = "a placeholder token for the emulator (no credentials read; " ..
+      "DICOMGCS_EMULATOR_CREDENTIALS=FILE sends a key's tokens instead)"
+    cred.placeholder = true
+    return cred, "emulator"
+  end
   for _, name in ipairs(auth.TOKEN_ENV) do
     local v = ctx.getenv(name)
     if v then return tag("env:" .. name, static.new(ctx, name, v)) end
@@ -247,6 +273,8 @@ end
 --  endpoint overrides `token_uri` (authorized_user grants and key files without one),
 --  `iam_endpoint`, `metadata_host`; `metadata = false` skips the metadata server;
 --  `timeout` ({connect=, total=} for token calls).
+--  `emulator_adc = true` (a test seam, for specs of the search order against the emulator):
+--  in emulator mode, search the ambient sources all the same.
 --  Seams for tests and embedders: `getenv` (function or table), `fetch` (core.fetch's
 --  contract), `clock` (wall seconds), `monotonic` (seconds).
 -- @treturn dicomgcs.auth.Provider
@@ -257,7 +285,8 @@ function auth.default(opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("auth.default: options must be a table", 2) end
   options.check(opts, KNOWN, "auth.default")
-  local ctx = make_context(opts)
+  local ctx, cerr = make_context(opts)
+  if not ctx then return nil, cerr end
   local imp_target = opts.impersonate_service_account
   if imp_target ~= nil and (type(imp_target) ~= "string" or imp_target == "") then
     error("auth.default: impersonate_service_account must be a service-account email", 2)
@@ -277,8 +306,14 @@ function auth.default(opts)
     })
     if not cred then return nil, err end
   end
-  local quota = opts.quota_project or ctx.getenv("GOOGLE_CLOUD_QUOTA_PROJECT") or cred.quota_project
+  local quota, quota_source = opts.quota_project, "quota_project"
+  if quota == nil then quota, quota_source = ctx.getenv("GOOGLE_CLOUD_QUOTA_PROJECT"), "GOOGLE_CLOUD_QUOTA_PROJECT" end
+  if quota == nil then quota, quota_source = cred.quota_project, "quota_project_id of " .. cred.description end
   if quota ~= nil and (type(quota) ~= "string" or quota == "") then quota = nil end
+  if quota then
+    local ok, qerr = require("dicomgcs.http").header_value(quota, quota_source)
+    if not ok then return nil, qerr end
+  end
   return setmetatable({ _ctx = ctx, _cred = cred, _cache = cache.new(ctx, cred), _source = source,
                         _quota = quota }, Provider)
 end

@@ -16,7 +16,8 @@ local wildcard = require "dicomgcs.wildcard"
 
 local check = {}
 
-local FIRST, MOST = 65536, 4 * 1048576
+-- The header-read limits are dicomfile's, so a local file and a bucket object are judged alike.
+local FIRST, MOST = dicomfile.DEFAULT_MAX_BYTES, dicomfile.GROW_LIMIT
 
 local function summarize(results)
   local s = { total = #results, ok = 0, rejected = 0, warned = 0, results = results }

@@ -8,6 +8,8 @@ local names = require "dicomgcs.names"
 local operation = require "dicomgcs.operation"
 local options = require "dicomgcs.options"
 local paging = require "dicomgcs.paging"
+local replay = require "dicomgcs.replay"
+local timestamp = require "dicomgcs.timestamp"
 local wildcard = require "dicomgcs.wildcard"
 
 local client = {}
@@ -18,26 +20,39 @@ Client.__index = Client
 local known_options = {
   project = true, location = true, dataset = true, dicom_store = true,
   endpoint = true, storage_endpoint = true, logging_endpoint = true, emulator = true,
-  token = true, credentials = true, scopes = true, quota_project = true,
+  token = true, credentials = true, emulator_credentials = true, scopes = true, quota_project = true,
   concurrency = true, ca_file = true, proxy = true, connect_timeout = true, idle_timeout = true,
-  retry = true,
+  retry = true, retry_budget = true, impersonate_service_account = true,
 }
 
--- A token provider for the engine: a fixed token, or Application Default Credentials.
+-- A token provider for the engine: a fixed token, or Application Default Credentials. With
+-- the emulator, no ambient credential is read (see dicomgcs.auth): `emulator_credentials`,
+-- DICOMGCS_EMULATOR_CREDENTIALS or a placeholder token.
 local function token_provider_for(opts, eps)
   if opts.token then
     local token = opts.token
     return function() return token, 365 * 24 * 3600 end, nil
   end
   local auth = require "dicomgcs.auth"
+  local credentials = opts.credentials
+  if eps.emulator then
+    if opts.credentials ~= nil then
+      return nil, errors.input("credentials= is not sent to the emulator (" .. eps.emulator .. ")",
+        "pass emulator_credentials=FILE (or set DICOMGCS_EMULATOR_CREDENTIALS=FILE) for an emulator started with --strict-auth")
+    end
+    credentials = opts.emulator_credentials
+  elseif opts.emulator_credentials ~= nil then
+    return nil, errors.input("emulator_credentials= is only used with the emulator",
+      "pass emulator= (or set DICOMGCS_EMULATOR_HOST), or use credentials= for Google")
+  end
   -- an explicit emulator= option must steer the token calls too, as the variable does
   local function getenv(k)
-    if k == "DICOMGCS_EMULATOR_HOST" and eps.emulator then return eps.emulator end
+    if k == "DICOMGCS_EMULATOR_HOST" then return eps.emulator or false end
     return os.getenv(k)
   end
   local provider, err = auth.default{
-    credentials = opts.credentials, scopes = opts.scopes, quota_project = opts.quota_project,
-    getenv = getenv,
+    credentials = credentials, scopes = opts.scopes, quota_project = opts.quota_project,
+    impersonate_service_account = opts.impersonate_service_account, getenv = getenv,
   }
   if not provider then return nil, err end
   return provider:token_provider(), provider
@@ -45,9 +60,12 @@ end
 
 --- Make a client. Options: `project`, `location`, `dataset`, `dicom_store` (defaults for the
 -- calls below), `endpoint` (Healthcare base, default https://healthcare.googleapis.com/v1),
--- `emulator` ("HOST:PORT", default $DICOMGCS_EMULATOR_HOST), `token` (a fixed access token) or
--- `credentials` (see dicomgcs.auth), `quota_project`, and transport options `concurrency`,
--- `ca_file`, `proxy`, `connect_timeout`, `idle_timeout`, `retry`.
+-- `emulator` ("HOST:PORT" on this machine, default $DICOMGCS_EMULATOR_HOST), `token` (a fixed
+-- access token) or `credentials` (see dicomgcs.auth; with the emulator `emulator_credentials`,
+-- default $DICOMGCS_EMULATOR_CREDENTIALS, else a placeholder token), `impersonate_service_account`
+-- (an email: act as it through IAM Credentials), `quota_project`, and transport options `concurrency`,
+-- `ca_file`, `proxy`, `connect_timeout`, `idle_timeout`, `retry`, and `retry_budget` (seconds a
+-- request may spend waiting out quota errors — 429 without Retry-After — default 600).
 -- Returns the client or nil, Error; raises on unknown options.
 function client.new(opts)
   opts = opts or {}
@@ -64,6 +82,10 @@ function client.new(opts)
     local env = os.getenv("GOOGLE_CLOUD_PROJECT") or os.getenv("CLOUDSDK_CORE_PROJECT")
     if env and env ~= "" then self.project = env end
   end
+  if opts.quota_project ~= nil then
+    local ok, qerr = http.header_value(opts.quota_project, "quota_project")
+    if not ok then return nil, qerr end
+  end
   local eps, eerr = endpoints.resolve(opts)
   if not eps then return nil, eerr end
   self.endpoints = eps
@@ -72,9 +94,11 @@ function client.new(opts)
   self.auth = auth_or_err
   local quota_project = opts.quota_project or (self.auth and self.auth.quota_project and self.auth:quota_project())
   self.transport = http.new{
-    token_provider = provider, quota_project = quota_project,
+    token_provider = provider, quota_project = quota_project, plain_http_host = eps.emulator,
+    auth_error = self.auth and function() return self.auth:last_error() end,
     concurrency = opts.concurrency, ca_file = opts.ca_file, proxy = opts.proxy,
     connect_timeout = opts.connect_timeout, idle_timeout = opts.idle_timeout, retry = opts.retry,
+    retry_budget = opts.retry_budget,
   }
   self.storage = gcs.new(self.transport, eps.storage, self.project, { resourcemanager = eps.resourcemanager })
   return self
@@ -97,7 +121,7 @@ function Client:location_name(o)
   o = o or {}
   local p, err = pick(self, o, "project"); if not p then return nil, err end
   local l; l, err = pick(self, o, "location"); if not l then return nil, err end
-  return ("projects/%s/locations/%s"):format(p, l)
+  return ("projects/%s/locations/%s"):format(http.escape(p), http.escape(l))
 end
 
 --- `projects/P/locations/L/datasets/D`. Returns the name or nil, Error.
@@ -105,7 +129,7 @@ function Client:dataset_name(o)
   o = o or {}
   local loc, err = self:location_name(o); if not loc then return nil, err end
   local d; d, err = pick(self, o, "dataset"); if not d then return nil, err end
-  return loc .. "/datasets/" .. d
+  return loc .. "/datasets/" .. http.escape(d)
 end
 
 --- `.../datasets/D/dicomStores/S`. Returns the name or nil, Error.
@@ -113,7 +137,7 @@ function Client:dicom_store_name(o)
   o = o or {}
   local ds, err = self:dataset_name(o); if not ds then return nil, err end
   local s; s, err = pick(self, o, "dicom_store"); if not s then return nil, err end
-  return ds .. "/dicomStores/" .. s
+  return ds .. "/dicomStores/" .. http.escape(s)
 end
 
 local function api(self, method, name, body, what)
@@ -126,8 +150,14 @@ function Client:create_dataset(o)
   local loc, err = self:location_name(o); if not loc then return nil, err end
   local d; d, err = pick(self, o, "dataset"); if not d then return nil, err end
   local body = { timeZone = o.time_zone }
-  local doc; doc, err = api(self, "POST", loc .. "/datasets" .. http.query{ datasetId = d }, body,
-    "create dataset " .. loc .. "/datasets/" .. d)
+  local what = "create dataset " .. loc .. "/datasets/" .. d
+  local doc
+  doc, err = replay.send(self.transport, "POST", self.endpoints.healthcare .. "/" .. loc .. "/datasets" ..
+    http.query{ datasetId = d }, body, what)
+  if not doc and errors.class(err) == "ambiguous" then
+    return replay.settle_create(what, err, function() return self:get_dataset(o) end,
+      "run the create again")
+  end
   if not doc then return nil, err end
   local op = operation.new(self.transport, self.endpoints.healthcare, doc)
   local done; done, err = op:wait{ interval = 0.2, max_interval = 2 }
@@ -165,7 +195,7 @@ end
 function Client:list_datasets(o)
   local loc, err = self:location_name(o); if not loc then return nil, err end
   return list_all(self, self.endpoints.healthcare .. "/" .. loc .. "/datasets", "datasets",
-    "list datasets in " .. loc, 1000)
+    "list datasets in " .. loc, o and o.page_size or 1000)
 end
 
 --- Create a DICOM store. `o.dicom_store`, `o.labels`. Returns the DicomStore or nil, Error.
@@ -173,8 +203,39 @@ function Client:create_dicom_store(o)
   o = o or {}
   local ds, err = self:dataset_name(o); if not ds then return nil, err end
   local s; s, err = pick(self, o, "dicom_store"); if not s then return nil, err end
-  return api(self, "POST", ds .. "/dicomStores" .. http.query{ dicomStoreId = s }, { labels = o.labels },
-    "create DICOM store " .. ds .. "/dicomStores/" .. s)
+  local what = "create DICOM store " .. ds .. "/dicomStores/" .. s
+  local doc; doc, err = replay.send(self.transport, "POST", self.endpoints.healthcare .. "/" .. ds .. "/dicomStores" ..
+    http.query{ dicomStoreId = s }, { labels = o.labels }, what)
+  if not doc and errors.class(err) == "ambiguous" then
+    return replay.settle_create(what, err, function() return self:get_dicom_store(o) end, "run the create again")
+  end
+  return doc, err
+end
+
+-- POST a store's :import or :export once; after an ambiguous failure adopt the operation it
+-- started, if exactly one matches. Returns an Operation or nil, Error.
+local function start_store_operation(self, o, store, verb, method, body, what)
+  local doc, err, started = replay.send(self.transport, "POST", self.endpoints.healthcare .. "/" .. store .. ":" .. verb,
+    body, what)
+  self.started_ops = self.started_ops or {}
+  local op
+  if doc then
+    op = operation.new(self.transport, self.endpoints.healthcare, doc)
+  elseif errors.class(err) ~= "ambiguous" then
+    return nil, err
+  else
+    local ds = store:match("^(.*)/dicomStores/")
+    local function server_now()
+      local _, res = self.transport:json("GET", self.endpoints.healthcare .. "/" .. ds, nil, "get dataset " .. ds)
+      return res and res.headers and timestamp.parse_http_date(res.headers.date)
+    end
+    op, err = replay.adopt_operation(what, err, started, method, function() return self:list_operations(o) end,
+      ("check `dicomgcs operations list --dataset=%s` and run the %s again only if none is yours"):format(
+        ds:match("[^/]+$"), verb), server_now, self.started_ops)
+    if not op then return nil, err end
+  end
+  self.started_ops[op.name] = true
+  return op
 end
 
 --- Get a DICOM store. Returns the DicomStore or nil, Error.
@@ -195,7 +256,7 @@ end
 function Client:list_dicom_stores(o)
   local ds, err = self:dataset_name(o); if not ds then return nil, err end
   return list_all(self, self.endpoints.healthcare .. "/" .. ds .. "/dicomStores", "dicomStores",
-    "list DICOM stores in " .. ds, 1000)
+    "list DICOM stores in " .. ds, o and o.page_size or 1000)
 end
 
 -- Before an import or export: does the project's Cloud Healthcare Service Agent hold what
@@ -240,9 +301,9 @@ function Client:import(o)
   if fix == nil then return nil, err end
   local body = { gcsSource = { uri = o.uri } }
   if o.blob_storage_class then body.blobStorageSettings = { blobStorageClass = o.blob_storage_class } end
-  local doc; doc, err = api(self, "POST", store .. ":import", body, "import " .. o.uri .. " into " .. store)
-  if not doc then return nil, err end
-  local op = operation.new(self.transport, self.endpoints.healthcare, doc)
+  local op; op, err = start_store_operation(self, o, store, "import", "ImportDicomData", body,
+    "import " .. o.uri .. " into " .. store)
+  if not op then return nil, err end
   op.permission_hint = fix or nil
   return maybe_wait(op, o)
 end
@@ -269,9 +330,9 @@ function Client:export(o)
   local fix, pfail = check_permissions(self, o, store, bucket, "export")
   if fix == nil then return nil, pfail end
   local body = { gcsDestination = { uriPrefix = o.uri_prefix, mimeType = mime } }
-  local doc; doc, err = api(self, "POST", store .. ":export", body, "export " .. store .. " to " .. o.uri_prefix)
-  if not doc then return nil, err end
-  local op = operation.new(self.transport, self.endpoints.healthcare, doc)
+  local op; op, err = start_store_operation(self, o, store, "export", "ExportDicomData", body,
+    "export " .. store .. " to " .. o.uri_prefix)
+  if not op then return nil, err end
   op.permission_hint = fix or nil
   return maybe_wait(op, o)
 end
@@ -298,9 +359,10 @@ function Client:export_bigquery(o)
   end
   local body = { bigqueryDestination = { tableUri = o.table_uri, writeDisposition = o.write_disposition,
                                          force = o.force } }
-  local doc; doc, err = api(self, "POST", store .. ":export", body, "export " .. store .. " to " .. o.table_uri)
-  if not doc then return nil, err end
-  return maybe_wait(operation.new(self.transport, self.endpoints.healthcare, doc), o)
+  local op; op, err = start_store_operation(self, o, store, "export", "ExportDicomData", body,
+    "export " .. store .. " to " .. o.table_uri)
+  if not op then return nil, err end
+  return maybe_wait(op, o)
 end
 
 --- An Operation by full name (`projects/.../operations/ID`) or by id within the client's
@@ -313,7 +375,8 @@ function Client:operation(name, o)
     local id, err = names.operation_id(name); if not id then return nil, err end
     local ds; ds, err = self:dataset_name(o); if not ds then return nil, err end
     name = ds .. "/operations/" .. id
-  elseif not name:match("^projects/[^/]+/locations/[^/]+/datasets/[^/]+/operations/[%w_-]+$") then
+  elseif not name:match("^projects/[^/]+/locations/[^/]+/datasets/[^/]+/operations/[%w_-]+$")
+      or not names.path(name, "operation name") then
     return nil, errors.input(("'%s' is not an operation name"):format(name),
       "use projects/P/locations/L/datasets/D/operations/ID")
   end

@@ -13,10 +13,8 @@
 --     transfer_syntax =, study_uid =, series_uid =, sop_instance_uid =, sop_class_uid =,
 --     meta_sop_instance_uid =, meta_sop_class_uid =, dataset_inspected = bool }
 --
--- The streaming multipart/related parser for WADO-RS responses lives in the core
--- too: `core.multipart_parser(content_type_or_boundary)` with `:feed(chunk)` ->
--- events, `:finish()`, `:close()`; documented in `csrc/ldg_parse.c` and
--- `csrc/dg_multipart.h`.
+-- `DEFAULT_MAX_BYTES` (64 KiB, the first read) and `GROW_LIMIT` (4 MiB, the most ever read for
+-- a header) are the one definition of these limits; `dicomgcs.check` uses them for bucket objects.
 -- @module dicomgcs.dicomfile
 
 local core = require "dicomgcs.core"

@@ -8,6 +8,7 @@ local http = require "dicomgcs.http"
 local iam = require "dicomgcs.gcs.iam"
 local localpath = require "dicomgcs.localpath"
 local paging = require "dicomgcs.paging"
+local replay = require "dicomgcs.replay"
 local transfer = require "dicomgcs.gcs.transfer"
 local wildcard = require "dicomgcs.wildcard"
 
@@ -49,8 +50,14 @@ function Storage:create_bucket(name, opts)
   local project = opts.project or self.project
   if not project then return nil, errors.input("creating a bucket needs a project", "pass project=") end
   local body = { name = name, location = opts.location, storageClass = opts.storage_class }
-  return self.transport:json("POST", self.base .. "/storage/v1/b" .. http.query{ project = project },
-    body, "create bucket gs://" .. name)
+  local what = "create bucket gs://" .. name
+  local doc, err = replay.send(self.transport, "POST", self.base .. "/storage/v1/b" .. http.query{ project = project },
+    body, what)
+  if not doc and errors.class(err) == "ambiguous" then
+    -- bucket names are global: one we can read after a lost answer is taken as ours
+    return replay.settle_create(what, err, function() return self:get_bucket(name) end, "run the create again")
+  end
+  return doc, err
 end
 
 --- Get a bucket's metadata. Returns the resource or nil, Error.
@@ -79,17 +86,20 @@ function Storage:objects(bucket, opts)
   end))
 end
 
--- The Cloud Storage `matchGlob` equivalent of an import wildcard, when one is exact: the import's
--- `*`, `?` and final `**` mean the same there; a pattern holding glob syntax of its own
--- (`[`, `]`, `{`, `}`, `\`) or no wildcard at all is listed by prefix only.
-local function server_glob(pattern)
-  if not pattern:find("[*?]") or pattern:find("[%[%]{}\\]") then return nil end
+--- The Cloud Storage `matchGlob` to send with a listing for an import wildcard, or nil. Only
+-- where Google's documented glob grammar surely selects a superset of our matcher: a pattern
+-- whose only wildcard is `*` (the same "any characters but `/`" in both). Never for `?` (GCS's
+-- "single character" might be counted in bytes), `**` joined to other characters in a segment
+-- (undocumented there), or names holding glob syntax of GCS's own (`[`, `]`, `{`, `}`, `\`).
+-- Correctness never rests on it: the local matcher decides (see Storage:match).
+function gcs.server_glob(pattern)
+  if not pattern:find("*", 1, true) or pattern:find("**", 1, true) or pattern:find("[?%[%]{}\\]") then return nil end
   return pattern
 end
 
 --- The objects a `gs://` wildcard URI selects, exactly as the Healthcare import reads them.
--- Lists only under the pattern's literal prefix, asks the server to filter with `matchGlob`,
--- and decides with the local matcher (the one definition of the wildcard). `opts.match_glob =
+-- Lists only under the pattern's literal prefix (with a `matchGlob` only where it surely gives a
+-- superset, see gcs.server_glob) and decides with the local matcher (the one definition). `opts.match_glob =
 -- false` lists by prefix only. Returns an array of object resources (with `uri` added) or nil, Error.
 function Storage:match(uri, opts)
   opts = opts or {}
@@ -101,7 +111,7 @@ function Storage:match(uri, opts)
     return nil, err
   end
   local out = {}
-  local glob = opts.match_glob ~= false and server_glob(pattern) or nil
+  local glob = opts.match_glob ~= false and gcs.server_glob(pattern) or nil
   local ok, lerr = pcall(function()
     for obj in self:objects(bucket, { prefix = wildcard.literal_prefix(pattern), match_glob = glob }) do
       if pred(obj.name) then
@@ -239,6 +249,10 @@ end
 
 --- Write bytes to an object. Returns the object resource or nil, Error.
 function Storage:write(uri, bytes, content_type)
+  if content_type ~= nil then
+    local ok, err = http.header_value(content_type, "content_type")
+    if not ok then return nil, err end
+  end
   local bucket, name = wildcard.parse_uri(uri)
   if not bucket then return nil, name end
   local res, err = self.transport:request({

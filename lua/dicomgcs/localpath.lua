@@ -1,6 +1,8 @@
 --- Local file-system paths: walking folders, and turning names that come from servers
 -- (object names, UIDs) into paths that can never leave the destination folder.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.localpath
+-- @local
 local core = require "dicomgcs.core"
 local errors = require "dicomgcs.errors"
 

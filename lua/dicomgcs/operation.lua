@@ -87,12 +87,25 @@ function Operation:event(kind, detail)
   self.events[#self.events + 1] = { t = operation.clock(), kind = kind, detail = detail }
 end
 
+-- The operation's URL: its name comes from a server, so a dot-segment in it is refused
+-- (issue #14 §7), never collapsed into another resource's URL.
+local function url_of(self, suffix)
+  local ok, err = require("dicomgcs.names").path(self.name, "operation name")
+  if not ok then return nil, err end
+  return self.base_url .. "/" .. self.name .. (suffix or "")
+end
+
 --- Refresh from the server. Returns self or nil, Error. Inside a runner job the request goes
 -- through the runner's loop.
 function Operation:get()
-  local doc, err = self.transport:json("GET", self.base_url .. "/" .. self.name, nil,
+  local url, uerr = url_of(self)
+  if not url then return nil, uerr end
+  local doc, res = self.transport:json("GET", url, nil,
     "get operation " .. self.name)
-  if not doc then return nil, err end
+  if not doc then return nil, res end
+  if res.quota_waits then             -- the engine waited out 429s for this poll
+    self:event("throttle", ("throttled by quota: the poll waited out %d quota error(s)"):format(res.quota_waits))
+  end
   absorb(self, doc)
   local c = self.counter
   self.history[#self.history + 1] = { t = operation.clock(), success = c.success, failure = c.failure, pending = c.pending }
@@ -104,7 +117,9 @@ end
 -- (`counter.pending` is what it never processed). Returns self (refreshed) or nil, Error.
 function Operation:cancel(opts)
   opts = opts or {}
-  local ok, err = self.transport:json("POST", self.base_url .. "/" .. self.name .. ":cancel", {},
+  local url, uerr = url_of(self, ":cancel")
+  if not url then return nil, uerr end
+  local ok, err = self.transport:json("POST", url, {},
     "cancel operation " .. self.name)
   if not ok then return nil, err end
   if not opts.wait then return self:get() end
@@ -199,18 +214,25 @@ local function watch(op, opts, deadline, monotime)
   monotime = monotime or require("dicomgcs.core").monotime
   if deadline == nil and opts.timeout then deadline = monotime() + opts.timeout end
   local st = {}
+  local unreachable = opts.unreachable or 300
+  local last_ok -- until a first poll succeeds, a failure ends the wait (a wrong endpoint fails fast)
   while true do
     local ok, err = op:get()
     while not ok do
-      -- a poll that failed for a reason worth retrying (opts.on_poll_error says so): try again later
-      if err.kind == "interrupted" or err.kind == "cancelled" or not (opts.on_poll_error and opts.on_poll_error(err)) then
-        return nil, stopped(op, err)
-      end
+      -- a poll that failed for a reason worth retrying: the operation goes on in the server (a
+      -- restarting server, a token endpoint out of reach), so polling goes on, for up to
+      -- `unreachable` seconds without a successful poll (or as opts.on_poll_error says)
+      local again = err.kind ~= "interrupted" and err.kind ~= "cancelled" and
+        ((opts.on_poll_error and opts.on_poll_error(err)) or
+         (last_ok and err.retryable and monotime() - last_ok <= unreachable))
+      if not again then return nil, stopped(op, err) end
+      op:event("retry", tostring(err.message))
       st.backoff = math.min((st.backoff or opts.interval or 1) * 2, opts.max_interval or 30)
       local slept, serr = runner.io.sleep(st.backoff)
       if not slept then return nil, stopped(op, serr) end
       ok, err = op:get()
     end
+    last_ok = monotime()
     if opts.on_poll then opts.on_poll(op) end
     if opts.on_progress then
       local cb_ok, cb_err = pcall(opts.on_progress, op)
@@ -280,7 +302,9 @@ end
 -- poll delay, default 1 s), `opts.max_interval` (cap on every delay; without it, 30 s while
 -- there is no prediction), `opts.expected` (files it will process, when known),
 -- `opts.on_progress(op)` after every poll (an error it raises stops the wait and is returned
--- as kind "callback").
+-- as kind "callback"), `opts.unreachable` (seconds, default 300: once a poll has succeeded, polls
+-- that fail with a retryable error — a server restarting, a token endpoint out of reach — do not
+-- end the wait for this long; each is an `op.events` entry of kind "retry").
 -- Returns self when it is done without a whole-operation error, including when some files
 -- failed (`op.partial` true, `op.counter.failure` > 0, `op:failure()` the Error); else nil,
 -- Error: kind "operation" when the operation failed as a whole (e.g. PERMISSION_DENIED,

@@ -1,6 +1,8 @@
 --- Checking the table of options a function is given against the names it knows: misuse (options
 -- that are not a table, a misspelt name) raises, naming the function and the option.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.options
+-- @local
 local options = {}
 
 --- Raise unless `opts` is a table whose every key is in the set `known`; returns `opts`.

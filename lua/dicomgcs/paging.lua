@@ -1,6 +1,8 @@
 --- Lists that come a page at a time: Google's `pageToken` / `nextPageToken` lists, and anything
 -- else given as a function that returns the next page. One iterator and one collector serve them.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.paging
+-- @local
 local paging = {}
 
 --- The next-page function of a token-paged list. `fetch(token)` (nil for the first page) returns

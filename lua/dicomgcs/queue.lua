@@ -29,13 +29,9 @@ local known = { client = true, max_in_flight = true, manifest = true, on_progres
   max_interval = true, log = true }
 
 --- Default error classification: "retry" for errors worth another try later (quota,
--- throttling, unavailable, transport), "fail" otherwise.
+-- throttling, unavailable, transport: errors.class, the one classification), "fail" otherwise.
 function queue.classify_error(err)
-  if err.retryable or err.status == "RESOURCE_EXHAUSTED" or err.status == "UNAVAILABLE"
-     or err.status == "ABORTED" then
-    return "retry"
-  end
-  return "fail"
+  return errors.retryable(errors.class(err)) and "retry" or "fail"
 end
 
 --- Make a queue. Options: `client` (required), `max_in_flight` (K, default 3), `manifest`
@@ -189,11 +185,16 @@ local function job_fn(self, j)
       local op, err = start(self, j)
       if op then
         j.op, j.state = op, "running"
+        -- the refusals before it started are moments of the run too (the report marks them)
+        for i, e in ipairs(j.refused or {}) do table.insert(op.events, i, e) end
         self:record(j, { state = "running", operation = op.name, poll = history_of(op) })
       elseif err.kind == "interrupted" or err.kind == "cancelled" then
         return nil, err
       elseif classify(self, err, j) == "retry" then
         self.log(("%s: will retry: %s"):format(j.key, tostring(err)))
+        j.refused = j.refused or {}
+        j.refused[#j.refused + 1] = { t = operation.clock(), detail = tostring(err),
+          kind = err.status == "RESOURCE_EXHAUSTED" and "throttle" or "retry" }
         local ok, serr = io.sleep(math.min(self.max_interval, 2 ^ math.min(j.attempts, 5)))
         if not ok then return nil, serr end
       else

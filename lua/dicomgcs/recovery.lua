@@ -1,6 +1,8 @@
 --- After an import: a report that accounts for every matched file, and re-importing only
 -- the files worth another try.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.recovery
+-- @local
 local errors = require "dicomgcs.errors"
 local failures = require "dicomgcs.failures"
 local report = require "dicomgcs.report"

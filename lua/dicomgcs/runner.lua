@@ -37,10 +37,13 @@ local function mailbox(engine)
   return m
 end
 
-local function completion(done, url, what, raw)
+local function completion(done, w)
   if done.res and done.res.timer then return true end
-  if raw then return done.res, done.err end
-  return http.completion(done, url, what)
+  if w.raw and done.res then   -- any HTTP status is an answer
+    if http.trace then http.trace("response", done.res) end
+    return done.res
+  end
+  return http.completion(done, w.url, w.what, w.replay, w.transport)
 end
 
 -- What a job function gets (also reachable as runner.io inside a job):
@@ -52,10 +55,10 @@ function io_api.request(req, what)
   local out = coroutine.yield(YIELD, { { req, what } })
   return out[1].res, out[1].err
 end
--- `io.raw(req)` -> res (any HTTP status, as the engine gives it) | nil, engine error table: for
+-- `io.raw(req, what)` -> res with any HTTP status | nil, Error (transport failures only): for
 -- protocols whose error answers carry results (a STOW 409 lists the instances that failed).
-function io_api.raw(req)
-  local out = coroutine.yield(YIELD, { { req, raw = true } })
+function io_api.raw(req, what)
+  local out = coroutine.yield(YIELD, { { req, what, raw = true } })
   return out[1].res, out[1].err
 end
 function io_api.requests(list)
@@ -149,7 +152,8 @@ function Runner:run()
         ok, id = pcall(transport.submit, transport, item[1])
       end
       if ok then
-        waiting[id] = { job = i, slot = k, url = item[1] and item[1].url, what = item[2], raw = item.raw }
+        waiting[id] = { job = i, slot = k, url = item[1] and item[1].url, what = item[2],
+                         replay = item[1] and item[1].replay, transport = transport, raw = item.raw }
       else
         st.outs[k] = { err = errors.new{ kind = "input", message = (item[2] and (item[2] .. ": ") or "") .. tostring(id) } }
         st.left = st.left - 1
@@ -248,7 +252,7 @@ function Runner:run()
           if w then
             waiting[done.id] = nil
             local st = state[w.job]
-            local res, rerr = completion(done, w.url, w.what, w.raw)
+            local res, rerr = completion(done, w)
             st.outs[w.slot] = { res = res, err = rerr }
             st.left = st.left - 1
             if st.left == 0 then resume(w.job, st.outs) end

@@ -1,7 +1,7 @@
 --- The `gcsSource.uri` wildcard of the Healthcare import, and `gs://` URI parsing.
 -- One definition, shared with the emulator through the case table
 -- `spec/fixtures/wildcard_cases.json`: `*` matches zero or more characters other than `/`;
--- `?` exactly one character other than `/`; `**` zero or more of any character, only at the
+-- `?` exactly one character (a UTF-8 encoded code point, not a byte) other than `/`; `**` zero or more of any character, only at the
 -- end of the path (optionally followed by a literal extension such as `.dcm`) and only when no
 -- other wildcard is in the path; every other character is literal.
 -- @module dicomgcs.wildcard
@@ -73,6 +73,10 @@ function wildcard.literal_prefix(pattern)
   return at and pattern:sub(1, at - 1) or pattern
 end
 
+-- One UTF-8 character other than `/`: a lead byte (ASCII but `/`, or a multi-byte lead) and its
+-- continuation bytes. Object names are UTF-8 (Cloud Storage refuses anything else).
+local ONE_CHAR = "[\0-\46\48-\127\194-\244][\128-\191]*"
+
 local function to_lua_pattern(pattern)
   local out, i = { "^" }, 1
   while i <= #pattern do
@@ -81,7 +85,7 @@ local function to_lua_pattern(pattern)
       out[#out + 1] = ".*"; i = i + 2
     else
       if c == "*" then out[#out + 1] = "[^/]*"
-      elseif c == "?" then out[#out + 1] = "[^/]"
+      elseif c == "?" then out[#out + 1] = ONE_CHAR
       elseif c:match("%W") then out[#out + 1] = "%" .. c
       else out[#out + 1] = c end
       i = i + 1

@@ -17,30 +17,74 @@ static uint64_t rnd_value(void *ud) { return *(uint64_t *)ud; }
 static int64_t fake_now = 0;
 static int64_t fake_clock(void *ud) { (void)ud; return fake_now; }
 
+#define S DG_REPLAY_SAFE
+#define N DG_REPLAY_NEVER_AMBIGUOUS
+
 static void test_classify(void) {
-  long retry[] = { 408, 429, 500, 502, 503, 504 };
-  long no[] = { 200, 201, 204, 301, 400, 401, 403, 404, 409, 412, 501, 505 };
+  long retry[] = { 408, 500, 502, 504 };
+  long fatal[] = { 400, 401, 403, 404, 409, 412, 501, 505 };
+  long fine[] = { 200, 201, 204, 301, 308 };
   int good = 1;
-  for (size_t i = 0; i < sizeof retry / sizeof *retry; i++) good &= dg_retry_classify_status(retry[i]) != DG_RETRY_NO;
-  ok(good, "408 429 500 502 503 504 are retried");
+  for (size_t i = 0; i < sizeof retry / sizeof *retry; i++) good &= dg_retry_classify(retry[i], 0, 1, S) == DG_CLASS_RETRY;
+  ok(good, "408 500 502 504 are retried when replay is safe");
   good = 1;
-  for (size_t i = 0; i < sizeof no / sizeof *no; i++) good &= dg_retry_classify_status(no[i]) == DG_RETRY_NO;
-  ok(good, "2xx, 3xx, 400 401 403 404 409 412 501 505 are returned at once");
-  ok(dg_retry_classify_status(429) == DG_RETRY_THROTTLE && dg_retry_classify_status(503) == DG_RETRY_THROTTLE,
-     "429 and 503 are throttling");
-  ok(dg_retry_classify_status(500) == DG_RETRY_SERVER, "500 is a server error");
-  ok(dg_retry_classify_curl(CURLE_COULDNT_CONNECT) == DG_RETRY_TRANSIENT &&
-     dg_retry_classify_curl(CURLE_RECV_ERROR) == DG_RETRY_TRANSIENT &&
-     dg_retry_classify_curl(CURLE_PARTIAL_FILE) == DG_RETRY_TRANSIENT &&
-     dg_retry_classify_curl(CURLE_GOT_NOTHING) == DG_RETRY_TRANSIENT &&
-     dg_retry_classify_curl(CURLE_OPERATION_TIMEDOUT) == DG_RETRY_TRANSIENT,
-     "connection errors are transient");
-  ok(dg_retry_classify_curl(CURLE_OK) == DG_RETRY_NO &&
-     dg_retry_classify_curl(CURLE_ABORTED_BY_CALLBACK) == DG_RETRY_NO &&
-     dg_retry_classify_curl(CURLE_PEER_FAILED_VERIFICATION) == DG_RETRY_NO &&
-     dg_retry_classify_curl(CURLE_URL_MALFORMAT) == DG_RETRY_NO &&
-     dg_retry_classify_curl(CURLE_READ_ERROR) == DG_RETRY_NO,
+  for (size_t i = 0; i < sizeof fatal / sizeof *fatal; i++)
+    good &= dg_retry_classify(fatal[i], 0, 1, S) == DG_CLASS_FATAL && dg_retry_classify(fatal[i], 0, 1, N) == DG_CLASS_FATAL;
+  ok(good, "400 401 403 404 409 412 501 505 are fatal in both modes");
+  good = 1;
+  for (size_t i = 0; i < sizeof fine / sizeof *fine; i++) good &= dg_retry_classify(fine[i], 0, 1, S) == DG_CLASS_OK;
+  ok(good, "2xx and 3xx are not failures");
+  ok(dg_retry_classify(429, 0, 1, S) == DG_CLASS_QUOTA && dg_retry_classify(429, 0, 1, N) == DG_CLASS_QUOTA,
+     "429 is a quota error, replayable even for :import");
+  ok(dg_retry_classify(503, 0, 1, S) == DG_CLASS_THROTTLE && dg_retry_classify(503, 0, 1, N) == DG_CLASS_THROTTLE,
+     "503 throttles, replayable even for :import");
+  ok(dg_retry_classify(500, 0, 1, N) == DG_CLASS_AMBIGUOUS && dg_retry_classify(502, 0, 1, N) == DG_CLASS_AMBIGUOUS &&
+     dg_retry_classify(504, 0, 1, N) == DG_CLASS_AMBIGUOUS, "500 502 504 are ambiguous for never-ambiguous requests");
+  ok(dg_retry_classify(408, 0, 1, N) == DG_CLASS_RETRY, "408: the server never read the whole request");
+  ok(dg_retry_classify(0, CURLE_COULDNT_CONNECT, 0, N) == DG_CLASS_RETRY &&
+     dg_retry_classify(0, CURLE_COULDNT_RESOLVE_HOST, 0, N) == DG_CLASS_RETRY &&
+     dg_retry_classify(0, CURLE_SSL_CONNECT_ERROR, 0, N) == DG_CLASS_RETRY,
+     "no connection: retried even for never-ambiguous requests");
+  ok(dg_retry_classify(0, CURLE_RECV_ERROR, 1, S) == DG_CLASS_RETRY &&
+     dg_retry_classify(0, CURLE_PARTIAL_FILE, 1, S) == DG_CLASS_RETRY &&
+     dg_retry_classify(0, CURLE_GOT_NOTHING, 1, S) == DG_CLASS_RETRY &&
+     dg_retry_classify(0, CURLE_OPERATION_TIMEDOUT, 1, S) == DG_CLASS_RETRY,
+     "connection lost after sending: retried when replay is safe");
+  ok(dg_retry_classify(0, CURLE_RECV_ERROR, 1, N) == DG_CLASS_AMBIGUOUS &&
+     dg_retry_classify(0, CURLE_GOT_NOTHING, 1, N) == DG_CLASS_AMBIGUOUS &&
+     dg_retry_classify(0, CURLE_OPERATION_TIMEDOUT, 1, N) == DG_CLASS_AMBIGUOUS,
+     "connection lost after sending: ambiguous for never-ambiguous requests");
+  ok(dg_retry_classify(0, CURLE_OPERATION_TIMEDOUT, 0, N) == DG_CLASS_RETRY,
+     "a timeout before anything was sent is retried");
+  ok(dg_retry_classify(0, CURLE_ABORTED_BY_CALLBACK, 1, S) == DG_CLASS_FATAL &&
+     dg_retry_classify(0, CURLE_PEER_FAILED_VERIFICATION, 0, S) == DG_CLASS_FATAL &&
+     dg_retry_classify(0, CURLE_URL_MALFORMAT, 0, S) == DG_CLASS_FATAL &&
+     dg_retry_classify(0, CURLE_READ_ERROR, 1, S) == DG_CLASS_FATAL,
      "TLS verification, aborts, bad URLs and read errors are not retried");
+  ok(strcmp(dg_retry_class_name(DG_CLASS_QUOTA), "quota") == 0 &&
+     strcmp(dg_retry_class_name(DG_CLASS_AMBIGUOUS), "ambiguous") == 0, "class names");
+}
+
+static void test_quota(void) {
+  dg_retry_policy p;
+  dg_retry_policy_default(&p);
+  ok(p.quota_base_delay_ms == 1000 && p.quota_max_delay_ms == 64000 && p.quota_budget_ms == 600000,
+     "quota waits: 1 s base, 64 s max per delay, 10 minute budget");
+  ok(dg_quota_backoff_ms(&p, 1, rnd_zero, NULL) == 0, "quota waits use full jitter (lower bound 0)");
+  ok(dg_quota_backoff_ms(&p, 20, rnd_max, NULL) <= 64000, "a quota wait never exceeds 64 s");
+  uint64_t v = 64000;
+  ok(dg_quota_backoff_ms(&p, 7, rnd_value, &v) == 64000, "the 7th quota wait may reach 64 s");
+  v = 8000;
+  ok(dg_quota_backoff_ms(&p, 4, rnd_value, &v) == 8000, "4th quota wait ceiling is 8 s");
+  int64_t start = 0;
+  ok(dg_retry_quota_delay(&p, 30, -1, start, 599000, rnd_max, NULL) <= 1000,
+     "the last quota wait is cut to end at the budget");
+  ok(dg_retry_quota_delay(&p, 30, -1, start, 600000, rnd_max, NULL) == -1, "no quota retry after the budget");
+  ok(dg_retry_quota_delay(&p, 1, 2000, start, 1000, rnd_max, NULL) == 2000, "a Retry-After is used as given");
+  /* a 5-attempt policy still waits out quota errors: quota waits do not count as attempts */
+  ok(dg_retry_next_delay(&p, 5, -1, start, 0, rnd_zero, NULL) == -1 &&
+     dg_retry_quota_delay(&p, 50, -1, start, 1000, rnd_zero, NULL) == 0,
+     "quota waits are bounded by the budget, not by max_attempts");
 }
 
 static void test_backoff(void) {
@@ -52,24 +96,24 @@ static void test_backoff(void) {
      dg_backoff_cap_ms(&p, 4) == 2000, "ceiling doubles: 250 500 1000 2000");
   ok(dg_backoff_cap_ms(&p, 8) == 32000 && dg_backoff_cap_ms(&p, 9) == 32000 && dg_backoff_cap_ms(&p, 1000) == 32000,
      "ceiling capped at max_delay_ms, no overflow at 1000 attempts");
-  ok(dg_backoff_ms(&p, 3, rnd_zero, NULL) == 0, "full jitter lower bound is 0");
-  ok(dg_backoff_ms(&p, 3, rnd_max, NULL) <= 1000, "full jitter never exceeds the ceiling");
-  uint64_t v = 1000;
-  ok(dg_backoff_ms(&p, 3, rnd_value, &v) == 1000, "full jitter reaches the ceiling (inclusive)");
-  v = 1001;
-  ok(dg_backoff_ms(&p, 3, rnd_value, &v) == 0, "jitter is random mod (ceiling + 1)");
+  ok(dg_backoff_ms(&p, 3, rnd_zero, NULL) == 500, "jitter lower bound is half the ceiling");
+  ok(dg_backoff_ms(&p, 3, rnd_max, NULL) <= 1000, "jitter never exceeds the ceiling");
+  uint64_t v = 500;
+  ok(dg_backoff_ms(&p, 3, rnd_value, &v) == 1000, "jitter reaches the ceiling (inclusive)");
+  v = 501;
+  ok(dg_backoff_ms(&p, 3, rnd_value, &v) == 500, "jitter is cap/2 + random mod (cap/2 + 1)");
   /* distribution with the real generator: all within bounds, spread over the range */
   uint64_t seed = 42;
   int64_t lo = INT64_MAX, hi = -1;
   int inside = 1;
   for (int i = 0; i < 10000; i++) {
     int64_t d = dg_backoff_ms(&p, 4, dg_random_splitmix, &seed);
-    if (d < 0 || d > 2000) inside = 0;
+    if (d < 1000 || d > 2000) inside = 0;
     if (d < lo) lo = d;
     if (d > hi) hi = d;
   }
-  ok(inside, "10000 jittered delays for attempt 4 all in [0, 2000]");
-  ok(lo < 50 && hi > 1950, "jittered delays spread over the whole range");
+  ok(inside, "10000 jittered delays for attempt 4 all in [1000, 2000]");
+  ok(lo < 1050 && hi > 1950, "jittered delays spread over the whole range");
   dg_retry_policy z = p;
   z.base_delay_ms = 0;
   ok(dg_backoff_ms(&z, 5, rnd_max, NULL) == 0, "base 0 means no delay");
@@ -113,7 +157,8 @@ static void test_next_delay(void) {
   uint64_t v = 150;
   ok(dg_retry_next_delay(&p, 1, -1, start, fake_now, rnd_value, &v) == -1,
      "backoff crossing the deadline stops the retries");
-  v = 50;
+  p.base_delay_ms = 100;
+  v = 0;
   ok(dg_retry_next_delay(&p, 1, -1, start, fake_now, rnd_value, &v) == 50, "backoff inside the deadline");
   p.max_attempts = 1;
   ok(dg_retry_next_delay(&p, 1, 0, start, fake_now, rnd_zero, NULL) == -1, "max_attempts = 1: never retried");
@@ -161,6 +206,7 @@ static void test_url(void) {
 
 int main(void) {
   test_classify();
+  test_quota();
   test_backoff();
   test_retry_after();
   test_next_delay();

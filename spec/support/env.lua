@@ -32,6 +32,23 @@ function env.dicomgcs(args, host)
     host or env.emulator().host, args))
 end
 
+--- Start a test server script (node) that prints "PORT <port> PID <pid>" on its first line.
+-- Returns {f=, port=, pid=, base="http://127.0.0.1:PORT", host="127.0.0.1:PORT", stop=function}.
+function env.node_server(script)
+  local f = assert(io.popen("exec node " .. shell_quote(script), "r"))
+  local line = f:read("l") or ""
+  local port, pid = line:match("PORT (%d+) PID (%d+)")
+  assert(port, script .. " did not start: " .. line)
+  local s = { f = f, port = tonumber(port), pid = tonumber(pid), base = "http://127.0.0.1:" .. port,
+              host = "127.0.0.1:" .. port }
+  function s.stop()
+    if s.pid then os.execute("kill " .. s.pid .. " 2>/dev/null") end
+    if s.f then s.f:close() end
+    s.pid, s.f = nil, nil
+  end
+  return s
+end
+
 local root
 --- The absolute path of the source tree (the specs run from it).
 function env.root()
@@ -180,6 +197,21 @@ function env.upload_testdata(c, uri, gen, tag)
   return files, dir, summary
 end
 
+--- A private emulator that runs one operation at a time, a client on it that neither retries
+-- nor waits out quota errors (so that a queue itself meets the 429s), its dataset, store "st"
+-- and a bucket holding 3 studies of `instances` generated files under in/study-N/ plus one
+-- non-DICOM in/study-2/junk.dcm. Returns emu, client, bucket.
+function env.limited_store(instances, tag)
+  local emu = env.start_emulator{ "--max-concurrent-operations", "1", "--op-delay-ms", "30" }
+  local c = assert(require("dicomgcs").client{ project = "spec-project", location = "us-central1", emulator = emu.host,
+    token = "t", dataset = "limit", dicom_store = "st", retry = { max_attempts = 1, quota_budget_ms = 0 } })
+  assert(c:create_dataset{}); assert(c:create_dicom_store{})
+  local bucket = env.bucket(c, nil, "import")
+  env.upload_testdata(c, "gs://" .. bucket .. "/in/", { studies = 3, series = 1, instances = instances, nested = true }, tag)
+  assert(c.storage:write("gs://" .. bucket .. "/in/study-2/junk.dcm", "junk"))
+  return emu, c, bucket
+end
+
 --- An admin call to the emulator (`/_emulator/...`): returns decoded JSON (or nil, message).
 function env.admin(method, path, body, emu)
   local json = require "dicomgcs.json"
@@ -191,6 +223,13 @@ function env.admin(method, path, body, emu)
   if not res then return nil, err.message end
   if res.status >= 300 then return nil, ("HTTP %d: %s"):format(res.status, res.body or "") end
   return json.decode(res.body ~= "" and res.body or "{}")
+end
+
+--- The emulator's log of the requests whose path and query match `path_re` (a JavaScript
+-- regular expression), oldest first: `{ {method=, path=, status=, time=, ...}, ... }`.
+function env.requests(path_re, emu)
+  local query = "requests?path=" .. require("dicomgcs.http").escape(path_re)
+  return assert(env.admin("GET", query, nil, emu)).requests
 end
 
 return env

@@ -26,6 +26,28 @@ function file.write(path, data)
   return path
 end
 
+--- Write `data` to a file, creating its missing parent folders first; returns the path.
+function file.write_p(path, data)
+  local dir = path:match("^(.*)/")
+  if dir then assert(require("dicomgcs.core").mkdir_p(dir)) end
+  return file.write(path, data)
+end
+
+--- The size of a file in bytes, or nil when there is none.
+function file.size(path)
+  local st = require("dicomgcs.core").stat(path)
+  return st and st.size
+end
+
+--- `n` bytes of test data, cheap to make: 4 KiB blocks that differ from each other and with
+-- `seed` (default a random one, so that two calls differ).
+function file.bytes(n, seed)
+  seed = seed or math.random(0, 0x7fffffff)
+  local t = {}
+  for i = 1, n // 4096 do t[i] = string.rep(string.pack("<I4", (seed * 7919 + i) & 0x7fffffff), 1024) end
+  return table.concat(t) .. string.rep("z", n % 4096)
+end
+
 --- Whether a file can be opened for reading.
 function file.exists(path)
   local f = io.open(path, "rb")

@@ -9,17 +9,26 @@
 --     warned = { {file=, warning=, note=}, ... } }   -- odd, but the import accepts them (a guess)
 -- `status` is what dg_dicom must report for the complete file. Good files come
 -- from dump2dcm / dcmconv / img2dcm / dcmcjpeg; broken ones are byte surgery on
--- good ones. Also usable as a module: require("make_dicom").generate(dir).
--- Needs dump2dcm, dcmconv, img2dcm, dcmcjpeg on PATH.
+-- good ones. Also usable as a module: require("spec.support.make_dicom").generate(dir).
+-- Needs dump2dcm, dcmconv, img2dcm, dcmcjpeg on PATH. The dump2dcm step and the UID root are
+-- dicomgcs.testdata's (the one test-DICOM generator); this file adds only the odd and broken
+-- corpus that the header reader's specs need.
+
+local as_script = arg and arg[0] and arg[0]:match("make_dicom%.lua$")
+if as_script then -- run from the source tree, as busted does (.busted)
+  package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
+  package.cpath = "build/?.so;" .. package.cpath
+end
 
 local env = require "spec.support.env"
 local support_file = require "spec.support.file"
+local testdata = require "dicomgcs.testdata"
 
 local M = {}
 
-local STUDY = "1.2.826.0.1.3680043.8.498.1"       -- odd length: NUL-padded on disk
-local SERIES = "1.2.826.0.1.3680043.8.498.12"
-local SOP_INSTANCE = "1.2.826.0.1.3680043.8.498.1001"
+local STUDY = testdata.UID_ROOT .. ".1"           -- odd length: NUL-padded on disk
+local SERIES = testdata.UID_ROOT .. ".12"
+local SOP_INSTANCE = testdata.UID_ROOT .. ".1001"
 local SOP_CLASS = "1.2.840.10008.5.1.4.1.1.7"     -- Secondary Capture Image Storage
 
 local function dump_text(opts)
@@ -88,9 +97,7 @@ function M.generate(dir)
   local function path(n) return dir .. "/" .. n end
   local good, broken, warned = {}, {}, {}
   local function dump2dcm(name, args, opts)
-    write(path(name .. ".dump"), dump_text(opts))
-    sh("dump2dcm " .. (args or "") .. " " .. q(path(name .. ".dump")) .. " " .. q(path(name)))
-    os.remove(path(name .. ".dump"))
+    assert(testdata.dump2dcm(dump_text(opts), path(name), args))
   end
   local function add_good(file, ts, inspected, uids)
     uids = uids or {}
@@ -162,9 +169,7 @@ function M.generate(dir)
   add_broken("no_dicm.dcm", "not_dicom", "preamble followed by DICX", base:sub(1, 128) .. "DICX" .. base:sub(133))
   add_broken("text.dcm", "not_dicom", "a text file", string.rep("this is not DICOM\n", 20))
   do -- bare dataset without preamble / meta
-    write(path("bare.dump"), dump_text())
-    sh("dump2dcm -F +te " .. q(path("bare.dump")) .. " " .. q(path("bare_dataset.dcm")))
-    os.remove(path("bare.dump"))
+    dump2dcm("bare_dataset.dcm", "-F +te")
     add_broken("bare_dataset.dcm", "no_preamble", "dataset written without Part 10 header (dcmdump reads it)")
   end
   -- PatientName length + 2: the next header is read two bytes late
@@ -253,7 +258,7 @@ function M.generate(dir)
   return { good = good, broken = broken, warned = warned }
 end
 
-if arg and arg[0] and arg[0]:match("make_dicom%.lua$") then
+if as_script then
   local dir = arg[1] or error("usage: lua5.4 spec/support/make_dicom.lua OUTDIR")
   M.generate(dir)
   print(dir)

@@ -6,7 +6,9 @@
 -- one refresh at a time, wrapping failures as Errors, and collapsing a burst of forced
 -- refreshes (401s) for the same rejected token into one.
 -- Private to `dicomgcs.auth`.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.auth.cache
+-- @local
 local core = require "dicomgcs.core"
 local common = require "dicomgcs.auth.common"
 

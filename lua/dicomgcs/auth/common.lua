@@ -4,9 +4,12 @@
 -- Every function takes a context `ctx` built by `dicomgcs.auth` (see `common.context`):
 -- `getenv`, `fetch`, `now` (wall clock, integer seconds), `mono` (monotonic seconds),
 -- `scopes`, `explicit_scopes`, `emulator` (base URL or nil) and endpoint overrides.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.auth.common
+-- @local
 local errors = require "dicomgcs.errors"
 local json = require "dicomgcs.json"
+local timestamp = require "dicomgcs.timestamp"
 
 local common = {}
 
@@ -99,12 +102,12 @@ end
 -- ---------------------------------------------------------------------------------------
 -- Endpoints
 
---- The emulator base URL from DICOMGCS_EMULATOR_HOST ("127.0.0.1:PORT" or a URL), or nil.
+--- The emulator base URL ("http://HOST:PORT") from DICOMGCS_EMULATOR_HOST, or nil; nil, Error
+-- when the variable is malformed or names another machine (see dicomgcs.endpoints).
 function common.emulator_base(getenv)
-  local h = getenv("DICOMGCS_EMULATOR_HOST")
-  if not h or h == "" then return nil end
-  if not h:match("^%a[%w+.-]*://") then h = "http://" .. h end
-  return (h:gsub("/+$", ""))
+  local host, err = require("dicomgcs.endpoints").emulator(nil, getenv)
+  if not host then return nil, err end
+  return "http://" .. host
 end
 
 --- In emulator mode, point a Google auth endpoint URL at the emulator (same path; the old
@@ -130,9 +133,8 @@ end
 -- ---------------------------------------------------------------------------------------
 -- Encoding
 
-local function escape(s)
-  return (tostring(s):gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
-end
+-- One URL-escaping home: dicomgcs.http.
+local function escape(s) return require("dicomgcs.http").escape(s) end
 common.escape = escape
 
 --- application/x-www-form-urlencoded body from an ordered list of {name, value} pairs
@@ -176,31 +178,6 @@ function common.base64(s)
   return u .. ("="):rep((4 - #u % 4) % 4)
 end
 
---- Seconds since the epoch of an RFC 3339 UTC time ("2025-01-01T12:00:00Z", optional
--- fraction, or a numeric offset). Returns nil for anything else.
-function common.parse_rfc3339(s)
-  if type(s) ~= "string" then return nil end
-  local y, mo, d, h, mi, sec, rest = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[Tt ](%d%d):(%d%d):(%d%d)(.*)$")
-  if not y then return nil end
-  rest = rest:gsub("^%.%d+", "")
-  local offset = 0
-  if rest ~= "Z" and rest ~= "z" then
-    local sign, oh, om = rest:match("^([+-])(%d%d):(%d%d)$")
-    if not sign then return nil end
-    offset = (tonumber(oh) * 3600 + tonumber(om) * 60) * (sign == "+" and 1 or -1)
-  end
-  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
-  -- days from civil (Howard Hinnant's algorithm)
-  if mo <= 2 then y = y - 1 end
-  local era = (y >= 0 and y or y - 399) // 400
-  local yoe = y - era * 400
-  local mp = (mo + 9) % 12
-  local doy = (153 * mp + 2) // 5 + d - 1
-  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-  local days = era * 146097 + doe - 719468
-  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(sec) - offset
-end
-
 -- ---------------------------------------------------------------------------------------
 -- Files and JSON
 
@@ -229,6 +206,23 @@ common.json = json
 -- nil and an error table {kind=, message=} from the engine.
 function common.fetch(ctx, req)
   if req.auth == nil then req.auth = false end
+  -- A request carrying a secret (a form, a JSON body, an Authorization header) never goes over
+  -- plain http to another machine, whatever a key file's token_uri or an option says.
+  local carries = req.body ~= nil
+  for _, h in ipairs(req.headers or {}) do
+    if tostring(h):lower():match("^authorization:") then carries = true end
+  end
+  if carries then
+    local allowed = ctx.emulator and ctx.emulator:gsub("^http://", "")
+    local ok, err = require("dicomgcs.endpoints").check_token_url(req.url, "token endpoint", allowed)
+    if not ok then return nil, { kind = "input", message = err.message .. " (" .. err.hint .. ")" } end
+  end
+  -- a credential is needed now: 429s here are waited out for seconds, not the 10-minute budget
+  local retry = {}
+  for k, v in pairs(req.retry or {}) do retry[k] = v end
+  retry.quota_budget_ms = retry.quota_budget_ms or 10000
+  retry.quota_max_delay_ms = retry.quota_max_delay_ms or 2000
+  req.retry = retry
   local ok, res, err = pcall(ctx.fetch, req)
   if not ok then
     -- An engine without CURLOPT_NOPROXY support may refuse the field; retry without it once.
@@ -319,7 +313,7 @@ function common.parse_token_response(ctx, source, url, res, what)
     end
     return nil, common.err(ctx, source, msg, hint,
       { http_status = res.status, status = ge and ge.status or nil, url = url,
-        retryable = res.status == 408 or res.status == 429 or res.status >= 500 })
+        retryable = errors.retryable(errors.class{ http_status = res.status }) })
   end
   if type(doc) ~= "table" then
     return nil, common.err(ctx, source, ("%s returned a response that is not JSON"):format(url), nil, { url = url })
@@ -332,7 +326,7 @@ function common.parse_token_response(ctx, source, url, res, what)
   local expires_in = doc.expires_in
   if type(expires_in) == "string" then expires_in = tonumber(expires_in) end
   if doc.expireTime then
-    local t = common.parse_rfc3339(doc.expireTime)
+    local t = timestamp.parse(doc.expireTime)
     if not t then
       return nil, common.err(ctx, source, ("%s returned an unreadable expireTime"):format(url), nil, { url = url })
     end
@@ -348,7 +342,8 @@ function common.parse_token_response(ctx, source, url, res, what)
 end
 
 --- POST a form to a token endpoint, with Google's retry policy for token endpoints
--- (3 attempts on 408/429/5xx, 1 s then 2 s). Returns {token=, expires_in=} or nil, Error.
+-- (3 attempts on 408/5xx, 1 s then 2 s; 429s waited out for at most 10 s: a token is needed
+-- now, not after a 10-minute quota budget). Returns {token=, expires_in=} or nil, Error.
 function common.post_token_form(ctx, source, url, fields, what, extra_headers)
   local headers = { "Content-Type: application/x-www-form-urlencoded", "Accept: application/json" }
   for _, h in ipairs(extra_headers or {}) do headers[#headers + 1] = h end
@@ -372,7 +367,8 @@ function common.transport_err(ctx, source, url, err)
     hint = "check the network, proxy settings and the endpoint URL" ..
       (ctx.emulator and " (is the emulator running? emulator/start)" or "")
   end
-  return common.err(ctx, source, msg, hint, { url = url, retryable = true, curl_code = err and err.curl_code })
+  return common.err(ctx, source, msg, hint, { url = url, curl_code = err and err.curl_code,
+    retryable = errors.retryable(errors.class(err or { kind = "transport" })) })
 end
 
 return common

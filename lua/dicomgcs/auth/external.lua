@@ -2,7 +2,9 @@
 -- exchanged at STS, optionally followed by service-account impersonation. Executable, AWS
 -- and X.509 sources are refused (Google's libraries also need an explicit opt-in for
 -- executables; dicomgcs supports file and url sources only).
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.auth.external
+-- @local
 local common = require "dicomgcs.auth.common"
 local json = require "dicomgcs.json"
 

@@ -1,5 +1,7 @@
 --- Credential files (and their decoded tables): dispatch on `type`.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.auth.files
+-- @local
 local common = require "dicomgcs.auth.common"
 local sa = require "dicomgcs.auth.service_account"
 local user = require "dicomgcs.auth.user"

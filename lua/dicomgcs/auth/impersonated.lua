@@ -1,6 +1,8 @@
 --- Service-account impersonation through IAM Credentials `generateAccessToken`, with any
 -- other credential (through its own token cache) as the source.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.auth.impersonated
+-- @local
 local common = require "dicomgcs.auth.common"
 local json = require "dicomgcs.json"
 

@@ -8,7 +8,9 @@
 -- Google Cloud (DMI product name, Cloud Run / Functions / Kubernetes variables), the probe
 -- waits GCE_METADATA_TIMEOUT (3) s for up to GCE_METADATA_DETECT_RETRIES (3) attempts, as
 -- google-auth-library-python does; anywhere else one 1-second attempt, so a laptop does not hang.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.auth.metadata
+-- @local
 local common = require "dicomgcs.auth.common"
 
 local metadata = {}

@@ -1,6 +1,8 @@
 --- Service-account key files: the JWT-bearer (two-legged OAuth) exchange at `token_uri`,
 -- or, as an opt-in, self-signed JWTs sent directly as bearer tokens (AIP-4111/4112).
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.auth.service_account
+-- @local
 local core = require "dicomgcs.core"
 local common = require "dicomgcs.auth.common"
 

@@ -1,7 +1,9 @@
 --- A fixed access token: from the `credentials` option or an environment variable, or a
 -- file re-read on every refresh (gcloud's `auth/access_token_file`). Never refreshable
 -- through Google: when it expires, the caller must supply a new one.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.auth.static
+-- @local
 local common = require "dicomgcs.auth.common"
 
 local static = {}

@@ -1,7 +1,9 @@
 --- gcloud user credentials (`authorized_user`): the refresh-token grant. Like Google's
 -- Python and Node libraries, the file's token_uri is not used: the token endpoint is
 -- Google's, or the `token_uri` option, or the emulator's in emulator mode.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.auth.user
+-- @local
 local common = require "dicomgcs.auth.common"
 
 local user = {}

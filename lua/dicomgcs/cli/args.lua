@@ -1,7 +1,18 @@
 --- Command-line parsing in gcloud's manner: positional words, then flags
 -- (`--flag=value`, `--flag value`, boolean `--flag`/`--no-flag`, repeatable flags, short `-r`).
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.cli.args
+-- @local
+local common = require "dicomgcs.cli.common"
+
 local args = {}
+
+local function unknown(flag, spec)
+  local names = {}
+  for n in pairs(spec) do names[#names + 1] = n end
+  local near = common.suggest(flag, names)
+  return ("unknown flag --%s%s"):format(flag, near and ("; did you mean --" .. near .. "?") or "")
+end
 
 --- Parse `argv` against a flag spec { name = { type="string"|"boolean"|"list", short="r" } }.
 -- Returns { words = {...}, flags = {...} } or nil, message.
@@ -23,7 +34,8 @@ function args.parse(argv, spec)
         name, negated = name:sub(4), true
       end
       local s = spec[name]
-      if not s then return nil, ("unknown flag --%s"):format(name) end
+      if not s then return nil, unknown(name, spec) end
+      if s.moved then return nil, ("--%s: %s"):format(name, s.moved) end
       if s.type == "boolean" then
         if value then return nil, ("--%s takes no value"):format(name) end
         flags[name] = not negated
@@ -31,8 +43,12 @@ function args.parse(argv, spec)
         if not value then
           i = i + 1
           value = argv[i]
-          if value == nil then return nil, ("--%s needs a value"):format(name) end
+          -- like argparse: a following flag is not this flag's value (write --name=--x for that)
+          if value == nil or (value:sub(1, 2) == "--" and #value > 2) then
+            return nil, ("--%s needs a value: --%s=VALUE"):format(name, name)
+          end
         end
+        if value:find("[\0\r\n]") then return nil, ("--%s: the value holds a control character"):format(name) end
         if s.type == "list" then
           flags[name] = flags[name] or {}
           table.insert(flags[name], value)
@@ -40,10 +56,13 @@ function args.parse(argv, spec)
           flags[name] = value
         end
       end
-    elseif a:match("^%-%a$") then
-      local name = short[a:sub(2)]
-      if not name then return nil, ("unknown flag %s"):format(a) end
-      flags[name] = true
+    elseif a:match("^%-%a+$") then
+      -- -r, or several short flags together: -rq
+      for letter in a:sub(2):gmatch(".") do
+        local name = short[letter]
+        if not name then return nil, ("unknown flag -%s%s"):format(letter, #a > 2 and (" in " .. a) or "") end
+        flags[name] = true
+      end
     else
       words[#words + 1] = a
     end

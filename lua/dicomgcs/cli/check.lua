@@ -1,5 +1,7 @@
 --- `dicomgcs check`: the pre-flight check of files or bucket objects before an import.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.cli.check
+-- @local
 
 return {
   { path = { "check" }, usage = "check PATH|gs://BUCKET/PATTERN ...",

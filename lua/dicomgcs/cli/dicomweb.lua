@@ -1,20 +1,15 @@
 --- Commands for DICOMweb: store (STOW-RS), retrieve (WADO-RS), search (QIDO-RS), delete.
 -- They target the store given by --dicom-store/--dataset/--location, or any DICOMweb server
 -- with --dicomweb-url=URL.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.cli.dicomweb
+-- @local
 local core = require "dicomgcs.core"
 local json = require "dicomgcs.json"
-
-local errors = require "dicomgcs.errors"
 local progress = require "dicomgcs.cli.progress"
 local term = require "dicomgcs.cli.term"
-
--- A message becomes an input Error (printed as one line, no traceback).
-local function fail(err)
-  if type(err) == "string" then err = errors.input(err) end
-  error(err, 0)
-end
-local function must(v, err) if v == nil then fail(err) end return v end
+local common = require "dicomgcs.cli.common"
+local must, usage = common.must, common.usage
 
 local target_flags = {
   ["dicom-store"] = { type = "string", metavar = "STORE", help = "DICOM store id (with --dataset and --location)" },
@@ -31,21 +26,15 @@ end
 local function open(ctx)
   local url = ctx.flags["dicomweb-url"]
   if url then
-    if not url:match("^https?://[^/]+") then fail("--dicomweb-url must be an http:// or https:// URL") end
+    if not url:match("^https?://[^/]+") then usage("--dicomweb-url must be an http:// or https:// URL") end
     return require("dicomgcs.dicomweb").new{ base_url = url,
-      concurrency = tonumber(ctx.flags.concurrency) }
+      concurrency = common.integer(ctx.flags, "concurrency") }
   end
-  if not ctx.flags["dicom-store"] then fail("give --dicom-store=STORE (with --dataset, --location) or --dicomweb-url=URL") end
+  if not ctx.flags["dicom-store"] then usage("give --dicom-store=STORE (with --dataset, --location) or --dicomweb-url=URL") end
   return must(ctx.client():dicomweb{ dicom_store = ctx.flags["dicom-store"] })
 end
 
-local function positive(ctx, name)
-  local v = ctx.flags[name]
-  if v == nil then return nil end
-  local n = math.tointeger(tonumber(v))
-  if not n or n < 1 then fail(("--%s needs a positive integer, got '%s'"):format(name, v)) end
-  return n
-end
+local function positive(ctx, name) return common.integer(ctx.flags, name) end
 
 -- "studies/S[/series/SE[/instances/I]]" → { study=, series=, instance= }
 local function resource(s)
@@ -54,11 +43,11 @@ local function resource(s)
   local o, keys = {}, { studies = "study", series = "series", instances = "instance" }
   local order = { "studies", "series", "instances" }
   if #parts == 0 or #parts % 2 ~= 0 or #parts > 6 then
-    fail(("'%s': give studies/UID[/series/UID[/instances/UID]]"):format(s))
+    usage(("'%s': give studies/UID[/series/UID[/instances/UID]]"):format(s))
   end
   for i = 1, #parts, 2 do
     if parts[i] ~= order[(i + 1) / 2] then
-      fail(("'%s': expected '%s' at part %d; give studies/UID[/series/UID[/instances/UID]]"):format(s, order[(i + 1) / 2], i))
+      usage(("'%s': expected '%s' at part %d; give studies/UID[/series/UID[/instances/UID]]"):format(s, order[(i + 1) / 2], i))
     end
     o[keys[parts[i]]] = parts[i + 1]
   end
@@ -71,7 +60,8 @@ local function status_line(p, meter)
   return ("%s %3d%%  %d/%d files, %s/%s  %s  %s — %d stored, %d already present, %d failed"):format(
     progress.bar(fraction), math.floor(100 * fraction), p.files_done, p.files_total, progress.bytes(p.bytes_done),
     progress.bytes(p.bytes_total), rate and (progress.bytes(rate) .. "/s") or "--/s",
-    eta and ("ETA " .. progress.duration(eta)) or "ETA --", p.stored or 0, p.already_present or 0, p.failed or 0)
+    eta and ("ETA " .. progress.duration(eta)) or "ETA --", p.stored or 0, p.already_present or 0, p.failed or 0) ..
+    progress.throttle_note(p.throttled)
 end
 
 return {
@@ -86,16 +76,23 @@ return {
       concurrency = { type = "string", metavar = "N", help = "requests in flight (default 16)" },
       batch = { type = "string", metavar = "N", help = "files per multipart request (default 1: single-part)" },
       study = { type = "string", metavar = "UID", help = "post to /studies/UID (every file must belong to it)" },
+      report = { type = "string", metavar = "FILE", help = "at the end, write an HTML run report to FILE" },
     },
     run = function(ctx)
+      local concurrency, batch = positive(ctx, "concurrency"), positive(ctx, "batch")
       local dw = open(ctx)
       local tty = core.isatty(2)
-      local last = 0
+      local last, throttled = 0, false
       local meter = progress.meter()
       meter.observe(0)
+      local rec = ctx.flags.report and require("dicomgcs.report").recorder()
       local summary = must(dw:store(ctx.words, {
-        concurrency = positive(ctx, "concurrency"), batch = positive(ctx, "batch"), study = ctx.flags.study,
+        concurrency = concurrency, batch = batch, study = ctx.flags.study,
         on_progress = function(p)
+          if rec then
+            rec:sample({ success = p.stored + p.already_present, failure = p.failed,
+              pending = p.files_total - p.files_done, bytes = p.bytes_done }, p.files_done == p.files_total)
+          end
           local now = core.monotime()
           meter.observe(p.bytes_done, now)
           local r = p.result
@@ -108,9 +105,17 @@ return {
           if tty and (now - last > 0.2 or p.files_done == p.files_total) then
             last = now
             io.stderr:write("\r\27[K", status_line(p, meter))
+          elseif not tty and p.throttled and not throttled then   -- once per throttled spell
+            io.stderr:write(status_line(p, meter), "\n")
           end
+          throttled = p.throttled ~= nil
         end }))
       if tty then io.stderr:write("\n") end
+      if rec then
+        ctx.write_report(ctx.flags.report, require("dicomgcs.report").from_stow(summary), { source = table.concat(ctx.words, " "),
+          store = ctx.flags["dicomweb-url"] or ctx.flags["dicom-store"], history = rec.history, events = rec.events,
+          started = rec.started, ended = require("dicomgcs.timestamp").now() })
+      end
       if ctx.flags.format then
         local rows = {}
         for i, r in ipairs(summary.results) do
@@ -141,20 +146,23 @@ return {
       rendered = { type = "string", metavar = "FORMAT", help = "jpeg or png: render an instance" },
     },
     run = function(ctx)
-      local dw = open(ctx)
       local o = resource(ctx.words[1])
+      if ctx.flags.rendered and ctx.flags.rendered ~= "jpeg" and ctx.flags.rendered ~= "png" then
+        usage("--rendered must be jpeg or png")
+      end
+      if (ctx.flags.rendered or not ctx.flags.metadata) and not ctx.flags.dest then
+        usage(ctx.flags.rendered and "--rendered needs --dest=FILE" or "--dest=DIR is required")
+      end
+      local dw = open(ctx)
       if ctx.flags.metadata then
         return ctx.print(json.array(must(dw:metadata(o))))
       end
       if ctx.flags.rendered then
-        if not ctx.flags.dest then fail("--rendered needs --dest=FILE") end
         o.format, o.output_file = ctx.flags.rendered, ctx.flags.dest
-        if o.format ~= "jpeg" and o.format ~= "png" then fail("--rendered must be jpeg or png") end
         must(dw:rendered(o))
         io.stderr:write("Wrote ", ctx.flags.dest, "\n")
         return 0
       end
-      if not ctx.flags.dest then fail("--dest=DIR is required") end
       o.dest, o.transfer_syntax = ctx.flags.dest, ctx.flags["transfer-syntax"]
       o.layout = ctx.flags.flat and "flat" or nil
       local s = must(dw:retrieve(o))
@@ -178,13 +186,17 @@ return {
     end },
 
   { path = { "dicomweb", "search" },
-    usage = "dicomweb search studies|series|instances [--filter=KEY=VALUE]... --dicom-store=S",
+    usage = "dicomweb search studies|series|instances [--query=KEY=VALUE]... --dicom-store=S",
     summary = "search studies, series or instances (QIDO-RS)", min_args = 1, max_args = 1,
-    help = "Search with QIDO-RS, following every page. --filter=PatientName=DOE* (keywords or tags;\n" ..
+    formats = { json = true, ["json-compact"] = true, yaml = true, table = true },
+    choices = { "studies", "series", "instances" },
+    help = "Search with QIDO-RS, following every page. --query=PatientName=DOE* (keywords or tags;\n" ..
       "repeatable), --include-field=KEYWORD (repeatable, or all), --limit=N results at most,\n" ..
       "--study=UID / --series=UID to search inside one.",
     flags = with_flags{
-      filter = { type = "list", metavar = "KEY=VALUE", help = "attribute match (repeatable)" },
+      query = { type = "list", metavar = "KEY=VALUE", help = "attribute match (repeatable)" },
+      filter = { type = "list", moved = "QIDO match keys are --query KEY=VALUE (repeatable); " ..
+        "--filter is gcloud's output filter, on list commands only" },
       ["include-field"] = { type = "list", metavar = "FIELD", help = "extra attribute to return (repeatable)" },
       limit = { type = "string", metavar = "N", help = "at most N results" },
       ["page-size"] = { type = "string", metavar = "N", help = "results per request" },
@@ -194,17 +206,18 @@ return {
     run = function(ctx)
       local level = ctx.words[1]
       if level ~= "studies" and level ~= "series" and level ~= "instances" then
-        fail("search what? give studies, series or instances")
+        usage(("search what? give studies, series or instances, not '%s'"):format(level))
       end
       local filters = {}
-      for _, f in ipairs(ctx.flags.filter or {}) do
+      for _, f in ipairs(ctx.flags.query or {}) do
         local k, v = f:match("^([^=]+)=(.*)$")
-        if not k then fail(("--filter=%s: give KEY=VALUE"):format(f)) end
+        if not k then usage(("--query=%s: give KEY=VALUE"):format(f)) end
         filters[k] = v
       end
+      local limit, page_size = positive(ctx, "limit"), positive(ctx, "page-size")
       local dw = open(ctx)
       local list = must(dw:search_all(level, { filters = filters, include_fields = ctx.flags["include-field"],
-        limit = positive(ctx, "limit"), page_size = positive(ctx, "page-size"),
+        limit = limit, page_size = page_size,
         study = ctx.flags.study, series = ctx.flags.series }))
       local v = require("dicomgcs.dicomweb").value
       local columns = {
@@ -227,9 +240,10 @@ return {
           { title = "SOP_CLASS_UID", get = function(x) return v(x, "SOPClassUID") end },
         },
       }
-      local fmt = ctx.flags.format
+      local fmt = ctx.flags.format and ctx.format.name
       if fmt == "table" or not fmt then
-        ctx.out:write(require("dicomgcs.cli.output").render(list, "table", columns[level]), "\n")
+        ctx.out:write(require("dicomgcs.cli.output").render(list, ctx.format.columns and ctx.format or "table",
+          columns[level]), "\n")
       else
         ctx.print(json.array(list))
       end

@@ -3,7 +3,9 @@
 -- line at the end). A rate is only shown once it has been observed: the work done between two
 -- looks divided by the time between them, never the total divided by the time since we started
 -- watching (an operation that finished before the first poll has no rate to show).
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.cli.progress
+-- @local
 local core = require "dicomgcs.core"
 local term = require "dicomgcs.cli.term"
 
@@ -64,6 +66,12 @@ local function eta_text(m, remaining)
   return eta and ("ETA " .. progress.duration(eta)) or "ETA --"
 end
 
+--- The note while requests wait out quota errors (429): "" when not throttled.
+function progress.throttle_note(seconds)
+  if not seconds or seconds <= 0 then return "" end
+  return (" — throttled by quota, waiting %d s"):format(math.ceil(seconds))
+end
+
 --- The reporter for an operation's polls: `report(op)` after each poll, `finish()` at the end.
 -- `tty` (default: whether stderr is a terminal) chooses the bar or plain lines.
 function progress.operation(stream, tty)
@@ -79,6 +87,8 @@ function progress.operation(stream, tty)
     m.observe(done)
     local rate = m.rate()
     local id = term.escape(op:id())
+    local th = op.transport and op.transport.throttle and op.transport:throttle()
+    local note = progress.throttle_note(th and th.wait)
     if tty then
       local text
       if total == 0 then
@@ -90,14 +100,14 @@ function progress.operation(stream, tty)
           op.done and "done" or eta_text(m, c.pending))
         text = id .. " " .. text
       end
-      stream:write("\r\27[K", text)
+      stream:write("\r\27[K", text, note)
       stream:flush()
       drawn = true
     else
-      local key = ("%d/%d/%d/%s"):format(c.success, c.failure, c.pending, tostring(op.done))
+      local key = ("%d/%d/%d/%s/%s"):format(c.success, c.failure, c.pending, tostring(op.done), note ~= "")
       if key ~= last then
-        stream:write(("%s: %d succeeded, %d failed, %d pending%s%s\n"):format(id, c.success, c.failure, c.pending,
-          rate and (", %.1f files/s"):format(rate) or "", op.done and ", done" or ""))
+        stream:write(("%s: %d succeeded, %d failed, %d pending%s%s%s\n"):format(id, c.success, c.failure, c.pending,
+          rate and (", %.1f files/s"):format(rate) or "", op.done and ", done" or "", note))
         stream:flush()
       end
       last = key

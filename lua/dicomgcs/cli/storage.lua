@@ -1,17 +1,19 @@
 --- Commands for Cloud Storage: buckets, ls, cp, rm, laid out as `gcloud storage` lays them out.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.cli.storage
+-- @local
 local core = require "dicomgcs.core"
 local progress = require "dicomgcs.cli.progress"
 local term = require "dicomgcs.cli.term"
 
-local errors = require "dicomgcs.errors"
 
-local function fail(err) error(type(err) == "string" and errors.input(err) or err, 0) end
-local function must(v, err) if v == nil then fail(err) end return v end
+local common = require "dicomgcs.cli.common"
+-- usage: a mistake in the command line (exit 2); fail: the request could not be done (exit 1)
+local fail, must, usage = common.fail, common.must, common.usage
 
 local function parse_gs(uri)
   local bucket, path = uri:match("^gs://([^/]+)/?(.*)$")
-  if not bucket then fail("'" .. uri .. "' is not a gs:// URI") end
+  if not bucket then usage("'" .. uri .. "' is not a gs:// URI") end
   return bucket, path
 end
 
@@ -83,7 +85,7 @@ return {
     flags = { location = { type = "string", help = "bucket location, e.g. US" } },
     run = function(ctx)
       local name = ctx.words[1]:match("^gs://([^/]+)/?$")
-      if not name then fail("give the bucket as gs://BUCKET") end
+      if not name then usage("give the bucket as gs://BUCKET") end
       ctx.print(must(ctx.client().storage:create_bucket(name)))
     end },
   { path = { "storage", "ls" }, usage = "storage ls [-r] [-l|-L] gs://BUCKET[/PATH]",
@@ -188,28 +190,47 @@ return {
               ["chunk-size"] = { type = "string",
                 help = "resumable upload chunk size, a multiple of 256 KiB (e.g. 8M); default: one streamed request" },
               ["content-type"] = { type = "string", help = "Content-Type of uploaded objects (default from the extension)" },
-              ["no-verify"] = { type = "boolean", help = "do not check downloaded files against the objects' CRC32C" } },
+              ["no-verify"] = { type = "boolean", help = "do not check downloaded files against the objects' CRC32C" },
+              report = { type = "string", metavar = "FILE", help = "at the end, write an HTML run report to FILE" } },
     run = function(ctx)
       local src, dest = ctx.words[1], ctx.words[2]
       local st = ctx.client().storage
+      local rec = ctx.flags.report and require("dicomgcs.report").recorder()
+      -- with --report, every progress call also feeds the report's counters over time
+      local function observed(show)
+        if not rec then return show end
+        return function(r, s, total)
+          rec:sample({ success = s.ok, failure = s.failed, pending = total - s.ok - s.failed, bytes = s.bytes },
+            s.ok + s.failed == total)
+          return show(r, s, total)
+        end
+      end
+      local function done(summary, verb, tail)
+        if rec then
+          local report = require "dicomgcs.report"
+          ctx.write_report(ctx.flags.report, report.from_transfer(summary), { source = src, store = dest,
+            history = rec.history, events = rec.events, started = rec.started, ended = require("dicomgcs.timestamp").now() })
+        end
+        return summarize(ctx, summary, verb, tail)
+      end
       if src:sub(1, 5) ~= "gs://" and dest:sub(1, 5) == "gs://" then
         local localpath = require "dicomgcs.localpath"
         local info = core.stat(src)
         local is_dir = info and info.type == "directory"
         if is_dir and not ctx.flags.recursive then
-          fail(src .. " is a folder: use -r to copy it")
+          usage(src .. " is a folder: use -r to copy it")
         end
         local opts = { content_type = ctx.flags["content-type"], skip_same = ctx.flags["skip-same"] }
         local c = ctx.flags.checksum
         if c ~= nil then
-          if c ~= "crc32c" and c ~= "md5" and c ~= "both" and c ~= "none" then fail("--checksum: use crc32c, md5, both or none") end
+          if c ~= "crc32c" and c ~= "md5" and c ~= "both" and c ~= "none" then usage("--checksum: use crc32c, md5, both or none") end
           opts.checksum = c ~= "none" and c or false
         end
         if ctx.flags["chunk-size"] then
           local n, unit = ctx.flags["chunk-size"]:match("^(%d+)([KkMm]?)$")
           local mult = ({ [""] = 1, k = 1024, K = 1024, m = 1048576, M = 1048576 })[unit or ""]
           n = n and math.tointeger(tonumber(n) * mult)
-          if not n or n <= 0 or n % 262144 ~= 0 then fail("--chunk-size must be a multiple of 256 KiB, e.g. 256K or 8M") end
+          if not n or n <= 0 or n % 262144 ~= 0 then usage("--chunk-size must be a multiple of 256 KiB, e.g. 256K or 8M") end
           opts.chunk_size = n
         end
         local files = must(localpath.files(src))
@@ -227,9 +248,9 @@ return {
         local bytes = 0
         for _, f in ipairs(files) do bytes = bytes + (f.size or 0) end
         local p = progress.transfer(io.stderr, #files, bytes)
-        opts.on_progress = p.on_progress
+        opts.on_progress = observed(p.on_progress)
         local summary = must(st:upload(src, dest, opts))
-        return summarize(ctx, summary, "Uploaded", p.finish(summary))
+        return done(summary, "Uploaded", p.finish(summary))
       elseif src:sub(1, 5) == "gs://" and dest:sub(1, 5) ~= "gs://" then
         local bucket, path = parse_gs(src)
         local objects, serr, base = st:select(src)
@@ -243,7 +264,7 @@ return {
         end
         local is_prefix = not src:find("[*?]") and base == (path == "" and "" or (path:gsub("/*$", "/")))
         if is_prefix then
-          if not ctx.flags.recursive then fail(src .. " is a prefix: use -r to copy everything under it") end
+          if not ctx.flags.recursive then usage(src .. " is a prefix: use -r to copy everything under it") end
           local dinfo = core.stat(dest)
           if (dinfo and dinfo.type == "directory") or dest:sub(-1) == "/" then
             dest = dest:gsub("/+$", "") .. "/" .. (leaf(path) or bucket)
@@ -252,10 +273,10 @@ return {
         local bytes = 0
         for _, o in ipairs(objects) do bytes = bytes + (tonumber(o.size) or 0) end
         local p = progress.transfer(io.stderr, #objects, bytes)
-        local summary = must(st:download(src, dest, { verify = not ctx.flags["no-verify"], on_progress = p.on_progress }))
-        return summarize(ctx, summary, "Downloaded", p.finish(summary))
+        local summary = must(st:download(src, dest, { verify = not ctx.flags["no-verify"], on_progress = observed(p.on_progress) }))
+        return done(summary, "Downloaded", p.finish(summary))
       end
-      fail("one of SRC and DEST must be a gs:// URI and the other a local path")
+      usage("one of SRC and DEST must be a gs:// URI and the other a local path")
     end },
   { path = { "storage", "rm" }, usage = "storage rm [-r] [--dry-run] gs://BUCKET/OBJECT",
     summary = "delete objects", min_args = 1, max_args = 1,
@@ -267,20 +288,22 @@ return {
     run = function(ctx)
       local uri, st = ctx.words[1], ctx.client().storage
       if not ctx.flags.recursive and not uri:find("[*?]") then
-        if uri:sub(-1) == "/" then fail(uri .. " is a prefix: use -r to delete everything under it") end
+        if uri:sub(-1) == "/" then usage(uri .. " is a prefix: use -r to delete everything under it") end
         local obj = must(st:stat(uri))
         if ctx.flags["dry-run"] then ctx.out:write("would delete ", term.escape(uri), "\n"); return 0 end
         must(st:delete(uri))
         ctx.out:write("deleted ", term.escape("gs://" .. obj.bucket .. "/" .. obj.name), "\n")
         return 0
       end
+      if not ctx.flags["dry-run"] then ctx.confirm("You are about to delete every object matching " .. uri .. ".") end
       local summary = must(st:delete_prefix(uri, { dry_run = ctx.flags["dry-run"] }))
       for _, r in ipairs(summary.results) do
         if r.dry_run then ctx.out:write("would delete ", term.escape(r.source), "\n")
         elseif r.ok then ctx.out:write("deleted ", term.escape(r.source), "\n")
         else io.stderr:write("ERROR: ", term.escape(tostring(r.err)), "\n") end
       end
-      if #summary.results == 0 then io.stderr:write("Nothing matches ", term.escape(uri), ".\n") end
+      -- as gcloud storage rm: a URL that matches nothing is an error, not a quiet success
+      if #summary.results == 0 then fail("one or more URLs matched no objects: " .. uri) end
       if summary.failed == 0 then return 0 end
       return summary.ok > 0 and 3 or 1
     end },
@@ -297,9 +320,9 @@ return {
               ["dry-run"] = { type = "boolean", help = "only check; change nothing" } },
     run = function(ctx)
       local bucket = ctx.words[1]:match("^gs://([^/]+)/?$")
-      if not bucket then fail("give the bucket as gs://BUCKET") end
+      if not bucket then usage("give the bucket as gs://BUCKET") end
       local purpose = ctx.flags["for"]
-      if purpose ~= "import" and purpose ~= "export" then fail("--for=import or --for=export is required") end
+      if purpose ~= "import" and purpose ~= "export" then usage("--for=import or --for=export is required") end
       local st = ctx.client().storage
       if ctx.flags["dry-run"] then
         local access, err = st:service_agent_access(bucket, purpose)

@@ -2,7 +2,9 @@
 -- inert. A name holding `ESC]0;…BEL` would otherwise retitle the window, move the cursor or
 -- rewrite what was printed before it. JSON output is not passed through here: JSON escapes
 -- control characters itself.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.cli.term
+-- @local
 local term = {}
 
 local named = { [7] = "\\a", [8] = "\\b", [9] = "\\t", [10] = "\\n", [11] = "\\v", [12] = "\\f", [13] = "\\r",

@@ -57,6 +57,11 @@ function dicomweb.new(o)
   local self = setmetatable({}, DW)
   self.base_url = o.base_url:gsub("/+$", "")
   self.headers = o.headers or {}
+  for i, h in ipairs(self.headers) do
+    if type(h) ~= "string" or not h:find(":", 1, true) then error(("dicomweb.new: headers[%d] must be a \"Name: value\" string"):format(i), 2) end
+    local ok, err = http.header_value(h, ("dicomweb.new: headers[%d]"):format(i))
+    if not ok then error(err.message, 2) end
+  end
   self.operation_base = o.operation_base or self.base_url:match("^(.-)/projects/")
   self.orthanc_root = o.orthanc_root
   -- set once a single-part STOW was refused with 415 (Orthanc): later stores on this handle
@@ -102,6 +107,13 @@ local function orthanc_delete(self, o, what)
   local found
   for _, r in ipairs(json.decode(res.body or "") or {}) do
     if type(r) == "table" and r.Type == level and type(r.Path) == "string" then found = r.Path end
+  end
+  -- The Path comes from the server: only a plain absolute path may follow the root, so that
+  -- "@host/…", "//host/…" or a URL cannot send the DELETE (and its headers) elsewhere.
+  if found and not (found:match("^/[%w%-_/]+$") and not found:find("//", 1, true)) then
+    return false, errors.new{ kind = "http", url = root .. "/tools/lookup",
+      message = ("%s: the server's lookup returned Path '%s', which is not a path on %s; nothing deleted")
+        :format(what, found:sub(1, 200):gsub("%c", "?"), root) }
   end
   if not found then
     return false, errors.new{ kind = "http", http_status = 404, status = "NOT_FOUND", url = root .. "/tools/lookup",

@@ -288,20 +288,19 @@ function DW:store(paths, opts)
   end
 
   -- 3. One job per request, on the one scheduler.
-  local function send(files, io)
+  local function send(files, net)
     local what = "store " .. (#files == 1 and files[1].path or (#files .. " files from " .. files[1].path))
     local as_multipart = opts.multipart or #files > 1 or self.multipart_only
     local req = build(files, as_multipart)
-    local res, err = io.raw(req)
+    local res, err = net.raw(req, what)
     if res and res.status == 415 and not as_multipart then
       self.multipart_only = true
       summary.multipart_fallback = true
       req = build(files, true)
-      res, err = io.raw(req)
+      res, err = net.raw(req, what)
     end
     if not res then
-      local e = errors.from_transport(err, req.url, what)
-      for _, r in ipairs(files) do finish(r, "failed", { reason = e.message, err = e }) end
+      for _, r in ipairs(files) do finish(r, "failed", { reason = err.message, err = err }) end
       return true
     end
     for i, outcome in ipairs(stow.match(files, res, req.url)) do
@@ -323,7 +322,7 @@ function DW:store(paths, opts)
       end
     end })
   for _, files in ipairs(batches) do
-    run:add{ fn = function(io) return send(files, io) end, files = files }
+    run:add{ fn = function(net) return send(files, net) end, files = files }
   end
   local rs = run:run()
   -- jobs stopped before or while sending (Ctrl-C): their files fail with the stop's Error

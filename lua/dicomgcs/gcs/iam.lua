@@ -5,7 +5,9 @@
 -- and its project's policy (Resource Manager) to check that before the operation starts (a
 -- warning, never a refusal: grants above the project cannot be seen), and grant the role on request.
 -- They are mixed into dicomgcs.Storage.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.gcs.iam
+-- @local
 local errors = require "dicomgcs.errors"
 local http = require "dicomgcs.http"
 local json = require "dicomgcs.json"

@@ -2,7 +2,9 @@
 -- small files, resumable sessions for large ones), parallel downloads (ranged for large
 -- objects), deletes under a prefix; CRC32C/MD5 computed locally in the C core and checked
 -- against what the server kept. Private to dicomgcs.gcs: use Storage:upload/download/delete_prefix.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.gcs.transfer
+-- @local
 local core = require "dicomgcs.core"
 local errors = require "dicomgcs.errors"
 local http = require "dicomgcs.http"
@@ -98,11 +100,11 @@ local function decode_object(res, what)
 end
 
 -- A multipart upload (metadata with the checksums, then the file, streamed).
-local function upload_small(st, io, path, bucket, name, ctype, d, what)
+local function upload_small(st, net, path, bucket, name, ctype, d, what)
   local meta = { name = name, contentType = ctype, crc32c = d.crc32c, md5Hash = d.md5 }
   local mp_type, body = multipart.related{ { content_type = "application/json; charset=UTF-8", data = json.encode(meta) },
     { content_type = ctype, file = path } }
-  local res, err = io.request({
+  local res, err = net.request({
     method = "POST",
     url = st.base .. "/upload/storage/v1/b/" .. http.escape(bucket) .. "/o?uploadType=multipart",
     headers = { "Content-Type: " .. mp_type, "Accept: application/json" },
@@ -116,9 +118,9 @@ end
 -- `chunk_size`); after a dropped connection or a retryable status ask the server how much it
 -- kept (`bytes */SIZE` → 308 Range) and go on from there in chunks of multiples of 256 KiB,
 -- the final one carrying X-Goog-Hash.
-local function upload_resumable(st, io, path, bucket, name, ctype, d, opts, what, info)
+local function upload_resumable(st, net, path, bucket, name, ctype, d, opts, what, info)
   local size = d.size
-  local res, err = io.request({
+  local res, err = net.request({
     method = "POST",
     url = st.base .. "/upload/storage/v1/b/" .. http.escape(bucket) .. "/o" ..
       http.query{ uploadType = "resumable", name = name },
@@ -139,7 +141,7 @@ local function upload_resumable(st, io, path, bucket, name, ctype, d, opts, what
   local offset, failures, streamed, stalled = 0, 0, false, 0
   info.resumed = 0
   local function abandon(e)
-    io.request({ method = "DELETE", url = session, retry = { max_attempts = 1 } }, what .. " (cancel the session)")
+    net.request({ method = "DELETE", url = session, retry = { max_attempts = 1 } }, what .. " (cancel the session)")
     return nil, e
   end
   while true do
@@ -161,7 +163,7 @@ local function upload_resumable(st, io, path, bucket, name, ctype, d, opts, what
       if final and hash then req.headers[3] = hash end
       req.body_file, req.body_offset, req.body_length = path, offset, n
     end
-    local r, e = io.request(req, what)
+    local r, e = net.request(req, what)
     if r and (r.status == 200 or r.status == 201) then
       return decode_object(r, what)
     elseif r and r.status == 308 then
@@ -175,13 +177,13 @@ local function upload_resumable(st, io, path, bucket, name, ctype, d, opts, what
       end
       offset = now
     else
-      if e and (e.kind == "io" or e.kind == "callback" or (e.kind == "http" and not e.retryable)) then
+      if e and not errors.retryable(errors.class(e)) then
         return abandon(e)
       end
       failures = failures + 1
       if failures > max_fail then return abandon(e) end
       -- where are we? (the engine retries this idempotent query with backoff)
-      local q, qe = io.request({ method = "PUT", url = session, body = "",
+      local q, qe = net.request({ method = "PUT", url = session, body = "",
         headers = { "Content-Range: bytes */" .. size, "Accept: application/json" } }, what .. " (resume)")
       if not q then return nil, qe end
       if q.status == 200 or q.status == 201 then return decode_object(q, what) end
@@ -195,6 +197,10 @@ end
 function transfer.upload(st, files, bucket, name_of, opts, list_prefix)
   opts = opts or {}
   options.check(opts, upload_options, "upload")
+  if opts.content_type ~= nil then
+    local ok, err = http.header_value(opts.content_type, "content_type (--content-type)")
+    if not ok then return nil, err end
+  end
   local want = checksum_set(opts.checksum)
   local chunk = opts.chunk_size
   if chunk ~= nil and (math.type(chunk) ~= "integer" or chunk <= 0 or chunk % KIB256 ~= 0) then
@@ -235,7 +241,7 @@ function transfer.upload(st, files, bucket, name_of, opts, list_prefix)
         message = what .. ": bucket gs://" .. bucket .. " does not exist", hint = ("create it first: c.storage:create_bucket(%q)"):format(bucket),
         hint_cli = "create it first: dicomgcs storage buckets create gs://" .. bucket }
     else
-      job.fn = function(io)
+      job.fn = function(net)
         local d, herr = core.hash_file(f.path, want)
         if not d then
           return nil, errors.new{ kind = "io", message = what .. ": cannot read " .. herr,
@@ -247,9 +253,9 @@ function transfer.upload(st, files, bucket, name_of, opts, list_prefix)
         local info = { bytes = d.size }
         local obj, err
         if d.size >= threshold then
-          obj, err = upload_resumable(st, io, f.path, bucket, name, ctype, d, opts, what, info)
+          obj, err = upload_resumable(st, net, f.path, bucket, name, ctype, d, opts, what, info)
         else
-          obj, err = upload_small(st, io, f.path, bucket, name, ctype, d, what)
+          obj, err = upload_small(st, net, f.path, bucket, name, ctype, d, what)
         end
         if not obj then return nil, err end
         local bad = verify_object(obj, d, what)
@@ -310,7 +316,7 @@ function transfer.download(st, objects, bucket, path_of, opts, root)
         if b64 ~= obj.crc32c then return checksum_error(what, "CRC32C", b64, obj.crc32c) end
         return nil
       end
-      job.fn = function(io)
+      job.fn = function(net)
         -- blocks reserved up front: a full disk fails here, not halfway
         local tmp, terr = core.create_temp(path, size)
         if not tmp then
@@ -328,7 +334,7 @@ function transfer.download(st, objects, bucket, path_of, opts, root)
                       what .. (ranged and (" (bytes %d-%d)"):format(a, b) or "") }
         end
         local failed
-        local results = io.requests(list)
+        local results = net.requests(list)
         for i, o in ipairs(results) do
           if not o.res then failed = failed or o.err
           elseif ranged and o.res.status ~= 206 then
@@ -370,8 +376,8 @@ function transfer.delete(st, objects, bucket, opts)
   for _, obj in ipairs(objects) do
     local uri = "gs://" .. bucket .. "/" .. obj.name
     local q = obj.generation and ("?ifGenerationMatch=" .. http.escape(obj.generation)) or ""
-    jobs[#jobs + 1] = { source = uri, fn = function(io)
-      local res, err = io.request({ method = "DELETE", url = st:object_url(bucket, obj.name) .. q }, "delete " .. uri)
+    jobs[#jobs + 1] = { source = uri, fn = function(net)
+      local res, err = net.request({ method = "DELETE", url = st:object_url(bucket, obj.name) .. q }, "delete " .. uri)
       if not res then return nil, err end
       return { bytes = 0 }
     end }
