@@ -1,7 +1,10 @@
 --- multipart/related request bodies (RFC 2387), streamed by the engine: the one builder for
 -- STOW-RS batches and Cloud Storage multipart uploads. File parts are `{file=path}` body parts,
 -- never read into memory; the boundary is random (a file containing it would end its part).
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal
+-- modules".
 -- @module dicomgcs.multipart
+-- @local
 local core = require "dicomgcs.core"
 
 local multipart = {}

@@ -1,4 +1,7 @@
 --- QIDO-RS search, part of dicomgcs.dicomweb: the handle's `pages`, `search` and `search_all`.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal
+-- modules". Its methods are documented with dicomgcs.dicomweb.
+-- @submodule dicomgcs.dicomweb
 local errors = require "dicomgcs.errors"
 local json = require "dicomgcs.json"
 local options = require "dicomgcs.options"

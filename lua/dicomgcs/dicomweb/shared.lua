@@ -1,6 +1,9 @@
 --- What the DICOMweb files share (private to dicomgcs.dicomweb; init.lua re-exports the public
 -- ones): DICOM JSON values, the one UID check, resource paths, request headers.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal
+-- modules".
 -- @module dicomgcs.dicomweb.shared
+-- @local
 local errors = require "dicomgcs.errors"
 
 local shared = {}

@@ -2,7 +2,9 @@
 -- (`dicomgcs.runner`: each request, one file or one multipart batch, is a job, so
 -- concurrency, progress and cancel behave as in Cloud Storage transfers), and `stow.match`,
 -- the pure function that says which answer belongs to which file.
--- @module dicomgcs.dicomweb.stow
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal
+-- modules". Its methods are documented with dicomgcs.dicomweb.
+-- @submodule dicomgcs.dicomweb
 local core = require "dicomgcs.core"
 local dicomfile = require "dicomgcs.dicomfile"
 local errors = require "dicomgcs.errors"

@@ -7,6 +7,9 @@
 -- closing delimiter has been seen. Here each complete part is named from the UIDs in its DICOM
 -- header and renamed into place; every byte is written once, and when the connection is cut
 -- the parts already complete are kept.
+-- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal
+-- modules". Its methods are documented with dicomgcs.dicomweb.
+-- @submodule dicomgcs.dicomweb
 local core = require "dicomgcs.core"
 local errors = require "dicomgcs.errors"
 local json = require "dicomgcs.json"
