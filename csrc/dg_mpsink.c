@@ -47,9 +47,10 @@ dg_mpsink *dg_mpsink_new(const dg_allocator *a, const char *dir) {
   return s;
 }
 
-static void fail(dg_mpsink *s, const char *fmt, const char *a1, const char *a2) {
+/* failed: 1 = the response (framing, boundary), 2 = our side (a file could not be written) */
+static void fail_as(dg_mpsink *s, int why, const char *fmt, const char *a1, const char *a2) {
   if (s->failed) return;
-  s->failed = 1;
+  s->failed = why;
   snprintf(s->err, sizeof s->err, fmt, a1, a2);
 }
 
@@ -92,7 +93,7 @@ static int open_part(dg_mpsink *s) {
   s->fd = dg_fs_create_temp(s->stem, s->cur, s->stemcap);
   if (s->fd < 0) {
     s->cur[0] = '\0';
-    fail(s, "cannot create a temporary file in %s: %s", s->dir, strerror(errno));
+    fail_as(s, 2, "cannot create a temporary file in %s: %s", s->dir, strerror(errno));
     return -1;
   }
   s->cur_size = 0;
@@ -114,7 +115,7 @@ static int keep_current(dg_mpsink *s) {
   if (bad) {
     unlink(s->cur);
     s->cur[0] = '\0';
-    fail(s, "cannot write %s: %s", s->dir, strerror(bad));
+    fail_as(s, 2, "cannot write %s: %s", s->dir, strerror(bad));
     return -1;
   }
   s->files[s->n].path = p;
@@ -128,7 +129,7 @@ static int put(dg_mpsink *s, const void *p, size_t len) {
   if (dg_fs_write_all(s->fd, p, len) != 0) {
     int e = errno;
     drop_current(s);
-    fail(s, "cannot write a part into %s: %s", s->dir, strerror(e));
+    fail_as(s, 2, "cannot write a part into %s: %s", s->dir, strerror(e));
     return -1;
   }
   s->cur_size += len;
@@ -145,7 +146,7 @@ int dg_mpsink_begin(dg_mpsink *s, const char *ct, size_t len) {
     s->multipart = 1;
     if (dg_mp_boundary_from_content_type(ct, len, b, sizeof b, &blen) != DG_MP_OK ||
         dg_mp_init(&s->mp, b, blen, s->hdr, sizeof s->hdr) != DG_MP_OK) {
-      fail(s, "%s%s", "the multipart response has no usable boundary", "");
+      fail_as(s, 1, "%s%s", "the multipart response has no usable boundary", "");
       return -1;
     }
     return 0;
@@ -162,7 +163,7 @@ int dg_mpsink_write(dg_mpsink *s, const void *data, size_t len) {
   for (;;) {
     if (dg_mp_next(&s->mp, buf + off, len - off, &used, &ev) != DG_MP_OK) {
       drop_current(s);
-      fail(s, "%s%s", dg_mp_error(&s->mp), "");
+      fail_as(s, 1, "%s%s", dg_mp_error(&s->mp), "");
       return -1;
     }
     off += used;
@@ -183,7 +184,7 @@ void dg_mpsink_end(dg_mpsink *s, int ok) {
   if (!s->multipart) { if (keep_current(s) == 0) s->complete = 1; return; }
   if (dg_mp_finish(&s->mp) != DG_MP_OK) {
     drop_current(s);
-    fail(s, "%s%s", dg_mp_error(&s->mp), "");
+    fail_as(s, 1, "%s%s", dg_mp_error(&s->mp), "");
     return;
   }
   s->complete = 1;
@@ -193,6 +194,7 @@ int dg_mpsink_busy(const dg_mpsink *s) { return s->busy; }
 void dg_mpsink_set_busy(dg_mpsink *s, int busy) { s->busy = busy; }
 int dg_mpsink_complete(const dg_mpsink *s) { return s->complete; }
 const char *dg_mpsink_error(const dg_mpsink *s) { return s->err; }
+int dg_mpsink_local_error(const dg_mpsink *s) { return s->failed == 2; }
 size_t dg_mpsink_count(const dg_mpsink *s) { return s->n; }
 
 const char *dg_mpsink_path(const dg_mpsink *s, size_t i, uint64_t *size) {

@@ -48,6 +48,9 @@ void dg_mpsink_set_busy(dg_mpsink *s, int busy);
 int dg_mpsink_complete(const dg_mpsink *s);
 /* "" or what went wrong (truncated, malformed framing with its byte offset, a write error). */
 const char *dg_mpsink_error(const dg_mpsink *s);
+/* 1 when that error is ours (a file could not be created or written), 0 when it is the
+ * response's (or there is none). */
+int dg_mpsink_local_error(const dg_mpsink *s);
 
 /* Complete parts kept so far, in order: their temporary path and size. */
 size_t dg_mpsink_count(const dg_mpsink *s);

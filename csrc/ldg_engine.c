@@ -688,8 +688,8 @@ static int l_engine(lua_State *L) {
 
 /* core.multipart_sink(dir) -> sink: give it as a request's `multipart_sink`; afterwards
  * sink:parts() -> { {path=, size=}, ... } (complete parts, which the caller now owns),
- * sink:complete() -> bool, sink:error() -> message | nil, sink:close() (removes what was
- * not taken). */
+ * sink:complete() -> bool, sink:error() -> message, kind ("io": ours, "transport": the
+ * response's) | nil, sink:close() (removes what was not taken). */
 static dg_mpsink *sink_check(lua_State *L) {
   mpsink_ud *m = luaL_checkudata(L, 1, LDG_MPSINK);
   if (!m->s) luaL_error(L, "multipart sink: closed");
@@ -731,9 +731,12 @@ static int sink_complete(lua_State *L) {
 }
 
 static int sink_error(lua_State *L) {
-  const char *e = dg_mpsink_error(sink_check(L));
-  if (*e) lua_pushstring(L, e); else lua_pushnil(L);
-  return 1;
+  dg_mpsink *s = sink_check(L);
+  const char *e = dg_mpsink_error(s);
+  if (!*e) { lua_pushnil(L); return 1; }
+  lua_pushstring(L, e);
+  lua_pushstring(L, dg_mpsink_local_error(s) ? "io" : "transport");
+  return 2;
 }
 
 static int sink_gc(lua_State *L) {

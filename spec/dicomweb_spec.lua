@@ -368,6 +368,11 @@ http.createServer((req, res) => {
     });
     return;
   }
+  if (req.url.includes('/studies/1.5.5')) {   // the first part header is not a header
+    res.writeHead(200, { 'Content-Type': 'multipart/related; type="application/dicom"; boundary=' + B });
+    res.end(Buffer.concat([Buffer.from('--' + B + '\r\nnot a header line\r\n\r\n'), good, Buffer.from('\r\n--' + B + '--\r\n')]));
+    return;
+  }
   if (req.url.includes('/studies/1.4.4')) {
     res.writeHead(200, { 'Content-Type': 'application/dicom', 'Content-Length': good.length });
     res.end(good);
@@ -404,6 +409,15 @@ setTimeout(() => process.exit(0), 120000);
     assert.truthy(tostring(s.err):find("broken after 1 complete part", 1, true))
     assert.are.equal(1, all_inside(root, dest))
     assert.truthy(s.results[1].path:match("^" .. dest:gsub("%p", "%%%0") .. "/[%d.]+/[%d.]+/[%d.]+%.dcm$"))
+  end)
+
+  it("a response broken before its first part ends is a transport error, nothing written", function()
+    local dest = env.tmpdir("dwbroken")
+    local s, err = dicomweb.new{ base_url = base }:retrieve{ study = "1.5.5", dest = dest }
+    assert.is_nil(s)
+    assert.are.equal("transport", err.kind)
+    assert.truthy(err.message:find("broken after 0 complete part", 1, true), err.message)
+    assert.are.equal("", env.run("find " .. env.quote(dest) .. " -type f"))
   end)
 
   it("takes a single-part application/dicom answer as one instance", function()

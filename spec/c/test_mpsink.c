@@ -117,6 +117,7 @@ int main(void) {
   r = dg_mpsink_write(s, bad2, strlen(bad2));
   dg_mpsink_end(s, 0);
   ok(r == -1 && dg_mpsink_count(s) == 1 && count_entries() == 1, "a malformed part header: the part before kept, nothing of this one");
+  ok(!dg_mpsink_local_error(s), "a framing error is the response's, not ours");
   dg_mpsink_release(s);
 
   /* a header block too large */
@@ -157,6 +158,7 @@ int main(void) {
   dg_mpsink_begin(s, CT, strlen(CT));
   r = dg_mpsink_write(s, BODY, len);
   ok(r == -1 && strstr(dg_mpsink_error(s), "cannot create") != NULL, "a folder that is not there: an error naming it");
+  ok(dg_mpsink_local_error(s), "a file we cannot create is our error");
   dg_mpsink_end(s, 0);
   dg_mpsink_release(s);
 

@@ -65,8 +65,9 @@ function DW:retrieve(o)
   local what = "retrieve " .. what_of(o)
   local res, err = self.transport:request(req, what)
   local parts = sink:parts()   -- the complete parts, ours from now on (renamed or removed below)
-  local complete, broken = sink:complete(), sink:error()
-  if not res and #parts == 0 then return nil, err end
+  local complete = sink:complete()
+  local broken, broken_kind = sink:error()
+  if not res and #parts == 0 and broken_kind ~= "transport" then return nil, err end
 
   local results = {}
   local summary = { instances = 0, failed = 0, bytes = 0, results = results }
@@ -112,7 +113,7 @@ function DW:retrieve(o)
   if not complete then
     -- the part being received when the response broke off: nothing of it was kept
     local cause = broken or (err and err.message) or "the response ended early"
-    summary.err = errors.new{ kind = (err and err.kind ~= "io") and err.kind or "transport", url = req.url,
+    summary.err = errors.new{ kind = broken_kind or (err and err.kind) or "transport", url = req.url,
       message = ("%s: the multipart response is broken after %d complete part(s): %s"):format(what, #parts, cause) }
     results[#results + 1] = { part = #parts + 1, status = "failed", err = summary.err }
     summary.failed = summary.failed + 1
