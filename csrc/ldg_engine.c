@@ -698,7 +698,9 @@ static dg_mpsink *sink_check(lua_State *L) {
 }
 
 static int l_multipart_sink(lua_State *L) {
-  const char *dir = luaL_checkstring(L, 1);
+  size_t len;
+  const char *dir = luaL_checklstring(L, 1, &len);
+  luaL_argcheck(L, len > 0 && strlen(dir) == len, 1, "a folder path (not empty, no NUL byte)");
   mpsink_ud *m = lua_newuserdatauv(L, sizeof *m, 0);
   m->s = NULL;
   luaL_setmetatable(L, LDG_MPSINK);
