@@ -90,3 +90,13 @@ wall_clock() { awk -F': ' '/Elapsed \(wall clock\)/{print $2}' "$1"; }
 
 # bench_figures LINE...: the figure lines as a fenced block closing a RESULTS.md section.
 bench_figures() { echo '```'; printf '%s\n' "$@"; echo '```'; echo; }
+
+# bench_setup NAME: build the core, point LUA_PATH_5_4/LUA_CPATH_5_4 at the tree (the current
+# folder), make WORK a fresh temporary folder, and on exit stop the emulator started with
+# `--data "$WORK/emu"` (if any) and remove WORK.
+bench_setup() {
+  make -s build >/dev/null
+  export LUA_PATH_5_4="$PWD/lua/?.lua;$PWD/lua/?/init.lua;;" LUA_CPATH_5_4="$PWD/build/?.so;;"
+  WORK=$(mktemp -d "${TMPDIR:-/tmp}/dicomgcs-bench-$1.XXXXXX")
+  trap 'emulator/stop --data "$WORK/emu" >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
+}

@@ -16,6 +16,7 @@
 #include "dg_buf.h"
 #include "dg_engine.h"
 #include "dg_fs.h"
+#include "dg_mpsink.h"
 #include "dg_hash.h"
 #include "dg_token.h"
 #include "dg_version.h"
@@ -68,6 +69,8 @@ struct dg_transfer {
   int64_t out_pos;                 /* out_offset mode: where the next byte goes */
   int hash;                        /* DG_HASH_CRC32C: crc over the attempt's 2xx body bytes */
   uint32_t crc;
+  dg_mpsink *sink;                 /* mp_sink (a reference held), or NULL */
+  int sink_begun;                  /* this attempt's 2xx body has started into the sink */
   int64_t sent, recvd;
   int64_t retry_after_ms;
   const char *fail_kind;           /* set by a callback (io) or the engine (callback) */
@@ -234,6 +237,10 @@ void dg_transfer_free(dg_transfer *t) {
   const dg_allocator *a = &t->alloc;
   transfer_release_attempt(t);
   part_remove(t);
+  if (t->sink) {
+    if (t->state != T_DONE) dg_mpsink_end(t->sink, 0);   /* freed before it finished */
+    dg_mpsink_release(t->sink);
+  }
   if (t->easy) curl_easy_cleanup(t->easy);   /* the engine removed it from the multi */
   slist_wipe_free(t->slist);
   dg_body_free(&t->body);
@@ -293,6 +300,11 @@ static dg_transfer *transfer_new(const dg_allocator *a, const dg_request *r, cha
     }
   }
   if (r->has_body && dg_body_check(r->parts, r->n_parts, err, errlen) != 0) return NULL;
+  if (r->mp_sink && (r->output_file || dg_mpsink_busy(r->mp_sink))) {
+    snprintf(err, errlen, r->output_file ? "request: give multipart_sink or output_file, not both"
+                                         : "request: the multipart sink is in use by another transfer");
+    return NULL;
+  }
   dg_transfer *t = dg_malloc(a, sizeof *t);
   if (!t) goto oom0;
   memset(t, 0, sizeof *t);
@@ -342,6 +354,11 @@ static dg_transfer *transfer_new(const dg_allocator *a, const dg_request *r, cha
     if (!t->output_file || !t->part_file) goto oom;
     t->part_len = n;
     if (dg_fs_temp_name(r->output_file, t->part_file, n) != 0) goto oom;
+  }
+  if (r->mp_sink) {
+    t->sink = r->mp_sink;
+    dg_mpsink_retain(t->sink);
+    dg_mpsink_set_busy(t->sink, 1);
   }
   t->retry = r->retry;
   if (t->retry.max_attempts < 1) t->retry.max_attempts = 1;
@@ -408,6 +425,18 @@ static size_t on_header(char *p, size_t sz, size_t nm, void *ud) {
 
 static int is_2xx(long s) { return s >= 200 && s < 300; }
 
+/* The value of response header `name` (lower case) of this attempt, or NULL. */
+static const char *header_value(const dg_transfer *t, const char *name) {
+  const char *p = t->hdrs.data, *end = p ? p + t->hdrs.len : NULL;
+  while (p && p < end) {
+    const char *v = p + strlen(p) + 1;
+    if (v >= end) break;
+    if (strcmp(p, name) == 0) return v;
+    p = v + strlen(v) + 1;
+  }
+  return NULL;
+}
+
 /* out_offset mode: write len bytes at out_pos of the existing output_file (opened without
  * O_CREAT or O_TRUNC on the attempt's first byte, so each attempt starts again at out_offset). */
 static int write_at(dg_transfer *t, const char *p, size_t len) {
@@ -445,6 +474,21 @@ static size_t on_write(char *p, size_t sz, size_t nm, void *ud) {
   if (t->e) t->e->bytes_received += (int64_t)len;
   if (t->hash && is_2xx(t->status)) t->crc = dg_crc32c(t->crc, p, len);
   if (t->out_offset >= 0 && is_2xx(t->status)) return write_at(t, p, len) == 0 ? len : 0;
+  if (t->sink && is_2xx(t->status)) {
+    if (!t->sink_begun) {
+      const char *ct = header_value(t, "content-type");
+      t->sink_begun = 1;
+      if (dg_mpsink_begin(t->sink, ct ? ct : "", ct ? strlen(ct) : 0) != 0) {
+        set_fail(t, "io", dg_mpsink_error(t->sink));
+        return 0;
+      }
+    }
+    if (dg_mpsink_write(t->sink, p, len) != 0) {
+      set_fail(t, "io", dg_mpsink_error(t->sink));
+      return 0;
+    }
+    return len;
+  }
   if (t->output_file && is_2xx(t->status)) {
     if (!t->out) {
       t->out = part_open(t);
@@ -549,6 +593,7 @@ static void finish_error(dg_transfer *t, const char *kind, const char *msg, int 
   if (msg != t->msg) snprintf(t->msg, sizeof t->msg, "%s", msg);
   transfer_release_attempt(t);
   part_remove(t);
+  if (t->sink) dg_mpsink_end(t->sink, 0);   /* complete parts stay, the open one goes */
   t->res.ok = 0;
   t->res.kind = kind;
   t->res.message = t->msg;
@@ -564,6 +609,20 @@ static void finish_response(dg_transfer *t) {
   t->res.status = t->status;
   t->res.headers = t->hdrs.data ? t->hdrs.data : "";
   t->res.headers_len = t->hdrs.len;
+  if (t->sink) {
+    if (is_2xx(t->status)) {
+      if (!t->sink_begun) {   /* an empty body */
+        const char *ct = header_value(t, "content-type");
+        dg_mpsink_begin(t->sink, ct ? ct : "", ct ? strlen(ct) : 0);
+      }
+      dg_mpsink_end(t->sink, 1);
+      t->res.has_body = 0;
+      finish(t);
+      return;
+    }
+    dg_mpsink_reset(t->sink);
+    dg_mpsink_end(t->sink, 0);
+  }
   if (t->output_file && is_2xx(t->status)) {
     int bad = 0;
     if (t->out_offset >= 0) {                         /* written in place: just close */
@@ -607,6 +666,7 @@ static int attempt_prepare(dg_transfer *t, const cfg *c, const char *token, int6
   transfer_release_attempt(t);
   t->sent = t->recvd = 0;
   t->crc = 0;
+  if (t->sink) { dg_mpsink_reset(t->sink); dg_mpsink_set_busy(t->sink, 1); t->sink_begun = 0; }
   t->retry_after_ms = -1;
   t->fail_kind = NULL;
   t->errbuf[0] = '\0';
@@ -662,7 +722,7 @@ static int attempt_prepare(dg_transfer *t, const cfg *c, const char *token, int6
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, (void *)t);
   /* bodies streamed to a file: bigger reads (fewer recv and pwrite calls); others keep 16 KiB */
-  if (t->output_file) curl_easy_setopt(h, CURLOPT_BUFFERSIZE, (long)DG_OUTPUT_BUFSIZE);
+  if (t->output_file || t->sink) curl_easy_setopt(h, CURLOPT_BUFFERSIZE, (long)DG_OUTPUT_BUFSIZE);
   curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);       /* never turned off */
   curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
   if (c->ca_file) curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);

@@ -77,6 +77,9 @@ typedef struct dg_request {
                                     from this byte (no truncation, no .part, no rename; each
                                     attempt starts again at this byte; on failure the file is left
                                     as it is). < 0 (the default): the .part + rename above */
+  struct dg_mpsink *mp_sink;     /* dg_mpsink.h: the 2xx body is fed to it as it arrives (one file
+                                    per multipart part) instead of output_file or memory; the
+                                    transfer holds a reference until it is freed */
   int hash;                      /* DG_HASH_CRC32C (dg_hash.h): CRC32C of the 2xx body bytes as
                                     they arrive (written to output_file or kept), per attempt
                                     (a retry starts again from 0); 0 (the default): none */

@@ -21,10 +21,14 @@
 #include "ldg.h"
 #include "dg_engine.h"
 #include "dg_hash.h"
+#include "dg_mpsink.h"
 #include "dg_signal.h"
 
 #define LDG_ENGINE "dicomgcs.Engine"
 #define LDG_FETCH_HOLD "dicomgcs.FetchResult"
+#define LDG_MPSINK "dicomgcs.MultipartSink"
+
+typedef struct mpsink_ud { dg_mpsink *s; } mpsink_ud;
 
 enum { UV_PROVIDER = 1, UV_LIVE, UV_COUNT = UV_LIVE };
 
@@ -282,6 +286,10 @@ static void parse_request(lua_State *L, int idx, req_scratch *s, int anchor) {
     } else if (strcmp(k, "auth") == 0) {
       if (lua_type(L, v) != LUA_TBOOLEAN) luaL_error(L, "request: field 'auth' must be a boolean");
       s->r.auth = lua_toboolean(L, v);
+    } else if (strcmp(k, "multipart_sink") == 0) {
+      mpsink_ud *m = luaL_testudata(L, v, LDG_MPSINK);
+      if (!m || !m->s) luaL_error(L, "request: field 'multipart_sink' must be an open core.multipart_sink");
+      s->r.mp_sink = m->s;   /* the transfer holds its own reference */
     } else if (strcmp(k, "on_progress") == 0) {
       if (lua_type(L, v) != LUA_TFUNCTION) luaL_error(L, "request: field 'on_progress' must be a function");
       s->has_progress = 1;
@@ -676,6 +684,69 @@ static int l_engine(lua_State *L) {
   return 1;
 }
 
+/* ------------------------------------------------------- multipart sink */
+
+/* core.multipart_sink(dir) -> sink: give it as a request's `multipart_sink`; afterwards
+ * sink:parts() -> { {path=, size=}, ... } (complete parts, which the caller now owns),
+ * sink:complete() -> bool, sink:error() -> message, kind ("io": ours, "transport": the
+ * response's) | nil, sink:close() (removes what was not taken). */
+static dg_mpsink *sink_check(lua_State *L) {
+  mpsink_ud *m = luaL_checkudata(L, 1, LDG_MPSINK);
+  if (!m->s) luaL_error(L, "multipart sink: closed");
+  if (dg_mpsink_busy(m->s)) luaL_error(L, "multipart sink: a transfer is still writing into it");
+  return m->s;
+}
+
+static int l_multipart_sink(lua_State *L) {
+  size_t len;
+  const char *dir = luaL_checklstring(L, 1, &len);
+  luaL_argcheck(L, len > 0 && strlen(dir) == len, 1, "a folder path (not empty, no NUL byte)");
+  mpsink_ud *m = lua_newuserdatauv(L, sizeof *m, 0);
+  m->s = NULL;
+  luaL_setmetatable(L, LDG_MPSINK);
+  m->s = dg_mpsink_new(dg_default_allocator(), dir);
+  if (!m->s) luaL_error(L, "multipart sink: out of memory");
+  return 1;
+}
+
+static int sink_parts(lua_State *L) {
+  dg_mpsink *s = sink_check(L);
+  size_t n = dg_mpsink_count(s);
+  lua_createtable(L, (int)n, 0);
+  for (size_t i = 0; i < n; i++) {
+    uint64_t size = 0;
+    const char *p = dg_mpsink_path(s, i, &size);
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, p);
+    lua_setfield(L, -2, "path");
+    lua_pushinteger(L, (lua_Integer)size);
+    lua_setfield(L, -2, "size");
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  dg_mpsink_take(s);
+  return 1;
+}
+
+static int sink_complete(lua_State *L) {
+  lua_pushboolean(L, dg_mpsink_complete(sink_check(L)));
+  return 1;
+}
+
+static int sink_error(lua_State *L) {
+  dg_mpsink *s = sink_check(L);
+  const char *e = dg_mpsink_error(s);
+  if (!*e) { lua_pushnil(L); return 1; }
+  lua_pushstring(L, e);
+  lua_pushstring(L, dg_mpsink_local_error(s) ? "io" : "transport");
+  return 2;
+}
+
+static int sink_gc(lua_State *L) {
+  mpsink_ud *m = luaL_checkudata(L, 1, LDG_MPSINK);
+  if (m->s) { dg_mpsink_release(m->s); m->s = NULL; }
+  return 0;
+}
+
 /* ---------------------------------------------------------------- fetch */
 
 static int hold_gc(lua_State *L) {
@@ -716,6 +787,14 @@ void ldg_register_engine(lua_State *L) {
   static const luaL_Reg hold_meta[] = { { "__gc", hold_gc }, { NULL, NULL } };
   ldg_define_class(L, LDG_ENGINE, meta, methods);
   ldg_define_class(L, LDG_FETCH_HOLD, hold_meta, NULL);
+  static const luaL_Reg sink_methods[] = {
+    { "parts", sink_parts }, { "complete", sink_complete }, { "error", sink_error },
+    { "close", sink_gc }, { NULL, NULL }
+  };
+  static const luaL_Reg sink_meta[] = { { "__gc", sink_gc }, { "__close", sink_gc }, { NULL, NULL } };
+  ldg_define_class(L, LDG_MPSINK, sink_meta, sink_methods);
+  lua_pushcfunction(L, l_multipart_sink);
+  lua_setfield(L, -2, "multipart_sink");
   lua_pushcfunction(L, l_engine);
   lua_setfield(L, -2, "engine");
   lua_pushcfunction(L, l_fetch);

@@ -96,6 +96,30 @@ describe("dicomweb:store", function()
     assert.are.equal(0, s.failed)
   end)
 
+  it("stops on Ctrl-C when interruptible, like transfers: every file accounted, nothing left running", function()
+    local core = require "dicomgcs.core"
+    local list = {}
+    for i = 1, 6 do list[i] = files[i].path end
+    local raised = false
+    local s = assert(dw:store(list, { concurrency = 1, interruptible = true, on_progress = function(p)
+      if p.result and not raised then
+        raised = true
+        local g = core.sigint_guard()   -- as if Ctrl-C were pressed after the first file
+        g:raise_for_test()
+        g:close()
+      end
+    end }))
+    assert.is_true(s.interrupted)
+    assert.are.equal(6, s.total)
+    assert.is_true(s.stored + s.already_present >= 1)
+    assert.is_true(s.failed >= 1)
+    assert.are.equal(6, s.stored + s.already_present + s.failed)
+    for _, r in ipairs(s.results) do
+      if r.status == "failed" then assert.are.equal("interrupted", r.err.kind) end
+    end
+    assert.are.equal(0, dw.transport.engine:pending())
+  end)
+
   it("raises on an unknown option and refuses a bad study UID", function()
     assert.has_error(function() dw:store(files[1].path, { colour = "red" }) end)
     local s, err = dw:store(files[1].path, { study = "1.2.x" })
@@ -153,6 +177,29 @@ describe("dicomweb retrieve, metadata, rendered, frames", function()
     env.admin("DELETE", "faults")
     assert.is_nil(s)
     assert.are.equal("transport", err.kind)
+  end)
+
+  it("keeps the instances complete before a connection cut (streamed: each written once)", function()
+    local total = 0
+    for _, f in ipairs(files) do total = total + #file.read(f.path) end
+    -- cut after about 60 % of the body: some parts complete, one cut, the rest never sent
+    assert(env.admin("POST", "faults", { path = "dicomWeb/studies/" .. files[1].study_uid:gsub("%.", "\\.") .. "$",
+      method = "GET", resetAfterBytes = math.floor(total * 0.6) }))
+    local s, err = dw:retrieve{ study = files[1].study_uid, dest = dir .. "/cut2" }
+    env.admin("DELETE", "faults")
+    assert(s, err)
+    assert.is_true(s.instances >= 1 and s.instances < #files)
+    assert.are.equal(1, s.failed)
+    assert.are.equal("transport", s.err.kind)
+    assert.truthy(tostring(s.err):find("broken after " .. s.instances .. " complete part", 1, true))
+    local src = {}
+    for _, f in ipairs(files) do src[f.sop_uid] = f end
+    for _, r in ipairs(s.results) do
+      if r.status == "retrieved" then
+        assert.are.equal(file.read(src[r.sop_instance_uid].path), file.read(r.path))
+      end
+    end
+    assert.are.equal("", env.run("find " .. env.quote(dir .. "/cut2") .. " -name '*.dgtmp'"))
   end)
 
   it("gets metadata as DICOM JSON without bulk data", function()
@@ -274,10 +321,30 @@ describe("dicomweb and import/export share the store", function()
 end)
 
 describe("dicomweb against a hostile server", function()
-  local server, base
+  local server, base, good_path, good_bytes
+  -- every file under root lies under dest; returns how many there are
+  local function all_inside(root, dest)
+    local n = 0
+    for line in env.run("find " .. env.quote(root) .. " -type f"):gmatch("[^\n]+") do
+      n = n + 1
+      assert.are.equal(dest .. "/", line:sub(1, #dest + 1))
+    end
+    return n
+  end
+  -- retrieve `study` from the hostile server into ROOT/sub (ROOT a new temporary folder); every
+  -- hostile study holds one good instance and one the client must refuse
+  local function retrieve_one_of_two(study, name, sub)
+    local root = env.tmpdir(name)
+    local dest = root .. (sub or "")
+    local s = assert(dicomweb.new{ base_url = base }:retrieve{ study = study, dest = dest })
+    assert.are.equal(1, s.instances)
+    assert.are.equal(1, s.failed)
+    return s, root, dest
+  end
   setup(function()
     local dir = env.tmpdir("dwhostile")
     local good = assert(testdata.generate{ dir = dir .. "/g", studies = 1, series = 1, instances = 1 })
+    good_path, good_bytes = good[1].path, file.read(good[1].path)
     -- a DICOM file whose SOP Instance UID tries to climb out of the folder
     local evil = file.read(good[1].path)
     local uid = good[1].sop_uid
@@ -289,9 +356,36 @@ const http = require('http'); const fs = require('fs');
 const good = fs.readFileSync(process.argv[2]); const evil = fs.readFileSync(process.argv[3]);
 const B = 'xyzBOUNDARY';
 const part = (b) => Buffer.concat([Buffer.from('--' + B + '\r\nContent-Type: application/dicom\r\n\r\n'), b, Buffer.from('\r\n')]);
+const sop = process.argv[4];
 http.createServer((req, res) => {
   let body;
-  if (req.url.includes('/studies/1.1.1')) body = Buffer.concat([part(good), part(good).subarray(0, 500)]); // truncated
+  if (req.method === 'POST') {   // STOW: single-part refused like Orthanc, multipart accepted
+    req.resume();
+    req.on('end', () => {
+      if ((req.headers['content-type'] || '').startsWith('application/dicom')) { res.writeHead(415); res.end(); return; }
+      res.writeHead(200, { 'Content-Type': 'application/dicom+json' });
+      res.end(JSON.stringify({ '00081199': { vr: 'SQ', Value: [{ '00081155': { vr: 'UI', Value: [sop] } }] } }));
+    });
+    return;
+  }
+  if (req.url.includes('/studies/1.5.5')) {   // the first part header is not a header
+    res.writeHead(200, { 'Content-Type': 'multipart/related; type="application/dicom"; boundary=' + B });
+    res.end(Buffer.concat([Buffer.from('--' + B + '\r\nnot a header line\r\n\r\n'), good, Buffer.from('\r\n--' + B + '--\r\n')]));
+    return;
+  }
+  if (req.url.includes('/studies/1.4.4')) {
+    res.writeHead(200, { 'Content-Type': 'application/dicom', 'Content-Length': good.length });
+    res.end(good);
+    return;
+  }
+  if (req.url.includes('/studies/1.3.3')) {   // hostile part headers, then a header block too big to keep
+    const hostile = Buffer.concat([Buffer.from('--' + B + '\r\nContent-Type: application/dicom\r\n' +
+      'Content-Location: ../../../../escape.dcm\r\nContent-Disposition: attachment; filename="../../x.dcm"\r\n' +
+      'Content-ID: <\x1b]0;pwned\x07>\r\n\r\n'), good, Buffer.from('\r\n')]);
+    const huge = Buffer.from('--' + B + '\r\nX-Junk: ' + 'a'.repeat(100000) + '\r\n\r\n');
+    body = Buffer.concat([hostile, huge, good, Buffer.from('\r\n--' + B + '--\r\n')]);
+  }
+  else if (req.url.includes('/studies/1.1.1')) body = Buffer.concat([part(good), part(good).subarray(0, 500)]); // truncated
   else body = Buffer.concat([part(evil), part(good), Buffer.from('--' + B + '--\r\n')]);
   res.writeHead(200, { 'Content-Type': 'multipart/related; type="application/dicom"; boundary=' + B, 'Content-Length': body.length });
   res.end(body);
@@ -299,32 +393,58 @@ http.createServer((req, res) => {
 setTimeout(() => process.exit(0), 120000);
 ]])
     server = env.start_server("node " .. env.quote(dir .. "/server.js") .. " " .. env.quote(good[1].path) .. " " ..
-      env.quote(dir .. "/evil.dcm"))
+      env.quote(dir .. "/evil.dcm") .. " " .. good[1].sop_uid)
     base = "http://127.0.0.1:" .. server.port .. "/dicomWeb"
   end)
 
   it("keeps the complete parts of a truncated multipart response and reports the cut one", function()
-    local dw = dicomweb.new{ base_url = base }
-    local dest = env.tmpdir("dwcut")
-    local s = assert(dw:retrieve{ study = "1.1.1", dest = dest })
-    assert.are.equal(1, s.instances)
-    assert.are.equal(1, s.failed)
+    local s, _, dest = retrieve_one_of_two("1.1.1", "dwcut")
     assert.truthy(s.err)
     assert.truthy(tostring(s.err):find("broken", 1, true))
-    assert.are.equal("", env.run("find " .. env.quote(dest) .. " -name '.dicomgcs-*'"))
+    assert.are.equal("", env.run("find " .. env.quote(dest) .. " -name '.dicomgcs-*' -o -name '*.dgtmp'"))
+  end)
+
+  it("names files from the DICOM UIDs only: hostile part headers change nothing; a huge header block stops the parse", function()
+    local s, root, dest = retrieve_one_of_two("1.3.3", "dwhdr", "/dest")
+    assert.truthy(tostring(s.err):find("broken after 1 complete part", 1, true))
+    assert.are.equal(1, all_inside(root, dest))
+    assert.truthy(s.results[1].path:match("^" .. dest:gsub("%p", "%%%0") .. "/[%d.]+/[%d.]+/[%d.]+%.dcm$"))
+  end)
+
+  it("a response broken before its first part ends is a transport error, nothing written", function()
+    local dest = env.tmpdir("dwbroken")
+    local s, err = dicomweb.new{ base_url = base }:retrieve{ study = "1.5.5", dest = dest }
+    assert.is_nil(s)
+    assert.are.equal("transport", err.kind)
+    assert.truthy(err.message:find("broken after 0 complete part", 1, true), err.message)
+    assert.are.equal("", env.run("find " .. env.quote(dest) .. " -type f"))
+  end)
+
+  it("takes a single-part application/dicom answer as one instance", function()
+    local dw = dicomweb.new{ base_url = base }
+    local dest = env.tmpdir("dwsingle")
+    local s = assert(dw:retrieve{ study = "1.4.4", dest = dest })
+    assert.are.equal(1, s.instances)
+    assert.are.equal(0, s.failed)
+    assert.are.equal(good_bytes, file.read(s.results[1].path))
+  end)
+
+  it("remembers a 415 to single-part STOW per handle, not per process", function()
+    local dw = dicomweb.new{ base_url = base }
+    local s = assert(dw:store(good_path))
+    assert.is_true(s.multipart_fallback)
+    assert.are.equal(1, s.stored)
+    s = assert(dw:store(good_path))
+    assert.is_nil(s.multipart_fallback)
+    assert.are.equal(1, s.stored)
+    local other = dicomweb.new{ base_url = base }
+    s = assert(other:store(good_path))
+    assert.is_true(s.multipart_fallback)
   end)
 
   it("never writes outside the folder, whatever UIDs the server sends", function()
-    local dw = dicomweb.new{ base_url = base }
-    local root = env.tmpdir("dwevil")
-    local dest = root .. "/a/b/c/d/e/f/g/h/i/j/k/dest"
-    local s = assert(dw:retrieve{ study = "1.2.2", dest = dest })
-    assert.are.equal(1, s.instances)
-    assert.are.equal(1, s.failed)
-    local found = env.run("find " .. env.quote(root) .. " -type f")
-    for line in found:gmatch("[^\n]+") do
-      assert.are.equal(dest, line:sub(1, #dest))
-    end
+    local _, root, dest = retrieve_one_of_two("1.2.2", "dwevil", "/a/b/c/d/e/f/g/h/i/j/k/dest")
+    assert.are.equal(1, all_inside(root, dest))
   end)
 end)
 

@@ -910,4 +910,89 @@ describe("dicomgcs.core engine", function()
       collectgarbage(); collectgarbage()
     end)
   end)
+
+  describe("multipart_sink", function()
+    local function sinkdir()
+      local d = tmpname()
+      assert(core.mkdir_p(d))
+      return d
+    end
+    local function entries(d)
+      local p = assert(io.popen("ls -A " .. d))
+      local n = 0
+      for _ in p:lines() do n = n + 1 end
+      p:close()
+      return n
+    end
+
+    it("takes a body that is not multipart as one part, and a retry starts clean", function()
+      local d = sinkdir()
+      local sink <close> = core.multipart_sink(d)
+      local k = key()
+      local res = assert(eng:request{ url = url("/reset?n=1&size=5000&key=" .. k), multipart_sink = sink, retry = fast })
+      assert.equal(200, res.status)
+      assert.equal(2, res.attempts)
+      assert.is_nil(res.body)
+      assert.is_true(sink:complete())
+      assert.is_nil(sink:error())
+      local parts = sink:parts()
+      assert.equal(1, #parts)
+      assert.equal(5000, parts[1].size)
+      assert.truthy(parts[1].path:find("^" .. d:gsub("%p", "%%%0") .. "/%.part%.[0-9a-f]+%.dgtmp$"))
+      assert.equal(1, entries(d))
+      os.remove(parts[1].path)
+    end)
+
+    it("keeps nothing of an error answer, and the body stays in res.body", function()
+      local d = sinkdir()
+      local sink <close> = core.multipart_sink(d)
+      local res = assert(eng:request{ url = url("/status?code=404&body=nope"), multipart_sink = sink })
+      assert.equal(404, res.status)
+      assert.equal(0, #sink:parts())
+      assert.is_false(sink:complete())
+      assert.equal(0, entries(d))
+    end)
+
+    it("keeps nothing of a single part cut on every attempt", function()
+      local d = sinkdir()
+      local sink <close> = core.multipart_sink(d)
+      local res, err = eng:request{ url = url("/reset?key=" .. key()), multipart_sink = sink,
+        retry = { max_attempts = 2, base_delay_ms = 10, max_delay_ms = 20 } }
+      assert.is_nil(res)
+      assert.equal("transport", err.kind)
+      assert.equal(0, #sink:parts())
+      assert.equal(0, entries(d))
+    end)
+
+    it("refuses misuse: not a sink, with output_file, one transfer at a time, reading while it writes", function()
+      local d = sinkdir()
+      local sink = core.multipart_sink(d)
+      assert.has_error(function() core.multipart_sink("") end)
+      assert.has_error(function() core.multipart_sink("a\0b") end)
+      assert.has_error(function() core.multipart_sink({}) end)
+      assert.has_error(function() eng:submit{ url = url("/echo"), multipart_sink = {} } end,
+        "request: field 'multipart_sink' must be an open core.multipart_sink")
+      assert.has_error(function() eng:submit{ url = url("/echo"), multipart_sink = sink, output_file = d .. "/x" } end)
+      local id = eng:submit{ url = url("/delay?ms=300"), multipart_sink = sink }
+      assert.has_error(function() eng:submit{ url = url("/echo"), multipart_sink = sink } end)
+      assert.has_error(function() sink:parts() end, "multipart sink: a transfer is still writing into it")
+      eng:cancel(id)
+      eng:step(0)
+      assert.equal(0, #sink:parts())
+      sink:close()
+      assert.has_error(function() sink:parts() end, "multipart sink: closed")
+      assert.has_error(function() eng:submit{ url = url("/echo"), multipart_sink = sink } end)
+    end)
+
+    it("survives its userdata being collected while the transfer runs", function()
+      local d = sinkdir()
+      eng:submit{ url = url("/bytes?n=300000"), multipart_sink = core.multipart_sink(d) }
+      collectgarbage(); collectgarbage()
+      local done = {}
+      while #done == 0 do done = eng:step(1000) end
+      assert.equal(200, done[1].res.status)
+      eng:close()
+      assert.equal(0, entries(d))   -- nobody took the part: removed with the last reference
+    end)
+  end)
 end)

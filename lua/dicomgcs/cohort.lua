@@ -19,25 +19,18 @@ local known = { uri_prefix = true, mime_type = true, studies = true, series = tr
   query = true, predicate = true, filter_uri = true, wait = true, verify = true, on_progress = true,
   interval = true, dicom_store = true, dataset = true, project = true, location = true }
 
-local function check_uid(uid, what)
-  if not dicomweb.valid_uid(uid) then
-    return nil, errors.input(("%s '%s' is not a DICOM UID"):format(what, tostring(uid)))
-  end
-  return uid
-end
-
 -- The selection as resource paths, and as the QIDO scopes that list its instances.
 local function selection(dw, o)
   local paths = {}
   local function add(study, series, instance)
-    local ok, err = check_uid(study, "study UID"); if not ok then return nil, err end
+    local ok, err = dicomweb.check_uid(study, "study"); if not ok then return nil, err end
     local p = "/studies/" .. study
     if series then
-      ok, err = check_uid(series, "series UID"); if not ok then return nil, err end
+      ok, err = dicomweb.check_uid(series, "series"); if not ok then return nil, err end
       p = p .. "/series/" .. series
     end
     if instance then
-      ok, err = check_uid(instance, "instance UID"); if not ok then return nil, err end
+      ok, err = dicomweb.check_uid(instance, "instance"); if not ok then return nil, err end
       p = p .. "/instances/" .. instance
     end
     paths[#paths + 1] = { path = p, study = study, series = series, instance = instance }

@@ -14,10 +14,9 @@
 -- jobs not yet started finish with that Error without running. The run then returns as usual,
 -- with `summary.cancelled` / `summary.interrupted` set.
 --
--- Used by dicomgcs.gcs (transfers), dicomgcs.check (ranged header reads) and
--- dicomgcs.operation (waiting on operations, and so dicomgcs.queue). `DW:store` in
--- dicomweb.lua still drives the engine with its own loop; it is to move onto this runner when
--- dicomweb.lua is split (issue 16).
+-- Used by dicomgcs.gcs (transfers), dicomgcs.check (ranged header reads),
+-- dicomgcs.operation (waiting on operations, and so dicomgcs.queue) and dicomgcs.dicomweb
+-- (`store`: one job per STOW request).
 -- Internal (not public API; may change without notice): see docs/CONTRACTS.md "Public and internal modules".
 -- @module dicomgcs.runner
 -- @local
@@ -42,6 +41,10 @@ end
 
 local function completion(done, w)
   if done.res and done.res.timer then return true end
+  if w.raw and done.res then   -- any HTTP status is an answer
+    if http.trace then http.trace("response", done.res) end
+    return done.res
+  end
   return http.completion(done, w.url, w.what, w.replay, w.transport)
 end
 
@@ -52,6 +55,12 @@ end
 local io_api = {}
 function io_api.request(req, what)
   local out = coroutine.yield(YIELD, { { req, what } })
+  return out[1].res, out[1].err
+end
+-- `io.raw(req, what)` -> res with any HTTP status | nil, Error (transport failures only): for
+-- protocols whose error answers carry results (a STOW 409 lists the instances that failed).
+function io_api.raw(req, what)
+  local out = coroutine.yield(YIELD, { { req, what, raw = true } })
   return out[1].res, out[1].err
 end
 function io_api.requests(list)
@@ -77,12 +86,14 @@ Runner.__index = Runner
 
 --- Make a runner for `transport` (a dicomgcs.http transport: its engine and default headers).
 -- opts: `max_active` (jobs started at once, default 64), `max_large` (of which large, default
--- 2), `on_progress(result, summary, total)` after each job, `interruptible` (Ctrl-C cancels
+-- 2), `on_progress(result, summary, total)` after each job, `on_step(runner)` after each
+-- engine step (e.g. to report quota waits), `step_ms` (longest step, default 60000: how
+-- often on_step runs while nothing completes), `interruptible` (Ctrl-C cancels
 -- the run with kind "interrupted" instead of raising lua.c's "interrupted!").
 function runner.new(transport, opts)
   opts = opts or {}
   return setmetatable({ transport = transport, engine = transport.engine, opts = opts, jobs = {},
-    max_active = opts.max_active or 64, max_large = opts.max_large or 2 }, Runner)
+    max_active = opts.max_active or 64, max_large = opts.max_large or 2, step_ms = opts.step_ms or 60000 }, Runner)
 end
 
 --- Add a job: { fn=function(io) -> info | nil, Error, err=Error? (fails at once), large=bool,
@@ -144,7 +155,7 @@ function Runner:run()
       end
       if ok then
         waiting[id] = { job = i, slot = k, url = item[1] and item[1].url, what = item[2],
-                         replay = item[1] and item[1].replay, transport = transport }
+                         replay = item[1] and item[1].replay, transport = transport, raw = item.raw }
       else
         st.outs[k] = { err = errors.new{ kind = "input", message = (item[2] and (item[2] .. ": ") or "") .. tostring(id) } }
         st.left = st.left - 1
@@ -220,7 +231,7 @@ function Runner:run()
       if waiting[id] then got[#got + 1] = done; box[id] = nil end
     end
     if #got > 0 then return got end
-    for _, done in ipairs(engine:step(60000)) do
+    for _, done in ipairs(engine:step(self.step_ms)) do
       if waiting[done.id] then got[#got + 1] = done else box[done.id] = done end
     end
     return got
@@ -249,6 +260,7 @@ function Runner:run()
             if st.left == 0 then resume(w.job, st.outs) end
           end
         end
+        if opts.on_step then opts.on_step(self) end
         if guard and guard:caught() then
           self:cancel("interrupted (Ctrl-C)", "interrupted")
         end

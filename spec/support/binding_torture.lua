@@ -37,10 +37,16 @@ local function instances()
   local closed = core.engine{}
   closed:close()
   list[#list + 1] = closed
-  list[#list + 1] = core.hasher{}
-  local h2 = core.hasher{}
-  h2:digest()
-  list[#list + 1] = h2
+  list[#list + 1] = core.token_cache()
+  local dir = os.tmpname()
+  os.remove(dir)
+  os.execute("mkdir -p '" .. dir .. "'")
+  list[#list + 1] = core.multipart_sink(dir)
+  local f = assert(core.atomic_open(dir .. "/torture"))
+  list[#list + 1] = f
+  local f2 = assert(core.atomic_open(dir .. "/torture2"))
+  f2:abort()
+  list[#list + 1] = f2
   list[#list + 1] = core.multipart_parser("b")
   local p2 = core.multipart_parser("b")
   p2:close()

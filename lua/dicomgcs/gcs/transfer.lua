@@ -11,6 +11,7 @@ local http = require "dicomgcs.http"
 local json = require "dicomgcs.json"
 local localpath = require "dicomgcs.localpath"
 local options = require "dicomgcs.options"
+local multipart = require "dicomgcs.multipart"
 local runner = require "dicomgcs.runner"
 
 local transfer = {}
@@ -100,15 +101,14 @@ end
 
 -- A multipart upload (metadata with the checksums, then the file, streamed).
 local function upload_small(st, net, path, bucket, name, ctype, d, what)
-  local boundary = ("dicomgcs-%08x%08x"):format(math.random(0, 0x7fffffff), math.random(0, 0x7fffffff))
   local meta = { name = name, contentType = ctype, crc32c = d.crc32c, md5Hash = d.md5 }
-  local pre = "--" .. boundary .. "\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n" ..
-    json.encode(meta) .. "\r\n--" .. boundary .. "\r\nContent-Type: " .. ctype .. "\r\n\r\n"
+  local mp_type, body = multipart.related{ { content_type = "application/json; charset=UTF-8", data = json.encode(meta) },
+    { content_type = ctype, file = path } }
   local res, err = net.request({
     method = "POST",
     url = st.base .. "/upload/storage/v1/b/" .. http.escape(bucket) .. "/o?uploadType=multipart",
-    headers = { "Content-Type: multipart/related; boundary=" .. boundary, "Accept: application/json" },
-    body_parts = { { data = pre }, { file = path }, { data = "\r\n--" .. boundary .. "--\r\n" } },
+    headers = { "Content-Type: " .. mp_type, "Accept: application/json" },
+    body_parts = body,
   }, what)
   if not res then return nil, err end
   return decode_object(res, what)
