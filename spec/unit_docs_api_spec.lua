@@ -79,11 +79,12 @@ describe("public and internal modules (docs/CONTRACTS.md)", function()
     end
   end)
 
-  it("every module under auth/, gcs/ and cli/ is marked internal", function()
+  it("every module under auth/, gcs/ and cli/ is marked internal (but the public dicomgcs.auth and .gcs)", function()
     local core = require "dicomgcs.core"
     for _, dir in ipairs{ "auth", "gcs", "cli" } do
       for _, e in ipairs(assert(core.listdir("lua/dicomgcs/" .. dir))) do
-        if e.name:match("%.lua$") then
+        -- auth/init.lua and gcs/init.lua are the public modules dicomgcs.auth and dicomgcs.gcs
+        if e.name:match("%.lua$") and not (e.name == "init.lua" and dir ~= "cli") then
           local text = file.read("lua/dicomgcs/" .. dir .. "/" .. e.name)
           assert.truthy(text:find("\n%-%- @local\n"), dir .. "/" .. e.name .. " lacks @local")
         end
