@@ -1,6 +1,7 @@
 --- Where requests go: Google's endpoints, or the local emulator.
 -- The emulator is chosen by `emulator = "127.0.0.1:PORT"` in the client options or by the
--- environment variable `DICOMGCS_EMULATOR_HOST` (plain HTTP, like Google's own emulators);
+-- environment variable `DICOMGCS_EMULATOR_HOST` (plain HTTP, like Google's own emulators, or
+-- `https://HOST:PORT` for an emulator started with --tls, whose CA DICOMGCS_CA_FILE names);
 -- `endpoint`, `storage_endpoint` and `logging_endpoint` override single services.
 -- @module dicomgcs.endpoints
 local errors = require "dicomgcs.errors"
@@ -21,13 +22,14 @@ function endpoints.resolve(opts)
   local host = opts.emulator or os.getenv("DICOMGCS_EMULATOR_HOST")
   local e = {}
   if host and host ~= "" then
-    host = host:gsub("^http://", ""):gsub("/+$", "")
+    local scheme = host:match("^https://") and "https" or "http"
+    host = host:gsub("^https?://", ""):gsub("/+$", "")
     if not host:match("^[%w%.%-]+:%d+$") and not host:match("^%[[%x:]+%]:%d+$") then
       return nil, errors.input(("emulator address '%s' is not HOST:PORT"):format(host),
         "use the value emulator/start prints, e.g. DICOMGCS_EMULATOR_HOST=127.0.0.1:8123")
     end
-    local base = "http://" .. host
-    e.emulator = host
+    local base = scheme .. "://" .. host
+    e.emulator = scheme == "https" and base or host
     e.healthcare = base .. "/v1"
     e.storage = base
     e.logging = base .. "/v2"

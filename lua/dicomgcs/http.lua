@@ -40,7 +40,7 @@ Transport.__index = Transport
 -- `connect_timeout`, `idle_timeout`).
 function http.new(opts)
   local eng_opts = {
-    concurrency = opts.concurrency or 16,
+    concurrency = opts.concurrency,   -- nil: the engine chooses (csrc/dg_pace.h)
     user_agent = "dicomgcs/" .. require("dicomgcs.version"),
     ca_file = opts.ca_file, proxy = opts.proxy,
     connect_timeout = opts.connect_timeout, idle_timeout = opts.idle_timeout,
