@@ -43,34 +43,6 @@ cleanup() {
 trap cleanup EXIT
 
 # ---- test data: one template from dcmtk, then copies with new SOP Instance UIDs (same length) ----
-cat > "$WORK/gen.lua" <<'EOF'
-local testdata = require "dicomgcs.testdata"
-local core = require "dicomgcs.core"
-local dir, n, side = arg[1], tonumber(arg[2]), tonumber(arg[3])
-local tpl = assert(testdata.generate{ dir = dir .. "/.tpl", studies = 1, series = 1, instances = 1, rows = side, cols = side,
-  nested = false, uid_seed = "1" .. tostring(os.time()):sub(-9) })
-local f = assert(io.open(tpl[1].path, "rb")); local bytes = f:read("a"); f:close()
-local sop = tpl[1].sop_uid
-local pieces, pos = {}, 1
-while true do
-  local i = bytes:find(sop, pos, true)
-  if not i then break end
-  pieces[#pieces + 1] = bytes:sub(pos, i - 1); pos = i + #sop
-end
-pieces[#pieces + 1] = bytes:sub(pos)
-assert(#pieces == 3, "expected the SOP Instance UID twice (meta and dataset)")
-local root = testdata.UID_ROOT .. ".9"
-local width = #sop - #root
-core.mkdir_p(dir)
-for i = 1, n do
-  local uid = root .. ("%0" .. width .. "d"):format(i)
-  local out = assert(io.open(("%s/i%05d.dcm"):format(dir, i), "wb"))
-  out:write(pieces[1], uid, pieces[2], uid, pieces[3])
-  out:close()
-end
-os.execute("rm -rf '" .. dir .. "/.tpl'")
-print(tpl[1].study_uid, #bytes)
-EOF
 cat > "$WORK/stow.lua" <<'EOF'
 local dicomweb = require "dicomgcs.dicomweb"
 local url, dir, conc = arg[1], arg[2], tonumber(arg[3])
@@ -92,8 +64,8 @@ local f = io.open(hwm_file, "a"); f:write(st:match("VmHWM:%s*(%d+)"), " ", s.byt
 EOF
 
 echo "bench/stow.sh: generating $N instances of ~256 KiB and a study of $RCOUNT x 8 MiB in $WORK" >&2
-read -r _ SIZE < <(lua5.4 "$WORK/gen.lua" "$WORK/files" "$N" 362)
-read -r STUDY _ < <(lua5.4 "$WORK/gen.lua" "$WORK/study" "$RCOUNT" 2048)
+read -r _ SIZE _ < <(lua5.4 bench/gen_instances.lua "$WORK/files" "$N" 362)
+read -r STUDY _ < <(lua5.4 bench/gen_instances.lua "$WORK/study" "$RCOUNT" 2048)
 
 # ---- the nginx sink ----
 SINK_PORT=$(bench_free_port)

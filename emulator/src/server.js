@@ -135,7 +135,7 @@ function createEmulator(opts) {
     };
     res.on('finish', done); res.on('close', done);
     const lat = ctx.opts.latencyMs || 0; const jit = ctx.opts.latencyJitterMs || 0;
-    if ((lat || jit) && !entry.path.startsWith('/_emulator/')) transport.delayResponse(res, lat + Math.random() * jit);
+    if ((lat || jit) && !entry.path.startsWith('/_emulator/') && !req.dgLocal) transport.delayResponse(res, lat + Math.random() * jit);
     route(req, res).catch((e) => {
       if (!(e instanceof ApiError || e instanceof GcsError) && !/fault: connection reset/.test(e.message)) {
         process.stderr.write(`emulator: ${req.method} ${entry.path}: ${e.stack || e}\n`);
@@ -148,7 +148,8 @@ function createEmulator(opts) {
   const { server, stats } = transport.createServer(onRequest, ctx.opts, dataDir);
   ctx.connections = stats;
   // Google's metadata server speaks plain HTTP; beside a TLS port it gets a port of its own.
-  if (ctx.opts.tls) ctx.metadataServer = require('http').createServer(onRequest);
+  // It is next to the VM, not a region away: no --latency-ms.
+  if (ctx.opts.tls) ctx.metadataServer = require('http').createServer((req, res) => { req.dgLocal = true; onRequest(req, res); });
   server.keepAliveTimeout = 65000;
   server.headersTimeout = 70000;
   server.requestTimeout = 0; // uploads may be long
