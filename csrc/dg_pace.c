@@ -3,13 +3,10 @@
 
 #include <math.h>
 
-#define EPOCH 512   /* answers after which the fastest of the last epoch replaces the minimum */
-
 void dg_pace_init(dg_pace *p, dg_aimd *a, int floor, int max) {
   p->floor = floor < 1 ? 1 : floor;
   p->max = max < p->floor ? p->floor : max;
-  p->rtt_min = p->rtt_min_next = HUGE_VAL;
-  p->epoch_n = 0;
+  p->rtt_min = HUGE_VAL;
   p->win_sum = 0;
   p->win_n = 0;
   a->max = p->floor;
@@ -19,13 +16,8 @@ void dg_pace_init(dg_pace *p, dg_aimd *a, int floor, int max) {
 void dg_pace_sample(dg_pace *p, dg_aimd *a, double rtt_ms) {
   if (!(rtt_ms >= 0)) return;
   if (rtt_ms < 0.05) rtt_ms = 0.05;
+  /* never forgotten: a minimum re-learnt under load would hide the queue it measures */
   if (rtt_ms < p->rtt_min) p->rtt_min = rtt_ms;
-  if (rtt_ms < p->rtt_min_next) p->rtt_min_next = rtt_ms;
-  if (++p->epoch_n >= EPOCH) {       /* forget a minimum that no longer holds (a route change) */
-    p->rtt_min = p->rtt_min_next;
-    p->rtt_min_next = HUGE_VAL;
-    p->epoch_n = 0;
-  }
   p->win_sum += rtt_ms;
   int window = a->max > 8 ? a->max : 8;   /* about one round of the requests in flight */
   if (++p->win_n < window) return;

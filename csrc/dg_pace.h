@@ -1,6 +1,6 @@
 /* dg_pace - how many requests the engine keeps in flight when the caller did not say
  * (concurrency unset): a latency gradient moves the AIMD's ceiling (dg_retry.h) between a floor
- * and a maximum. While the answers take as long as the fastest seen lately (times a tolerance),
+ * and a maximum. While the answers take as long as the fastest seen (times a tolerance),
  * more requests in flight are free throughput - a remote server's latency, not a bottleneck, is
  * what each one waits for - so the ceiling doubles per window of answers; once
  * they slow down, requests are queueing somewhere and the ceiling shrinks with the ratio. The
@@ -16,8 +16,7 @@
 
 typedef struct dg_pace {
   int floor, max;
-  double rtt_min, rtt_min_next;  /* fastest answer of this epoch and of the one before */
-  int epoch_n;
+  double rtt_min;                /* fastest answer seen by this engine */
   double win_sum;                /* answers of the current window */
   int win_n;
 } dg_pace;
