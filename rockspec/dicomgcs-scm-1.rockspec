@@ -40,6 +40,7 @@ build = {
         "csrc/dg_hash.c",
         "csrc/dg_jwt.c",
         "csrc/dg_multipart.c",
+        "csrc/dg_pace.c",
         "csrc/dg_retry.c",
         "csrc/dg_time.c",
         "csrc/ldg_auth.c",
