@@ -78,9 +78,9 @@ nginx_sink_stop() {
 }
 
 # hyperfine_stats JSON: per command of a `hyperfine --export-json` file, one line
-# "NAME MEDIAN MIN MAX CPU" (seconds; CPU = mean user + system).
+# "NAME MEDIAN MIN MAX CPU FAILED" (seconds; CPU = mean user + system; FAILED = runs that exited non-zero).
 hyperfine_stats() {
-  node -e "for (const x of require(process.argv[1]).results) console.log(x.command, x.median, x.min, x.max, x.user + x.system)" "$1"
+  node -e "for (const x of require(process.argv[1]).results) console.log(x.command, x.median, x.min, x.max, x.user + x.system, (x.exit_codes || []).filter((c) => c !== 0).length)" "$1"
 }
 
 # hyperfine_means JSON: the mean time (s) of each command of a `hyperfine --export-json` file, one a line.

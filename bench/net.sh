@@ -62,24 +62,27 @@ EOF
 LINES=(); ROWS=()
 emit() { LINES+=("bench: $*"); echo "bench: $*"; }
 f2() { awk -v x="$1" 'BEGIN { printf "%.2f", x }'; }
-declare -A MED MIN MAX CPU
+declare -A MED MIN MAX CPU FAIL
 
 # measure FIGURE PREPARE NAME CMD [NAME CMD]...: NET_RUNS runs of each command (hyperfine, PREPARE
-# before every run); fills MED/MIN/MAX/CPU[FIGURE/NAME] (seconds).
+# before every run); fills MED/MIN/MAX/CPU/FAIL[FIGURE/NAME] (seconds; runs that failed). A peer
+# with a failed run is reported but never taken as the best; a failed dicomgcs run fails the script.
 measure() {
   local fig=$1 prep=$2; shift 2
-  local args=() name med min max cpu
+  local args=() name med min max cpu failed
   while [ $# -gt 0 ]; do args+=(-n "$1" "$2"); shift 2; done
-  hyperfine --style basic --runs "$RUNS" --prepare "$prep" --export-json "$WORK/h.json" "${args[@]}" >&2
-  while read -r name med min max cpu; do
-    MED[$fig/$name]=$med; MIN[$fig/$name]=$min; MAX[$fig/$name]=$max; CPU[$fig/$name]=$cpu
+  hyperfine --style basic --ignore-failure --runs "$RUNS" --prepare "$prep" --export-json "$WORK/h.json" "${args[@]}" >&2
+  while read -r name med min max cpu failed; do
+    MED[$fig/$name]=$med; MIN[$fig/$name]=$min; MAX[$fig/$name]=$max; CPU[$fig/$name]=$cpu; FAIL[$fig/$name]=$failed
   done < <(hyperfine_stats "$WORK/h.json")
+  [ "${FAIL[$fig/dicomgcs]}" = 0 ] || { echo "bench/net.sh: $fig: dicomgcs failed ${FAIL[$fig/dicomgcs]} run(s)" >&2; exit 1; }
 }
 
 # best FIGURE NAME...: the name with the lowest median time
 best() {
   local fig=$1 b="" n; shift
   for n in "$@"; do
+    [ "${FAIL[$fig/$n]}" = 0 ] || continue
     if [ -z "$b" ] || awk -v a="${MED[$fig/$n]}" -v c="${MED[$fig/$b]}" 'BEGIN { exit !(a < c) }'; then b=$n; fi
   done
   echo "$b"
@@ -92,7 +95,7 @@ report() {
   for k in "${!MED[@]}"; do
     [ "${k%%/*}" = "$fig" ] || continue
     n=${k#*/}
-    ROWS+=("| $fig | $n | $(f2 "${MED[$k]}") | $(f2 "${MIN[$k]}") | $(f2 "${MAX[$k]}") | $(awk -v u="$units" -v t="${MED[$k]}" 'BEGIN { printf "%.0f", u / t }') $unit | $(awk -v c="${CPU[$k]}" -v n="$count" 'BEGIN { printf "%.3f", c * 1000 / n }') |")
+    ROWS+=("| $fig | $n | $(f2 "${MED[$k]}") | $(f2 "${MIN[$k]}") | $(f2 "${MAX[$k]}") | $(awk -v u="$units" -v t="${MED[$k]}" 'BEGIN { printf "%.0f", u / t }') $unit | $(awk -v c="${CPU[$k]}" -v n="$count" 'BEGIN { printf "%.3f", c * 1000 / n }') | ${FAIL[$k]} |")
   done
   local rate; rate=$(awk -v u="$units" -v t="${MED[$fig/dicomgcs]}" 'BEGIN { printf "%.0f", u / t }')
   for g in "$@"; do
@@ -232,8 +235,8 @@ done
   echo "gcs_default|gcs_64: node bench/node/gcs/gcs_bench.js upload-many|download-many ... default|64 (@google-cloud/storage)"
   echo '```'
   echo
-  echo "| figure | tool | median s | min s | max s | rate | CPU ms/request |"
-  echo "|---|---|---|---|---|---|---|"
+  echo "| figure | tool | median s | min s | max s | rate | CPU ms/request | failed runs |"
+  echo "|---|---|---|---|---|---|---|---|"
   printf '%s\n' "${ROWS[@]}" | sort -t'|' -k2,2 -k3,3
   echo
   echo '```'

@@ -9,8 +9,8 @@ void dg_pace_init(dg_pace *p, dg_aimd *a, int floor, int max) {
   p->rtt_min = HUGE_VAL;
   p->win_sum = 0;
   p->win_n = 0;
-  a->max = p->floor;
-  a->cap = p->floor;
+  a->max = DG_PACE_START < p->floor ? DG_PACE_START : p->floor;
+  a->cap = a->max;
 }
 
 void dg_pace_sample(dg_pace *p, dg_aimd *a, double rtt_ms) {

@@ -10,7 +10,8 @@
 
 #include "dg_retry.h"
 
-#define DG_PACE_FLOOR 16      /* the fixed default before; enough for 0 ms */
+#define DG_PACE_START 4       /* the first window: the fastest answer measured without a queue */
+#define DG_PACE_FLOOR 16      /* the fixed default before; what 0 ms needs (curl's best there too) */
 #define DG_PACE_MAX 64        /* ~ one RTT's worth at 50 ms for small requests; memory stays flat */
 #define DG_PACE_TOLERANCE 2.0 /* answers up to this times the fastest still count as unqueued */
 
@@ -21,7 +22,8 @@ typedef struct dg_pace {
   int win_n;
 } dg_pace;
 
-/* AIMD starts at the floor, its ceiling the floor too; the pace raises it. */
+/* AIMD starts at DG_PACE_START (one window of answers, to learn the fastest answer without a queue
+ * of our own), then at least the floor; the pace raises it. */
 void dg_pace_init(dg_pace *p, dg_aimd *a, int floor, int max);
 /* One successful answer that took rtt_ms (request sent to response read). */
 void dg_pace_sample(dg_pace *p, dg_aimd *a, double rtt_ms);
