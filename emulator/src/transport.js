@@ -18,6 +18,10 @@ const { execFileSync } = require('child_process');
 // emulator slower than Google at uploads.
 const MAX_CONCURRENT_STREAMS = 100;
 const WINDOW = 1024 * 1024;
+// Node refuses new streams (ENHANCE_YOUR_CALM, curl error 92) once a session buffers more than
+// maxSessionMemory (default 10 MB): 100 streams of 1 MiB downloads held by --latency-ms pass it.
+// Google does not refuse a client that stays within its stream limit.
+const SESSION_MEMORY_MB = 512;
 
 /** CA and server certificate in DIR (made once with the openssl CLI, then reused). */
 function ensureCerts(dir) {
@@ -71,7 +75,7 @@ function createServer(handler, opts, dataDir) {
   let server;
   if (opts.tls) {
     const f = ensureCerts(dataDir);
-    server = http2.createSecureServer({ key: fs.readFileSync(f.key), cert: fs.readFileSync(f.cert), allowHTTP1: true, settings }, handler);
+    server = http2.createSecureServer({ key: fs.readFileSync(f.key), cert: fs.readFileSync(f.cert), allowHTTP1: true, settings, maxSessionMemory: SESSION_MEMORY_MB }, handler);
     const sockets = new Set();
     server.on('connection', (c) => { count(c); sockets.add(c); c.once('close', () => sockets.delete(c)); });
     track(server);
@@ -82,7 +86,7 @@ function createServer(handler, opts, dataDir) {
     // One port, both protocols: the HTTP/2 connection preface starts with "PRI * HTTP/2.0", which no
     // HTTP/1.1 request line does.
     const h1 = http.createServer(handler);
-    const h2 = http2.createServer({ settings }, handler);
+    const h2 = http2.createServer({ settings, maxSessionMemory: SESSION_MEMORY_MB }, handler);
     track(h2);
     server = net.createServer((socket) => {
       count(socket);
