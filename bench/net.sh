@@ -43,6 +43,7 @@ export LUA_PATH_5_4="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;" LUA_CPATH_5_4="$ROO
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/dicomgcs-bench-net.XXXXXX")
 cleanup() {
+  set +e   # every step runs, whatever the previous one returned (an emulator already stopped)
   nginx_sink_stop "$WORK/nginx"
   for d in "$WORK"/emu*; do [ -d "$d" ] && emulator/stop --data "$d" >/dev/null 2>&1; done
   rm -rf "$WORK"
