@@ -35,8 +35,15 @@ bench_need_nginx_echo() {
 # nginx_sink_start DIR PORT ANSWER: an nginx on 127.0.0.1:PORT, its files in DIR, that reads every
 # request body (echo_read_request_body) and then answers with the directives ANSWER (e.g.
 # "echo ok;"), so that the server is not what a benchmark measures. Returns once it answers.
+# With NGINX_SINK_TLS="CERT KEY CA" set, it serves HTTP/2 and HTTP/1.1 over TLS instead.
 nginx_sink_start() {
-  local dir=$1 port=$2 answer=$3
+  local dir=$1 port=$2 answer=$3 listen="listen 127.0.0.1:$2;" probe=(curl -s -o /dev/null "http://127.0.0.1:$2/")
+  if [ -n "${NGINX_SINK_TLS:-}" ]; then
+    local cert key ca
+    read -r cert key ca <<< "$NGINX_SINK_TLS"
+    listen="listen 127.0.0.1:$port ssl http2; ssl_certificate $cert; ssl_certificate_key $key; http2_max_concurrent_streams 100;"
+    probe=(curl -s -o /dev/null --cacert "$ca" "https://127.0.0.1:$port/")
+  fi
   [ -f "$NGINX_ECHO_MODULE" ] || { echo "nginx_sink_start: $NGINX_ECHO_MODULE is missing (libnginx-mod-http-echo)" >&2; return 1; }
   mkdir -p "$dir/logs" "$dir/tmp"
   cat > "$dir/nginx.conf" <<CONF
@@ -57,7 +64,7 @@ http {
   client_body_buffer_size 1m;
   keepalive_requests 1000000;
   server {
-    listen 127.0.0.1:$port;
+    $listen
     location / { echo_read_request_body; $answer }
   }
 }
@@ -65,7 +72,7 @@ CONF
   nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log" || return 1
   local _
   for _ in $(seq 50); do
-    [ -s "$dir/nginx.pid" ] && curl -s -o /dev/null "http://127.0.0.1:$port/" && return 0
+    [ -s "$dir/nginx.pid" ] && "${probe[@]}" && return 0
     sleep 0.1
   done
   echo "nginx_sink_start: nginx did not answer on port $port (see $dir/logs/error.log)" >&2
@@ -76,6 +83,12 @@ CONF
 nginx_sink_stop() {
   [ -f "$1/nginx.pid" ] && kill "$(cat "$1/nginx.pid")" 2>/dev/null
   return 0
+}
+
+# hyperfine_stats JSON: per command of a `hyperfine --export-json` file, one line
+# "NAME MEDIAN MIN MAX CPU FAILED" (seconds; CPU = mean user + system; FAILED = runs that exited non-zero).
+hyperfine_stats() {
+  node -e "for (const x of require(process.argv[1]).results) console.log(x.command, x.median, x.min, x.max, x.user + x.system, (x.exit_codes || []).filter((c) => c !== 0).length)" "$1"
 }
 
 # hyperfine_means JSON: the mean time (s) of each command of a `hyperfine --export-json` file, one a line.

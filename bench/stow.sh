@@ -64,7 +64,7 @@ local f = io.open(hwm_file, "a"); f:write(st:match("VmHWM:%s*(%d+)"), " ", s.byt
 EOF
 
 echo "bench/stow.sh: generating $N instances of ~256 KiB and a study of $RCOUNT x 8 MiB in $WORK" >&2
-read -r _ SIZE < <(lua5.4 bench/gen_instances.lua "$WORK/files" "$N" 362)
+read -r _ SIZE _ < <(lua5.4 bench/gen_instances.lua "$WORK/files" "$N" 362)
 read -r STUDY _ < <(lua5.4 bench/gen_instances.lua "$WORK/study" "$RCOUNT" 2048)
 
 # ---- the nginx sink ----

@@ -1,6 +1,7 @@
 -- The dicomgcs side of bench/transport.sh: upload files to a sink through one engine.
 --   lua5.4 bench/upload_files.lua URL CONCURRENCY FILE...
 --   lua5.4 bench/upload_files.lua URL CONCURRENCY @LIST      (file names, one a line, in LIST)
+-- CONCURRENCY 0: the engine chooses it (its default).
 -- Every file is sent (body_file, streamed from disk) to URL/<index> with method $UPLOAD_METHOD
 -- (default POST) on one engine with that concurrency, draining step(). Exits non-zero unless
 -- every upload got a 2xx.
@@ -16,7 +17,7 @@ else
   for i = 3, #arg do files[#files + 1] = arg[i] end
 end
 
-local eng = core.engine{ concurrency = conc }
+local eng = core.engine{ concurrency = conc > 0 and conc or nil }
 local headers = { "Content-Type: application/octet-stream" }
 for i, f in ipairs(files) do
   eng:submit{ method = method, url = url .. "/" .. i, headers = headers, body_file = f }

@@ -19,6 +19,7 @@
 #include "dg_mpsink.h"
 #include "dg_hash.h"
 #include "dg_token.h"
+#include "dg_pace.h"
 #include "dg_version.h"
 
 #define ERROR_BODY_CAP (1024 * 1024)     /* non-2xx bodies kept in memory up to this */
@@ -36,6 +37,8 @@ typedef struct cfg {
   char ua[160];
   const char *ca_file, *ca_path, *proxy;
   long connect_ms, idle_s;
+  CURLSH *share;                 /* TLS sessions and DNS shared by the engine's handles */
+  long output_bufsize;           /* CURLOPT_BUFFERSIZE for output_file transfers */
 } cfg;
 
 struct dg_transfer {
@@ -95,6 +98,8 @@ struct dg_engine {
   tlist queued, waiting, running, done;
   int64_t next_id;
   dg_aimd aimd;
+  dg_pace pace;
+  int auto_concurrency;          /* concurrency unset: dg_pace chooses it */
   uint64_t rng;
   dg_token tok;
   int token_failed;
@@ -178,8 +183,10 @@ static void cfg_init(cfg *c, const char *ua, const char *ca, const char *proxy, 
   } else dg_engine_default_user_agent(c->ua, sizeof c->ua);
   c->ca_file = ca;
   if (!c->ca_file || !*c->ca_file) {
-    /* libcurl itself reads neither; the curl tool and most clients honour them */
-    const char *env = getenv("CURL_CA_BUNDLE");
+    /* libcurl itself reads none; the curl tool and most clients honour the last two, and
+     * DICOMGCS_CA_FILE is what `emulator/start --tls` prints (verification stays on) */
+    const char *env = getenv("DICOMGCS_CA_FILE");
+    if (!env || !*env) env = getenv("CURL_CA_BUNDLE");
     if (!env || !*env) env = getenv("SSL_CERT_FILE");
     c->ca_file = env && *env ? env : NULL;
   }
@@ -188,6 +195,8 @@ static void cfg_init(cfg *c, const char *ua, const char *ca, const char *proxy, 
   c->proxy = proxy && *proxy ? proxy : NULL;
   c->connect_ms = connect_ms;
   c->idle_s = idle_s;
+  c->share = NULL;
+  c->output_bufsize = 0;
 }
 
 static void slist_wipe_free(struct curl_slist *l) {
@@ -722,7 +731,9 @@ static int attempt_prepare(dg_transfer *t, const cfg *c, const char *token, int6
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, (void *)t);
   /* bodies streamed to a file: bigger reads (fewer recv and pwrite calls); others keep 16 KiB */
-  if (t->output_file || t->sink) curl_easy_setopt(h, CURLOPT_BUFFERSIZE, (long)DG_OUTPUT_BUFSIZE);
+  if (t->output_file || t->sink)
+    curl_easy_setopt(h, CURLOPT_BUFFERSIZE, c->output_bufsize ? c->output_bufsize : (long)DG_OUTPUT_BUFSIZE);
+  if (c->share) curl_easy_setopt(h, CURLOPT_SHARE, c->share);
   curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);       /* never turned off */
   curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
   if (c->ca_file) curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
@@ -868,7 +879,7 @@ static int64_t attempt_done(dg_transfer *t, CURLcode rc, int64_t now, dg_random_
 
 void dg_engine_opts_default(dg_engine_opts *o) {
   memset(o, 0, sizeof *o);
-  o->concurrency = 16;
+  o->concurrency = 0;              /* chosen by the engine (dg_pace.h) */
   o->connect_timeout_ms = 10000;
   o->idle_timeout_s = 60;
 }
@@ -901,7 +912,9 @@ dg_engine *dg_engine_new(const dg_allocator *a, const dg_engine_opts *o, char *e
     dg_engine_free(e);
     return NULL;
   }
-  if (e->o.concurrency < 1) e->o.concurrency = 1;
+  /* concurrency 0: the engine chooses (dg_pace), up to DG_PACE_MAX in flight */
+  e->auto_concurrency = e->o.concurrency < 1;
+  if (e->auto_concurrency) e->o.concurrency = DG_PACE_MAX;
   if ((o->user_agent && !(e->ua = dg_strdup(&e->alloc, o->user_agent))) ||
       (o->ca_file && !(e->ca_file = dg_strdup(&e->alloc, o->ca_file))) ||
       (o->proxy && !(e->proxy = dg_strdup(&e->alloc, o->proxy)))) {
@@ -921,7 +934,20 @@ dg_engine *dg_engine_new(const dg_allocator *a, const dg_engine_opts *o, char *e
   }
   curl_multi_setopt(e->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
   curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, (long)(e->o.concurrency + 4));
+  /* HTTP/1.1 needs a connection per request in flight; HTTP/2 multiplexes them (PIPEWAIT) */
+  curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)e->o.concurrency);
   dg_aimd_init(&e->aimd, e->o.concurrency);
+  if (e->auto_concurrency) dg_pace_init(&e->pace, &e->aimd, DG_PACE_FLOOR, DG_PACE_MAX);
+  /* one TLS handshake per host, later connections resume its session; DNS looked up once */
+  e->c.share = curl_share_init();
+  if (e->c.share) {
+    curl_share_setopt(e->c.share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    curl_share_setopt(e->c.share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+  }
+  /* receive buffers of downloads to files: 8 MiB in all at most, whatever the streams */
+  e->c.output_bufsize = (8L * 1024 * 1024) / e->o.concurrency;
+  if (e->c.output_bufsize > DG_OUTPUT_BUFSIZE) e->c.output_bufsize = DG_OUTPUT_BUFSIZE;
+  if (e->c.output_bufsize < 64L * 1024) e->c.output_bufsize = 64L * 1024;
   e->rng = (uint64_t)dg_clock_monotonic_ms(NULL) ^ ((uint64_t)(uintptr_t)e << 16) ^ (uint64_t)getpid();
   e->next_id = 1;
   return e;
@@ -944,6 +970,7 @@ void dg_engine_free(dg_engine *e) {
   free_list(e, &e->done, 0);
   if (e->multi) curl_multi_cleanup(e->multi);    /* ... then the multi */
   dg_token_free(&e->tok);
+  if (e->c.share) curl_share_cleanup(e->c.share); /* no handle uses it any more */
   dg_strfree(&e->alloc, e->ua);
   dg_strfree(&e->alloc, e->ca_file);
   dg_strfree(&e->alloc, e->proxy);
@@ -1119,7 +1146,15 @@ static void drain(dg_engine *e) {
     int64_t now = now_ms(e);
     dg_random_fn rnd = e->o.random ? e->o.random : dg_random_splitmix;
     void *rud = e->o.random ? e->o.random_ud : &e->rng;
+    curl_off_t t_pre = -1, t_first = -1;
+    if (e->auto_concurrency && rc == CURLE_OK) {
+      curl_easy_getinfo(easy, CURLINFO_PRETRANSFER_TIME_T, &t_pre);
+      curl_easy_getinfo(easy, CURLINFO_STARTTRANSFER_TIME_T, &t_first);
+    }
     int64_t d = attempt_done(t, rc, now, rnd, rud, &e->aimd, e->tok.gen);
+    /* request sent (and its body) to first byte of the answer: what another stream waits for */
+    if (d < 0 && e->auto_concurrency && is_2xx(t->status) && t_first >= t_pre && t_pre >= 0)
+      dg_pace_sample(&e->pace, &e->aimd, (double)(t_first - t_pre) / 1000.0);
     if (d >= 0) {
       e->retries++;
       transfer_release_attempt(t);

@@ -45,7 +45,7 @@ typedef struct dg_transfer dg_transfer;
 #define DG_ERRLEN 1024
 
 typedef struct dg_engine_opts {
-  int concurrency;               /* >= 1, default 16 */
+  int concurrency;               /* >= 1; 0 (default): chosen by the engine, dg_pace.h */
   const char *user_agent;        /* NULL: "dicomgcs/<ver> libcurl/<ver>"; else " libcurl/<ver>"
                                     is appended unless it already names libcurl */
   const char *ca_file;           /* NULL: $CURL_CA_BUNDLE, $SSL_CERT_FILE, else libcurl's */

@@ -42,6 +42,7 @@ build = {
         "csrc/dg_jwt.c",
         "csrc/dg_mpsink.c",
         "csrc/dg_multipart.c",
+        "csrc/dg_pace.c",
         "csrc/dg_retry.c",
         "csrc/dg_signal.c",
         "csrc/dg_time.c",

@@ -57,6 +57,7 @@ async function handle(req, res, url, ctx) {
       logEntries: ctx.logs.entries.length,
       uploads: ctx.uploads.size,
       faults: ctx.faults.list(),
+      connections: ctx.connections,
     });
     return;
   }

@@ -18,6 +18,7 @@
 // The first rule that matches a request decides (unless it falls through).
 const { ApiError, GcsError, sendJson } = require('./errors');
 const { sleep } = require('./ids');
+const { resetRequest } = require('./transport');
 
 const STATUS_NAME = { 400: 'INVALID_ARGUMENT', 403: 'PERMISSION_DENIED', 404: 'NOT_FOUND', 408: 'DEADLINE_EXCEEDED', 409: 'ABORTED', 429: 'RESOURCE_EXHAUSTED', 500: 'INTERNAL', 502: 'UNAVAILABLE', 503: 'UNAVAILABLE', 504: 'DEADLINE_EXCEEDED' };
 const GCS_REASON = { 408: 'requestTimeout', 429: 'rateLimitExceeded', 500: 'backendError', 502: 'backendError', 503: 'backendError', 504: 'gatewayTimeout' };
@@ -81,7 +82,7 @@ async function apply(rule, req, res, isGcs) {
   }
   if (rule.resetRequestAfterBytes !== undefined) {
     req.dgFault = { resetAfterBytes: rule.resetRequestAfterBytes };
-    if (rule.resetRequestAfterBytes === 0) { req.socket.destroy(); return true; }
+    if (rule.resetRequestAfterBytes === 0) { resetRequest(req); return true; }
   }
   if (rule.resetAfterHandling) { dropAnswer(res); return false; }
   if (rule.resetAfterBytes !== undefined || rule.throttleBytesPerSec) wrapResponse(res, rule);
@@ -109,7 +110,7 @@ function wrapResponse(res, rule) {
         b = b.subarray(0, limit - sent);
         if (b.length) origWrite(b);
         dead = true;
-        setImmediate(() => res.socket && res.socket.destroy());
+        setImmediate(() => resetRequest(res.req || res));
         return;
       }
       if (bps) await sleep((b.length * 1000) / bps);
@@ -128,7 +129,7 @@ function wrapResponse(res, rule) {
     chain.then(() => { if (!dead) origEnd(cb); });
     return res;
   };
-  if (limit === 0) { dead = true; res.socket && res.socket.destroy(); }
+  if (limit === 0) { dead = true; resetRequest(res.req || res); }
 }
 
 module.exports = { Faults, apply };

@@ -216,7 +216,7 @@ async function pump(req, sink, skip = 0) {
     if (resetAfter !== undefined && seen > resetAfter) {
       const keep = chunk.length - (seen - resetAfter);
       if (keep > skip) await sink.write(chunk.subarray(skip > 0 ? skip : 0, keep));
-      req.socket.destroy();
+      require('./transport').resetRequest(req);
       throw new Error('fault: connection reset');
     }
     if (skip > 0) { const s = Math.min(skip, chunk.length); chunk = chunk.subarray(s); skip -= s; }

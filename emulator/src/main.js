@@ -3,11 +3,12 @@
 // dicomgcs emulator entry point. Usually started through emulator/start.
 //   node src/main.js --data DIR [--port N] [--host 127.0.0.1] [--op-delay-ms N] [--faults JSON]
 //                    [--strict-auth] [--service-account FILE]... [--token-lifetime S] [--port-file F] [--pid-file F]
+//                    [--tls | --h2c] [--latency-ms N] [--latency-jitter-ms N]
 const fs = require('fs');
 const path = require('path');
 const { parseQuota } = require('./quota');
 
-const USAGE = 'usage: main.js --data DIR [--port N] [--host H] [--op-delay-ms N] [--log-delay-ms N] [--log-empty-pages N] [--max-concurrent-operations N] [--faults JSON] [--quota NAME=N/min]... [--quota-window-ms N] [--strict-auth] [--grant-service-agent] [--service-account FILE]... [--token-lifetime S] [--port-file FILE] [--pid-file FILE]';
+const USAGE = 'usage: main.js --data DIR [--port N] [--host H] [--op-delay-ms N] [--log-delay-ms N] [--log-empty-pages N] [--max-concurrent-operations N] [--faults JSON] [--quota NAME=N/min]... [--quota-window-ms N] [--strict-auth] [--grant-service-agent] [--service-account FILE]... [--token-lifetime S] [--port-file FILE] [--pid-file FILE] [--tls | --h2c] [--latency-ms N] [--latency-jitter-ms N]';
 
 function parseArgs(argv) {
   const o = { port: 0, host: '127.0.0.1', opDelayMs: 20, serviceAccounts: [], strictAuth: false };
@@ -29,6 +30,10 @@ function parseArgs(argv) {
       case '--quota': { const [k, n] = parseQuota(need(i, a)); o.quotas = Object.assign(o.quotas || {}, { [k]: n }); i++; break; }
       case '--quota-window-ms': o.quotaWindowMs = int(need(i, a), a); if (!o.quotaWindowMs) throw new Error('--quota-window-ms must be > 0'); i++; break;
       case '--strict-auth': o.strictAuth = true; break;
+      case '--tls': o.tls = true; break;
+      case '--h2c': o.h2c = true; break;
+      case '--latency-ms': o.latencyMs = int(need(i, a), a); i++; break;
+      case '--latency-jitter-ms': o.latencyJitterMs = int(need(i, a), a); i++; break;
       case '--grant-service-agent': o.grantServiceAgent = true; break;
       case '--service-account': o.serviceAccounts.push(need(i, a)); i++; break;
       case '--token-lifetime': o.tokenLifetime = int(need(i, a), a); i++; break;
@@ -39,6 +44,7 @@ function parseArgs(argv) {
     }
   }
   if (!o.dataDir) throw new Error('--data DIR is required');
+  if (o.tls && o.h2c) throw new Error('--tls and --h2c exclude each other (--tls offers h2 and http/1.1 by ALPN)');
   return o;
 }
 
@@ -55,11 +61,14 @@ function main() {
   let ctx;
   try { ctx = createEmulator(opts); } catch (e) { process.stderr.write(`dicomgcs emulator: ${e.message}\n`); process.exit(2); }
   ctx.server.on('error', (e) => { process.stderr.write(`dicomgcs emulator: ${e.message}\n`); process.exit(1); });
-  ctx.server.listen(opts.port, opts.host, () => {
+  const listening = (srv, port) => new Promise((resolve) => srv.listen(port, opts.host, resolve));
+  Promise.all([listening(ctx.server, opts.port), ctx.metadataServer && listening(ctx.metadataServer, 0)]).then(() => {
     const port = ctx.server.address().port;
     if (opts.pidFile) fs.writeFileSync(opts.pidFile, String(process.pid) + '\n');
-    if (opts.portFile) fs.writeFileSync(opts.portFile, String(port) + '\n');
-    process.stdout.write(`dicomgcs emulator ${ctx.version} listening on ${opts.host}:${port}, data in ${path.resolve(opts.dataDir)}\n`);
+    // second line (--tls only): the plain-HTTP port of the metadata server
+    if (opts.portFile) fs.writeFileSync(opts.portFile, [port].concat(ctx.metadataServer ? [ctx.metadataServer.address().port] : []).join('\n') + '\n');
+    const proto = opts.tls ? `https (h2, http/1.1; CA ${ctx.server.caFile})` : opts.h2c ? 'http (http/1.1, h2c)' : 'http';
+    process.stdout.write(`dicomgcs emulator ${ctx.version} listening on ${opts.host}:${port} (${proto}), data in ${path.resolve(opts.dataDir)}\n`);
   });
   const stop = () => {
     try { ctx.flush(); } catch (_) { /* */ }

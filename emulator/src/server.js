@@ -1,7 +1,7 @@
 'use strict';
 // One HTTP server for everything: admin, auth hooks, faults, then Cloud Storage, Cloud Logging
 // and Cloud Healthcare. Errors thrown by handlers become Google-shaped JSON.
-const http = require('http');
+const transport = require('./transport');
 const fs = require('fs');
 const path = require('path');
 const { ApiError, GcsError, sendError } = require('./errors');
@@ -53,6 +53,7 @@ function createEmulator(opts) {
     requests: [],
     seq: 0,
     port: () => (server.address() ? server.address().port : null),
+    connections: null,
   };
   const flush = () => {
     persistTimer = null;
@@ -125,9 +126,9 @@ function createEmulator(opts) {
     }
   }
 
-  const server = http.createServer((req, res) => {
+  const onRequest = (req, res) => {
     const t0 = Date.now();
-    const entry = { seq: ++ctx.seq, time: new Date().toISOString(), method: req.method, path: '', status: 0, ms: 0 };
+    const entry = { seq: ++ctx.seq, time: new Date().toISOString(), method: req.method, path: '', status: 0, ms: 0, http: req.httpVersion };
     try { entry.path = scrubPath(new URL(req.url, 'http://127.0.0.1')); } catch (_) { entry.path = '(bad url)'; }
     const done = () => {
       if (entry.ms) return;
@@ -140,15 +141,22 @@ function createEmulator(opts) {
       }
     };
     res.on('finish', done); res.on('close', done);
+    const lat = ctx.opts.latencyMs || 0; const jit = ctx.opts.latencyJitterMs || 0;
+    if ((lat || jit) && !entry.path.startsWith('/_emulator/') && !req.dgLocal) transport.delayResponse(res, lat + Math.random() * jit);
     route(req, res).catch((e) => {
       if (!(e instanceof ApiError || e instanceof GcsError) && !/fault: connection reset/.test(e.message)) {
         process.stderr.write(`emulator: ${req.method} ${entry.path}: ${e.stack || e}\n`);
       }
-      if (res.headersSent || res.destroyed) { res.destroy(); return; }
+      if (res.headersSent || res.dgHeadersQueued || res.destroyed) { res.destroy(); return; }
       sendError(res, e);
       req.resume();
     });
-  });
+  };
+  const { server, stats } = transport.createServer(onRequest, ctx.opts, dataDir);
+  ctx.connections = stats;
+  // Google's metadata server speaks plain HTTP; beside a TLS port it gets a port of its own.
+  // It is next to the VM, not a region away: no --latency-ms.
+  if (ctx.opts.tls) ctx.metadataServer = require('http').createServer((req, res) => { req.dgLocal = true; onRequest(req, res); });
   server.keepAliveTimeout = 65000;
   server.headersTimeout = 70000;
   server.requestTimeout = 0; // uploads may be long

@@ -1,6 +1,7 @@
 --- Where requests go: Google's endpoints, or the local emulator.
 -- The emulator is chosen by `emulator = "127.0.0.1:PORT"` in the client options or by the
--- environment variable `DICOMGCS_EMULATOR_HOST` (plain HTTP, like Google's own emulators);
+-- environment variable `DICOMGCS_EMULATOR_HOST` (plain HTTP, like Google's own emulators, or
+-- `https://HOST:PORT` for an emulator started with --tls, whose CA DICOMGCS_CA_FILE names);
 -- `endpoint`, `storage_endpoint` and `logging_endpoint` override single services.
 --
 -- Plain HTTP carries a token in clear text, so the emulator must be on this machine (loopback:
@@ -64,7 +65,9 @@ function endpoints.emulator(option, getenv)
   local host, source = option, "emulator option"
   if host == nil or host == "" then host, source = getenv("DICOMGCS_EMULATOR_HOST"), "DICOMGCS_EMULATOR_HOST" end
   if host == nil or host == "" or host == false then return nil end
-  host = tostring(host):gsub("^http://", ""):gsub("/+$", "")
+  -- an emulator started with --tls is "https://HOST:PORT" (its CA in DICOMGCS_CA_FILE)
+  local tls = tostring(host):match("^https://") ~= nil
+  host = tostring(host):gsub("^https?://", ""):gsub("/+$", "")
   if not host:match("^[%w%.%-]+:%d+$") and not host:match("^%[[%x:]+%]:%d+$") then
     return nil, errors.input(("emulator address '%s' (%s) is not HOST:PORT"):format(host, source),
       "use the value emulator/start prints, e.g. DICOMGCS_EMULATOR_HOST=127.0.0.1:8123")
@@ -76,7 +79,12 @@ function endpoints.emulator(option, getenv)
       "run the emulator on 127.0.0.1 (emulator/start), or set DICOMGCS_EMULATOR_ALLOW_REMOTE=1 to accept " ..
       "another host on a network you trust")
   end
-  return host
+  return tls and ("https://" .. host) or host
+end
+
+--- The base URL of an emulator address as `endpoints.emulator` returns it.
+function endpoints.emulator_base(host)
+  return host:match("^https://") and host or ("http://" .. host)
 end
 
 --- Resolve the base URLs for a client. Returns a table or nil, Error.
@@ -85,7 +93,7 @@ function endpoints.resolve(opts)
   if herr then return nil, herr end
   local e = {}
   if host then
-    local base = "http://" .. host
+    local base = endpoints.emulator_base(host)
     e.emulator = host
     e.healthcare = base .. "/v1"
     e.storage = base

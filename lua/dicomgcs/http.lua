@@ -70,7 +70,7 @@ http.trace = nil
 function http.new(opts)
   if opts.quota_project ~= nil then assert(http.header_value(opts.quota_project, "quota_project")) end
   local eng_opts = {
-    concurrency = opts.concurrency or 16,
+    concurrency = opts.concurrency,   -- nil: the engine chooses (csrc/dg_pace.h)
     user_agent = "dicomgcs/" .. require("dicomgcs.version"),
     ca_file = opts.ca_file, proxy = opts.proxy,
     connect_timeout = opts.connect_timeout, idle_timeout = opts.idle_timeout,

@@ -5,7 +5,8 @@
 //   node gcs_bench.js download-many PREFIX DIR     [CONCURRENCY]   every object under PREFIX → DIR (downloadManyFiles)
 //   node gcs_bench.js upload-one    FILE   NAME                    one resumable upload (bucket.upload)
 //   node gcs_bench.js download-one  NAME   FILE    [CONCURRENCY]   ranged download (downloadFileInChunks, 32 MiB)
-// Env: STORAGE_EMULATOR_HOST=http://127.0.0.1:PORT, BENCH_BUCKET.
+// CONCURRENCY "default": the library's own choice (TransferManager's DEFAULT_PARALLEL_*_LIMIT, 5).
+// Env: STORAGE_EMULATOR_HOST=http(s)://127.0.0.1:PORT (https: NODE_EXTRA_CA_CERTS), BENCH_BUCKET.
 const fs = require('fs');
 const path = require('path');
 const { Storage, TransferManager } = require('@google-cloud/storage');
@@ -16,7 +17,7 @@ async function main() {
   const storage = new Storage({ apiEndpoint: host, projectId: 'bench-project', useAuthWithCustomEndpoint: false });
   const bucket = storage.bucket(process.env.BENCH_BUCKET);
   const tm = new TransferManager(bucket);
-  const conc = parseInt(c || '16', 10);
+  const conc = c === 'default' ? undefined : parseInt(c || '16', 10);
   if (cmd === 'upload-many') {
     const files = fs.readdirSync(a).map((f) => path.join(a, f));
     await tm.uploadManyFiles(files, { concurrencyLimit: conc,
@@ -31,7 +32,7 @@ async function main() {
         await f.download({ destination: path.join(b, path.basename(f.name)) });
       }
     }
-    await Promise.all(Array.from({ length: conc }, worker));
+    await Promise.all(Array.from({ length: conc || 5 }, worker)); // 5: DEFAULT_PARALLEL_DOWNLOAD_LIMIT
   } else if (cmd === 'upload-one') {
     await bucket.upload(a, { destination: b, resumable: true });
   } else if (cmd === 'download-one') {

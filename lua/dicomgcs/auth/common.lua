@@ -102,12 +102,14 @@ end
 -- ---------------------------------------------------------------------------------------
 -- Endpoints
 
---- The emulator base URL ("http://HOST:PORT") from DICOMGCS_EMULATOR_HOST, or nil; nil, Error
--- when the variable is malformed or names another machine (see dicomgcs.endpoints).
+--- The emulator base URL ("http://HOST:PORT", or "https://…" for one started with --tls) from
+-- DICOMGCS_EMULATOR_HOST, or nil; nil, Error when the variable is malformed or names another
+-- machine (see dicomgcs.endpoints).
 function common.emulator_base(getenv)
-  local host, err = require("dicomgcs.endpoints").emulator(nil, getenv)
+  local endpoints = require "dicomgcs.endpoints"
+  local host, err = endpoints.emulator(nil, getenv)
   if not host then return nil, err end
-  return "http://" .. host
+  return endpoints.emulator_base(host)
 end
 
 --- In emulator mode, point a Google auth endpoint URL at the emulator (same path; the old

@@ -1,0 +1,246 @@
+#!/usr/bin/env bash
+# Where Google really is (issue 20): HTTP/2 over TLS, 0 ms and 50 ms away. Run by scripts/bench
+# (or alone: bench/net.sh).
+#
+# For each latency L in NET_LATENCIES ("0 50"), one emulator `emulator/start --tls --latency-ms L`
+# (HTTP/2 and HTTP/1.1 by ALPN, its own CA trusted through DICOMGCS_CA_FILE / --cacert /
+# NODE_EXTRA_CA_CERTS; verification on everywhere), and against it, in the same run, by hyperfine
+# (NET_RUNS runs of each, median with min and max):
+#   stow_Lms          STOW-RS of 2,000 instances of ~256 KiB: dicomgcs (dicomweb:store, default
+#                     concurrency) vs curl --parallel (HTTP/1.1 and --http2, --parallel-max 16 and
+#                     64, streamed --upload-file) and the JavaScript dicomweb-client (16 at a time)
+#   qido_Lms          2,000 instance metadata GETs: dicomgcs (one engine, default concurrency) vs curl
+#   gcs_upload_Lms    1,000 x 1 MiB uploads: bin/dicomgcs storage cp -r vs curl and
+#                     @google-cloud/storage (TransferManager default concurrency, and 64)
+#   gcs_download_Lms  the same 1,000 objects downloaded
+#   sink_upload_Lms   the same uploads to nginx (TLS + HTTP/2, reads every body, answers after L ms
+#                     by echo_sleep): a server that is not the ceiling, as the emulator is
+# Each ratio is peer median time / dicomgcs median time against the peer's best setting (R > 1:
+# dicomgcs ahead); _cpu lines compare user+system CPU per request with the best curl setting's;
+# _peak_rss lines are one extra dicomgcs run under /usr/bin/time.
+# Knobs: NET_LATENCIES, NET_RUNS (5), NET_STOW_N (2000), NET_GCS_N (1000), NET_QIDO_N (2000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+. bench/lib.sh
+LATENCIES=${NET_LATENCIES:-0 50}
+RUNS=${NET_RUNS:-5}
+STOW_N=${NET_STOW_N:-2000}
+GCS_N=${NET_GCS_N:-1000}
+QIDO_N=${NET_QIDO_N:-2000}
+RESULTS=${BENCH_RESULTS:-$ROOT/bench/RESULTS.md}
+[ "$QIDO_N" -le "$STOW_N" ] || QIDO_N=$STOW_N
+
+bench_need bench/net.sh "nginx libnginx-mod-http-echo hyperfine nodejs npm curl dcmtk openssl time" \
+  nginx hyperfine node npm curl dump2dcm openssl /usr/bin/time
+bench_need_nginx_echo bench/net.sh
+make -s build >/dev/null
+export LUA_PATH_5_4="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;" LUA_CPATH_5_4="$ROOT/build/?.so;;"
+[ -d bench/node/node_modules/dicomweb-client ] ||
+  (cd bench/node && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+[ -d bench/node/gcs/node_modules/@google-cloud/storage ] ||
+  (cd bench/node/gcs && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/dicomgcs-bench-net.XXXXXX")
+cleanup() {
+  set +e   # every step runs, whatever the previous one returned (an emulator already stopped)
+  nginx_sink_stop "$WORK/nginx"
+  for d in "$WORK"/emu*; do [ -d "$d" ] && emulator/stop --data "$d" >/dev/null 2>&1; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+echo "bench/net.sh: generating $STOW_N instances of ~256 KiB and $GCS_N files of 1 MiB in $WORK" >&2
+read -r STUDY SIZE SERIES < <(lua5.4 bench/gen_instances.lua "$WORK/dcm" "$STOW_N" 362 "$WORK/uids")
+mkdir -p "$WORK/small"
+head -c $((GCS_N * 1048576)) /dev/urandom | (cd "$WORK/small" && split -b 1048576 -a 4 -d - f)
+cat > "$WORK/stow.lua" <<'EOF'
+local dw = require("dicomgcs.dicomweb").new{ base_url = arg[1] }
+local s = assert(dw:store(arg[2]))
+if s.failed > 0 then io.stderr:write(tostring(s.results[1].reason), "\n") os.exit(1) end
+EOF
+
+LINES=(); ROWS=()
+emit() { LINES+=("bench: $*"); echo "bench: $*"; }
+f2() { awk -v x="$1" 'BEGIN { printf "%.2f", x }'; }
+declare -A MED MIN MAX CPU FAIL
+
+# measure FIGURE PREPARE NAME CMD [NAME CMD]...: NET_RUNS runs of each command (hyperfine, PREPARE
+# before every run); fills MED/MIN/MAX/CPU/FAIL[FIGURE/NAME] (seconds; runs that failed). A peer
+# with a failed run is reported but never taken as the best; a failed dicomgcs run fails the script.
+measure() {
+  local fig=$1 prep=$2; shift 2
+  local args=() name med min max cpu failed
+  while [ $# -gt 0 ]; do args+=(-n "$1" "$2"); shift 2; done
+  hyperfine --style basic --ignore-failure --runs "$RUNS" --prepare "$prep" --export-json "$WORK/h.json" "${args[@]}" >&2
+  while read -r name med min max cpu failed; do
+    MED[$fig/$name]=$med; MIN[$fig/$name]=$min; MAX[$fig/$name]=$max; CPU[$fig/$name]=$cpu; FAIL[$fig/$name]=$failed
+  done < <(hyperfine_stats "$WORK/h.json")
+  [ "${FAIL[$fig/dicomgcs]}" = 0 ] || { echo "bench/net.sh: $fig: dicomgcs failed ${FAIL[$fig/dicomgcs]} run(s)" >&2; exit 1; }
+}
+
+# best FIGURE NAME...: the name with the lowest median time
+best() {
+  local fig=$1 b="" n; shift
+  for n in "$@"; do
+    [ "${FAIL[$fig/$n]}" = 0 ] || continue
+    if [ -z "$b" ] || awk -v a="${MED[$fig/$n]}" -v c="${MED[$fig/$b]}" 'BEGIN { exit !(a < c) }'; then b=$n; fi
+  done
+  echo "$b"
+}
+
+# report FIGURE UNITS UNIT COUNT CPU_PEER PEER_GROUP...: table rows, then the bench lines
+# (rate = UNITS / median) against the best of each group ("label:name,name").
+report() {
+  local fig=$1 units=$2 unit=$3 count=$4 cpu_peer=$5 n k g label names b; shift 5
+  for k in "${!MED[@]}"; do
+    [ "${k%%/*}" = "$fig" ] || continue
+    n=${k#*/}
+    ROWS+=("| $fig | $n | $(f2 "${MED[$k]}") | $(f2 "${MIN[$k]}") | $(f2 "${MAX[$k]}") | $(awk -v u="$units" -v t="${MED[$k]}" 'BEGIN { printf "%.0f", u / t }') $unit | $(awk -v c="${CPU[$k]}" -v n="$count" 'BEGIN { printf "%.3f", c * 1000 / n }') | ${FAIL[$k]} |")
+  done
+  local rate; rate=$(awk -v u="$units" -v t="${MED[$fig/dicomgcs]}" 'BEGIN { printf "%.0f", u / t }')
+  for g in "$@"; do
+    label=${g%%:*}; IFS=, read -r -a names <<< "${g#*:}"
+    b=$(best "$fig" "${names[@]}")
+    emit "$fig $rate $unit ratio=$(awk -v p="${MED[$fig/$b]}" -v d="${MED[$fig/dicomgcs]}" 'BEGIN { printf "%.2f", p / d }') vs $label ($b)"
+  done
+  if [ -n "$cpu_peer" ]; then
+    b=$(best "$fig" ${cpu_peer//,/ })
+    emit "${fig}_cpu $(awk -v c="${CPU[$fig/dicomgcs]}" -v n="$count" 'BEGIN { printf "%.3f", c * 1000 / n }') ms/request ratio=$(awk -v p="${CPU[$fig/$b]}" -v d="${CPU[$fig/dicomgcs]}" 'BEGIN { printf "%.2f", p / d }') vs curl ($b)"
+  fi
+}
+
+# peak_rss FIGURE CMD...: one more dicomgcs run under /usr/bin/time; its peak RSS as a line
+peak_rss() {
+  local fig=$1; shift
+  /usr/bin/time -f '%M' -o "$WORK/rss" "$@" >/dev/null 2>"$WORK/rss.err" || { tail -3 "$WORK/rss.err" >&2; return 1; }
+  emit "${fig}_peak_rss $(awk '{ printf "%.1f", $1 / 1024 }' "$WORK/rss") MiB"
+}
+
+CURLS=(curl_h1_p16 curl_h1_p64 curl_h2_p16 curl_h2_p64)
+CURL_GROUP="curl:$(IFS=,; echo "${CURLS[*]}")"
+curl_variants() { # CMD-SUFFIX: NAME CMD pairs for the four curl settings
+  local v p
+  for v in 1 2; do for p in 16 64; do
+    printf '%s\0%s\0' "curl_h${v}_p$p" "$CURLBASE $([ $v = 1 ] && echo --http1.1 || echo --http2) --parallel --parallel-max $p $1"
+  done; done
+}
+with_curls() { # FIGURE PREPARE CURL-SUFFIX NAME CMD...: measure the given tools and the four curls
+  local fig=$1 prep=$2 suffix=$3 extra=(); shift 3
+  mapfile -d '' extra < <(curl_variants "$suffix")
+  measure "$fig" "$prep" "$@" "${extra[@]}"
+}
+
+for L in $LATENCIES; do
+  W=${L}ms
+  EMU="$WORK/emu$L"
+  eval "$(emulator/start --data "$EMU" --tls --latency-ms "$L" --op-delay-ms 0)"
+  H=$DICOMGCS_EMULATOR_HOST CA=$DICOMGCS_CA_FILE
+  export NODE_EXTRA_CA_CERTS=$CA BENCH_BUCKET=bench GOOGLE_CLOUD_PROJECT=bench-project
+  CURLBASE="curl -sS --fail --cacert $CA -H Expect:"
+  Q="curl -s --cacert $CA -o /dev/null"
+  echo "bench/net.sh: $W: emulator at $H (TLS, HTTP/2), $RUNS runs of each tool" >&2
+
+  # ---- STOW, then metadata GETs of what it stored
+  DS=projects/bench/locations/us-central1/datasets/bench
+  $Q -X POST "$H/v1/projects/bench/locations/us-central1/datasets?datasetId=bench" -d '{}'
+  DW="$H/v1/$DS/dicomStores/s/dicomWeb"
+  for f in "$WORK"/dcm/*.dcm; do printf 'url = "%s/studies"\nupload-file = "%s"\noutput = "/dev/null"\n' "$DW" "$f"; done > "$WORK/stow.cfg"
+  PREP="$Q -X DELETE $H/v1/$DS/dicomStores/s; $Q -X POST '$H/v1/$DS/dicomStores?dicomStoreId=s' -d '{}'"
+  echo "bench/net.sh: $W: STOW of $STOW_N instances" >&2
+  with_curls "stow_$W" "$PREP" "-X POST -H 'Content-Type: application/dicom' -H 'Accept: application/dicom+json' -K $WORK/stow.cfg" \
+    dicomgcs "lua5.4 $WORK/stow.lua $DW $WORK/dcm" \
+    dicomweb-client "node $ROOT/bench/node/stow.js $DW $WORK/dcm 16"
+  report "stow_$W" "$STOW_N" instances/s "$STOW_N" "${CURL_GROUP#curl:}" "$CURL_GROUP" "dicomweb-client:dicomweb-client"
+  eval "$PREP"
+  peak_rss "stow_$W" lua5.4 "$WORK/stow.lua" "$DW" "$WORK/dcm"
+
+  head -n "$QIDO_N" "$WORK/uids" | sed "s|^|$DW/studies/$STUDY/series/$SERIES/instances/|; s|\$|/metadata|" > "$WORK/qido.list"
+  sed 's/^/url = "/; s/$/"\noutput = "\/dev\/null"/' "$WORK/qido.list" > "$WORK/qido.cfg"
+  echo "bench/net.sh: $W: $QIDO_N metadata GETs" >&2
+  with_curls "qido_$W" true "-H 'Accept: application/dicom+json' -K $WORK/qido.cfg" \
+    dicomgcs "lua5.4 $ROOT/bench/get_urls.lua $WORK/qido.list"
+  report "qido_$W" "$QIDO_N" requests/s "$QIDO_N" "${CURL_GROUP#curl:}" "$CURL_GROUP"
+
+  # ---- Cloud Storage: 1 MiB objects up, then down
+  MKB="$Q -X POST '$H/storage/v1/b?project=bench-project' -H 'Content-Type: application/json' -d '{\"name\":\"bench\"}'"
+  RESET="$Q -X POST $H/_emulator/reset; $MKB"
+  for f in "$WORK"/small/*; do
+    printf 'url = "%s/upload/storage/v1/b/bench/o?uploadType=media&name=curl%%2F%s"\nupload-file = "%s"\noutput = "/dev/null"\n' "$H" "${f##*/}" "$f"
+  done > "$WORK/up.cfg"
+  DG="$ROOT/bin/dicomgcs"
+  echo "bench/net.sh: $W: upload of $GCS_N x 1 MiB" >&2
+  with_curls "gcs_upload_$W" "$RESET" "-X POST -K $WORK/up.cfg" \
+    dicomgcs "$DG storage cp -r --no-skip-same $WORK/small gs://bench/dg --project=bench-project" \
+    gcs_default "node $ROOT/bench/node/gcs/gcs_bench.js upload-many $WORK/small node/ default" \
+    gcs_64 "node $ROOT/bench/node/gcs/gcs_bench.js upload-many $WORK/small node/ 64"
+  report "gcs_upload_$W" "$GCS_N" MiB/s "$GCS_N" "${CURL_GROUP#curl:}" "@google-cloud/storage:gcs_default,gcs_64" "$CURL_GROUP"
+  eval "$RESET"
+  peak_rss "gcs_upload_$W" "$DG" storage cp -r --no-skip-same "$WORK/small" gs://bench/dg --project=bench-project
+
+  "$DG" storage cp -r --no-skip-same "$WORK/small" gs://bench/src --project=bench-project >/dev/null
+  for f in "$WORK"/small/*; do
+    printf 'url = "%s/storage/v1/b/bench/o/src%%2F%s?alt=media"\noutput = "%s/down/%s"\n' "$H" "${f##*/}" "$WORK" "${f##*/}"
+  done > "$WORK/down.cfg"
+  echo "bench/net.sh: $W: download of $GCS_N x 1 MiB" >&2
+  with_curls "gcs_download_$W" "rm -rf $WORK/down; sync" "--create-dirs -K $WORK/down.cfg" \
+    dicomgcs "$DG storage cp -r gs://bench/src $WORK/down --project=bench-project" \
+    gcs_default "node $ROOT/bench/node/gcs/gcs_bench.js download-many src/ $WORK/down default" \
+    gcs_64 "node $ROOT/bench/node/gcs/gcs_bench.js download-many src/ $WORK/down 64"
+  report "gcs_download_$W" "$GCS_N" MiB/s "$GCS_N" "${CURL_GROUP#curl:}" "@google-cloud/storage:gcs_default,gcs_64" "$CURL_GROUP"
+  rm -rf "$WORK/down"
+  peak_rss "gcs_download_$W" "$DG" storage cp -r gs://bench/src "$WORK/down" --project=bench-project
+  cmp -s "$WORK/small/f0007" "$WORK/down/f0007" || { echo "bench/net.sh: download mismatch" >&2; exit 1; }
+  rm -rf "$WORK/down"
+
+  # ---- the same uploads to a sink that is not the ceiling: nginx, TLS + HTTP/2, answers after L ms
+  SPORT=$(bench_free_port)
+  SLEEP=""; [ "$L" -gt 0 ] && SLEEP="echo_sleep $(awk -v l="$L" 'BEGIN { printf "%.3f", l / 1000 }');"
+  NGINX_SINK_TLS="$EMU/tls-cert.pem $EMU/tls-key.pem $CA" nginx_sink_start "$WORK/nginx" "$SPORT" "$SLEEP echo ok;"
+  SINK="https://127.0.0.1:$SPORT/up"
+  find "$WORK/small" -type f | sort > "$WORK/small.list"
+  awk -v u="$SINK" '{ printf "url = \"%s/%d\"\nupload-file = \"%s\"\noutput = \"/dev/null\"\n", u, NR, $0 }' "$WORK/small.list" > "$WORK/sink.cfg"
+  echo "bench/net.sh: $W: upload of $GCS_N x 1 MiB to nginx" >&2
+  with_curls "sink_upload_$W" true "-X POST -K $WORK/sink.cfg" \
+    dicomgcs "lua5.4 $ROOT/bench/upload_files.lua $SINK 0 @$WORK/small.list"
+  report "sink_upload_$W" "$GCS_N" MiB/s "$GCS_N" "${CURL_GROUP#curl:}" "$CURL_GROUP"
+  nginx_sink_stop "$WORK/nginx"; rm -rf "$WORK/nginx"
+
+  emulator/stop --data "$EMU" >/dev/null
+done
+
+{
+  echo
+  echo "## Where Google really is: TLS + HTTP/2, 0 and 50 ms (bench/net.sh)"
+  echo
+  echo "Load average when the section was written: $(cut -d' ' -f1-3 /proc/loadavg) — the machine was shared with"
+  echo "other jobs, so only ratios between tools measured in the same run mean something."
+  echo "$(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(free -g | awk '/Mem:/ { print $2 }') GiB,"
+  echo "$(uname -sr), $(curl -V | head -1 | cut -d' ' -f1-2,4-5), node $(node --version), $(nginx -v 2>&1 | cut -d' ' -f3)."
+  echo
+  echo "Emulator: \`emulator/start --tls --latency-ms L\` (HTTP/2 and HTTP/1.1 by ALPN over TLS, certificate from"
+  echo "its own CA, every response held L ms after the handler answers). Sink: nginx, TLS + HTTP/2"
+  echo "(100 streams), \`echo_read_request_body; echo_sleep L/1000; echo ok;\`. Every client verifies"
+  echo "the certificate (DICOMGCS_CA_FILE, --cacert, NODE_EXTRA_CA_CERTS). $STOW_N instances of $SIZE bytes;"
+  echo "$GCS_N objects of 1 MiB; $QIDO_N instance metadata GETs. hyperfine, $RUNS runs of each tool"
+  echo "(median, min, max of the wall time); CPU = user + system per request (hyperfine's means)."
+  echo
+  echo '```'
+  echo "dicomgcs:  lua5.4 stow.lua DICOMWEB_URL DIR       (dicomweb.new{ base_url }:store(DIR), default concurrency)"
+  echo "           lua5.4 bench/get_urls.lua LIST          (one engine, default concurrency)"
+  echo "           bin/dicomgcs storage cp -r --no-skip-same DIR gs://bench/dg | storage cp -r gs://bench/src DIR"
+  echo "           lua5.4 bench/upload_files.lua SINK 0 @LIST"
+  echo "curl_hV_pP: curl -sS --fail --cacert CA -H Expect: --http1.1|--http2 --parallel --parallel-max 16|64 -K CFG"
+  echo "           (per request: url, upload-file (streamed) or output)"
+  echo "dicomweb-client: node bench/node/stow.js URL DIR 16   (dicomweb-client 0.11.3 + xhr2, HTTP/1.1)"
+  echo "gcs_default|gcs_64: node bench/node/gcs/gcs_bench.js upload-many|download-many ... default|64 (@google-cloud/storage)"
+  echo '```'
+  echo
+  echo "| figure | tool | median s | min s | max s | rate | CPU ms/request | failed runs |"
+  echo "|---|---|---|---|---|---|---|---|"
+  printf '%s\n' "${ROWS[@]}" | sort -t'|' -k2,2 -k3,3
+  echo
+  echo '```'
+  printf '%s\n' "${LINES[@]}"
+  echo '```'
+} >> "$RESULTS"

@@ -1,0 +1,118 @@
+-- dicomgcs where Google really is (issue 20): an emulator started with --tls (HTTP/2 and HTTP/1.1
+-- over TLS, certificate from its own CA) and --latency-ms. The client verifies the certificate
+-- with DICOMGCS_CA_FILE and fails clearly without it; the engine multiplexes its transfers on one
+-- connection (the emulator counts connections) and, left to choose, keeps more requests in flight
+-- than its floor when answers are slow but not queueing, within `concurrency` when given.
+-- No timing is asserted: only what the emulator saw and what the engine reports.
+local env = require "spec.support.env"
+local core = require "dicomgcs.core"
+local json = require "dicomgcs.json"
+
+local function shq(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+local function start(options)
+  local data = env.tmpdir("net-emu")
+  local out, code = env.run("emulator/start --data " .. shq(data) .. " " .. options, true)
+  assert(code == 0, "emulator/start failed: " .. out)
+  local e = { data = data }
+  for k, v in out:gmatch("export ([%w_]+)=(%S+)") do e[k] = v end
+  env.on_exit(function() env.run("emulator/stop --data " .. shq(data), true) end)
+  return e
+end
+
+local function admin(e, path)
+  local eng = core.engine{ ca_file = e.DICOMGCS_CA_FILE, concurrency = 1 }
+  local res, err = eng:request{ method = "GET", url = e.DICOMGCS_EMULATOR_HOST .. "/_emulator/" .. path }
+  eng:close()
+  assert(res, err and err.message)
+  return json.decode(res.body)
+end
+
+-- bin/dicomgcs ARGS with the emulator's exports; ca = false leaves DICOMGCS_CA_FILE out. No other
+-- CA setting leaks in from the caller's environment.
+local function cli(e, args, ca)
+  local vars = { "DICOMGCS_EMULATOR_HOST", "GCE_METADATA_HOST" }
+  if ca ~= false then vars[#vars + 1] = "DICOMGCS_CA_FILE" end
+  local set = {}
+  for _, k in ipairs(vars) do set[#set + 1] = k .. "=" .. shq(e[k]) end
+  return env.run(("env -u CURL_CA_BUNDLE -u SSL_CERT_FILE -u SSL_CERT_DIR -u DICOMGCS_CA_FILE %s %s bin/dicomgcs %s")
+    :format(table.concat(set, " "), env.lua_paths(), args), true)
+end
+
+local function storage_requests(e)
+  local n, versions = 0, {}
+  for _, r in ipairs(admin(e, "requests").requests) do
+    if r.path:match("^/storage/") then n = n + 1; versions[r.http] = (versions[r.http] or 0) + 1 end
+  end
+  return n, versions
+end
+
+describe("TLS + HTTP/2 emulator", function()
+  local tls
+  setup(function() tls = start("--tls --latency-ms 300") end)
+
+  it("prints an https host and the CA to trust", function()
+    assert.matches("^https://127%.0%.0%.1:%d+$", tls.DICOMGCS_EMULATOR_HOST)
+    assert.equal(tls.data .. "/tls-ca.pem", tls.DICOMGCS_CA_FILE)
+    assert.matches("^127%.0%.0%.1:%d+$", tls.GCE_METADATA_HOST)
+  end)
+
+  it("the command line speaks HTTP/2 to it, trusting DICOMGCS_CA_FILE (verification on)", function()
+    local out, code = cli(tls, "storage buckets create gs://net-spec-bucket --project=net-spec-proj")
+    assert.equal(0, code, out)
+    out, code = cli(tls, "storage ls gs://net-spec-bucket --project=net-spec-proj")
+    assert.equal(0, code, out)
+    local n, versions = storage_requests(tls)
+    assert.is_true(n >= 2, "storage requests seen: " .. n)
+    assert.equal(n, versions["2.0"], "every storage request over HTTP/2: " .. json.encode(versions))
+  end)
+
+  it("without the CA it fails with a TLS error, exit 1, and no request reaches the API", function()
+    local before = storage_requests(tls)
+    local out, code = cli(tls, "storage ls gs://net-spec-bucket --project=net-spec-proj", false)
+    assert.equal(1, code, out)
+    assert.matches("SSL certificate problem", out)
+    assert.not_matches("traceback", out)
+    assert.equal(before, (storage_requests(tls)))
+  end)
+
+  it("the engine multiplexes: many transfers in flight, one connection", function()
+    local before = admin(tls, "state").connections
+    local eng = core.engine{ ca_file = tls.DICOMGCS_CA_FILE }
+    for _ = 1, 30 do
+      eng:submit{ method = "GET", url = tls.DICOMGCS_EMULATOR_HOST .. "/storage/v1/b?project=net-spec-proj" }
+    end
+    local top, ok = 0, 0
+    while eng:pending() > 0 do
+      for _, d in ipairs(eng:step(1000)) do if d.res and d.res.status == 200 then ok = ok + 1 end end
+      top = math.max(top, eng:stats().in_flight)
+    end
+    eng:close()
+    local after = admin(tls, "state").connections
+    assert.equal(30, ok)
+    assert.is_true(top > 1, "transfers in flight at once: " .. top)
+    -- the engine's connection and the admin call's own
+    assert.equal(2, after.total - before.total)
+    assert.equal(2, after.http2 - before.http2)
+  end)
+
+  it("left to choose, the engine keeps more than 16 in flight when answers are slow but not queueing", function()
+    local function top_in_flight(opts, n)
+      local eng = core.engine(opts)
+      for _ = 1, n do
+        eng:submit{ method = "GET", url = tls.DICOMGCS_EMULATOR_HOST .. "/storage/v1/b?project=net-spec-proj" }
+      end
+      local top = 0
+      while eng:pending() > 0 do
+        eng:step(1000)
+        top = math.max(top, eng:stats().in_flight)
+      end
+      eng:close()
+      return top
+    end
+    local auto = top_in_flight({ ca_file = tls.DICOMGCS_CA_FILE }, 200)
+    assert.is_true(auto > 16 and auto <= 64, "in flight at once, default: " .. auto)
+    local given = top_in_flight({ ca_file = tls.DICOMGCS_CA_FILE, concurrency = 8 }, 40)
+    assert.is_true(given <= 8, "in flight at once, concurrency = 8: " .. given)
+  end)
+end)
