@@ -22,10 +22,12 @@ end
 
 chromium.missing = "Chromium is not installed (scripts/install-deps installs the Debian package chromium)"
 
--- Each run gets its own profile folder, so that runs in parallel never share a lock.
+-- Each run gets its own profile folder, so that runs in parallel never share a lock. The
+-- browser runs without LD_PRELOAD: under `make sanitize` the preloaded ASan runtime would
+-- instrument Chromium too, which then spins forever; the page is not what is being checked there.
 local function run(args)
   local profile = env.tmpdir("chromium")
-  return env.run(("%s --headless --no-sandbox --disable-gpu --hide-scrollbars --no-first-run " ..
+  return env.run(("env -u LD_PRELOAD %s --headless --no-sandbox --disable-gpu --hide-scrollbars --no-first-run " ..
     "--user-data-dir=%s %s 2>/dev/null"):format(env.quote(chromium.path()), env.quote(profile), args))
 end
 
