@@ -25,8 +25,10 @@ local t_start = core.monotime()
 
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 local function say(fmt, ...) io.stderr:write(("[soak %6.1fs] "):format(core.monotime() - t_start), fmt:format(...), "\n") end
+-- Children (the emulator, curl, dcmtk) run without LD_PRELOAD: under `make sanitize` the
+-- preloaded ASan runtime is meant for this Lua process, and curl deadlocks at exit under it.
 local function sh(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1"))
+  local p = assert(io.popen("unset LD_PRELOAD; " .. cmd .. " 2>&1"))
   local out = p:read("a")
   local ok = p:close()
   return ok, out
