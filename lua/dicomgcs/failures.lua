@@ -90,21 +90,6 @@ function failures.samples(op)
   return out
 end
 
---- Wait `seconds` between two reads of the logs, on an engine timer of the client's engine (a
--- dicomgcs.runner job; inside a job, part of that runner's loop). The one place this module
--- waits. Returns true, or nil, Error (kind "interrupted" on Ctrl-C).
-function failures.pause(seconds, client)
-  local runner = require "dicomgcs.runner"
-  if runner.current() then return runner.io.sleep(seconds) end
-  local s = runner.run(client.transport, { { fn = function(io)
-    local ok, err = io.sleep(seconds)
-    if not ok then return nil, err end
-    return {}
-  end } }, { interruptible = true })
-  if s.ok == 1 then return true end
-  return nil, s.results[1].err
-end
-
 failures.DEFAULT_LOGS_WAIT = 120
 
 local function read_logged(client, op)
@@ -141,7 +126,8 @@ function failures.collect(client, op, opts)
     if left <= 0 then break end
     local pause = math.min(delay, left)
     if opts.on_wait then opts.on_wait(#list, expected, pause) end
-    local paused, perr = failures.pause(pause, client)
+    -- between two reads of the logs: an engine timer (dicomgcs.runner), Ctrl-C comes back as an Error
+    local paused, perr = require("dicomgcs.runner").pause(client.transport, pause)
     if not paused then return nil, perr end
     delay = math.min(delay * 2, 15)
   end

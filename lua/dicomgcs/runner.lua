@@ -285,4 +285,18 @@ function runner.run(transport, jobs, opts)
   return r:run()
 end
 
+--- Wait `seconds` on an engine timer of `transport`'s engine: inside a job, as part of that
+-- runner's loop; outside, as a one-job run that Ctrl-C interrupts. Returns true, or nil, Error
+-- (kind "interrupted" on Ctrl-C, "cancelled" when the runner is cancelled).
+function runner.pause(transport, seconds)
+  if runner.current() then return runner.io.sleep(seconds) end
+  local s = runner.run(transport, { { fn = function(io)
+    local ok, err = io.sleep(seconds)
+    if not ok then return nil, err end
+    return {}
+  end } }, { interruptible = true })
+  if s.ok == 1 then return true end
+  return nil, s.results[1].err
+end
+
 return runner

@@ -36,12 +36,12 @@ local SETTLED = { batched = true, done = true, failed = true }
 -- Batch states that hold files and count against max_in_flight.
 local UNFINISHED = { copying = true, copied = true, importing = true, running = true, imported = true }
 
--- The one place this module waits: on an engine timer of the client's engine (through
--- failures.pause, the runner job that sleeps), so Ctrl-C comes back as an Error, raised here
+-- The one place this module waits: on an engine timer of the client's engine (runner.pause),
+-- so Ctrl-C comes back as an Error, raised here
 -- as lua.c's interrupt for run() to stop cleanly.
 local function pause(seconds, client)
   if seconds <= 0 then return end
-  local ok, err = require("dicomgcs.failures").pause(seconds, client)
+  local ok, err = require("dicomgcs.runner").pause(client.transport, seconds)
   if not ok and err and err.kind == "interrupted" then error("interrupted!", 0) end
 end
 
