@@ -44,6 +44,10 @@ typedef struct dg_transfer dg_transfer;
 
 #define DG_ERRLEN 1024
 
+/* Request bodies larger than this go over HTTP/1.1 unless http2_uploads (Node's and Google's
+ * HTTP/2 stream windows hold 64 KiB to 1 MiB: beyond one window libcurl 7.x waits in a loop). */
+#define DG_H2_BODY_MAX (64 * 1024)
+
 typedef struct dg_engine_opts {
   int concurrency;               /* >= 1; 0 (default): chosen by the engine, dg_pace.h */
   const char *user_agent;        /* NULL: "dicomgcs/<ver> libcurl/<ver>"; else " libcurl/<ver>"
@@ -52,6 +56,9 @@ typedef struct dg_engine_opts {
   const char *proxy;             /* NULL: libcurl's environment handling */
   long connect_timeout_ms;       /* default 10000 */
   long idle_timeout_s;           /* no byte either way for this long aborts; default 60 */
+  int http2_uploads;             /* 0 (default): request bodies over DG_H2_BODY_MAX go over
+                                    HTTP/1.1 connections (libcurl 7.x's HTTP/2 upload path
+                                    costs 2-4x the CPU: README "Performance"); 1: HTTP/2 too */
   dg_clock_fn clock; void *clock_ud;      /* NULL: monotonic */
   dg_random_fn random; void *random_ud;   /* NULL: internal splitmix64 */
   int (*token)(void *ud, dg_engine *e, int force, char *err, size_t errlen);

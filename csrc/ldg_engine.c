@@ -658,7 +658,10 @@ static int l_engine(lua_State *L) {
     else if (strcmp(k, "proxy") == 0) o.proxy = opt_string(L, -1, w, k);
     else if (strcmp(k, "connect_timeout") == 0) o.connect_timeout_ms = (long)(opt_number(L, -1, w, k, 0) * 1000);
     else if (strcmp(k, "idle_timeout") == 0) o.idle_timeout_s = (long)ceil(opt_number(L, -1, w, k, 0));
-    else if (strcmp(k, "token_provider") == 0) {
+    else if (strcmp(k, "http2_uploads") == 0) {
+      if (!lua_isboolean(L, -1)) luaL_error(L, "engine: field 'http2_uploads' must be a boolean");
+      o.http2_uploads = lua_toboolean(L, -1);
+    } else if (strcmp(k, "token_provider") == 0) {
       if (lua_type(L, -1) != LUA_TFUNCTION) luaL_error(L, "engine: field 'token_provider' must be a function");
       has_provider = 1;
     } else luaL_error(L, "engine: unknown field '%s'", k);

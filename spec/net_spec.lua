@@ -115,4 +115,35 @@ describe("TLS + HTTP/2 emulator", function()
     local given = top_in_flight({ ca_file = tls.DICOMGCS_CA_FILE, concurrency = 8 }, 40)
     assert.is_true(given <= 8, "in flight at once, concurrency = 8: " .. given)
   end)
+
+  it("sends bodies over 64 KiB on HTTP/1.1 connections, small ones on HTTP/2; http2_uploads = true keeps them on HTTP/2", function()
+    local dir = env.tmpdir("net-bodies")
+    local big, small = dir .. "/big.bin", dir .. "/small.bin"
+    local f = assert(io.open(big, "wb")); f:write(("b"):rep(64 * 1024 + 1)); f:close()
+    f = assert(io.open(small, "wb")); f:write(("s"):rep(64 * 1024)); f:close()
+    local h = tls.DICOMGCS_EMULATOR_HOST
+    local eng0 = core.engine{ ca_file = tls.DICOMGCS_CA_FILE, concurrency = 1 }
+    assert(eng0:request{ method = "POST", url = h .. "/storage/v1/b?project=net-spec-proj",
+      headers = { "Content-Type: application/json" }, body = '{"name":"net-spec-bodies"}' })
+    eng0:close()
+    local function upload(opts, file, name)
+      local eng = core.engine(opts)
+      local res, err = eng:request{ method = "POST", body_file = file,
+        url = h .. "/upload/storage/v1/b/net-spec-bodies/o?uploadType=media&name=" .. name,
+        headers = { "Content-Type: application/octet-stream" } }
+      eng:close()
+      assert(res and res.status == 200, err and err.message or (res and res.body))
+    end
+    upload({ ca_file = tls.DICOMGCS_CA_FILE }, big, "big")
+    upload({ ca_file = tls.DICOMGCS_CA_FILE }, small, "small")
+    upload({ ca_file = tls.DICOMGCS_CA_FILE, http2_uploads = true }, big, "big-h2")
+    local seen = {}
+    for _, r in ipairs(admin(tls, "requests").requests) do
+      local name = r.path:match("^/upload/storage/v1/b/net%-spec%-bodies/o%?.*[?&]name=([%w%-]+)")
+      if name then seen[name] = r.http end
+    end
+    assert.same({ big = "1.1", small = "2.0", ["big-h2"] = "2.0" }, seen)
+    assert.has_error(function() core.engine{ http2_uploads = "yes" } end,
+      "engine: field 'http2_uploads' must be a boolean")
+  end)
 end)

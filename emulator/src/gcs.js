@@ -293,6 +293,12 @@ async function uploadMultipart(req, res, ctx, bucket, q) {
         const mt = /content-type:\s*([^\r\n]+)/i.exec(hdrs);
         mediaType = mt ? mt[1].trim() : null;
         pending = head.subarray(h2 + 4); head = null;
+      } else if (chunk.length > K) {
+        // the last K bytes may start the closing delimiter: hold back only those, copy nothing else
+        if (pending.length) await sink.write(pending);
+        await sink.write(chunk.subarray(0, chunk.length - K));
+        pending = Buffer.from(chunk.subarray(chunk.length - K));
+        continue;
       } else {
         pending = Buffer.concat([pending, chunk]);
       }

@@ -66,7 +66,7 @@ http.trace = nil
 -- `retry_budget` (seconds a request may spend waiting out quota errors, default 600),
 -- `plain_http_host` (an emulator's "host:port" that may get a token over plain http off this
 -- machine), and engine options (`concurrency`, `ca_file`, `proxy`, `connect_timeout`,
--- `idle_timeout`). Raises on a quota project that cannot be a header.
+-- `idle_timeout`, `http2_uploads`). Raises on a quota project that cannot be a header.
 function http.new(opts)
   if opts.quota_project ~= nil then assert(http.header_value(opts.quota_project, "quota_project")) end
   local eng_opts = {
@@ -74,6 +74,7 @@ function http.new(opts)
     user_agent = "dicomgcs/" .. require("dicomgcs.version"),
     ca_file = opts.ca_file, proxy = opts.proxy,
     connect_timeout = opts.connect_timeout, idle_timeout = opts.idle_timeout,
+    http2_uploads = opts.http2_uploads,
     token_provider = opts.token_provider,
   }
   local retry = opts.retry
