@@ -39,6 +39,7 @@ typedef struct cfg {
   long connect_ms, idle_s;
   CURLSH *share;                 /* TLS sessions and DNS shared by the engine's handles */
   long output_bufsize;           /* CURLOPT_BUFFERSIZE for output_file transfers */
+  int http2_uploads;             /* dg_engine_opts.http2_uploads */
 } cfg;
 
 struct dg_transfer {
@@ -197,6 +198,7 @@ static void cfg_init(cfg *c, const char *ua, const char *ca, const char *proxy, 
   c->idle_s = idle_s;
   c->share = NULL;
   c->output_bufsize = 0;
+  c->http2_uploads = 0;
 }
 
 static void slist_wipe_free(struct curl_slist *l) {
@@ -740,7 +742,11 @@ static int attempt_prepare(dg_transfer *t, const cfg *c, const char *token, int6
   if (c->ca_path) curl_easy_setopt(h, CURLOPT_CAPATH, c->ca_path);
   if (c->proxy) curl_easy_setopt(h, CURLOPT_PROXY, c->proxy);
   if (t->noproxy) curl_easy_setopt(h, CURLOPT_NOPROXY, t->noproxy);
-  curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+  /* HTTP/2 where offered, except large bodies (dg_engine.h DG_H2_BODY_MAX): libcurl 7.88
+   * sends them in 8 KiB pieces, polling between each, at 2-4x the CPU of HTTP/1.1 (curl
+   * --http2 alike; bench/RESULTS.md). They get their own connections; GETs stay multiplexed. */
+  int h1_body = t->has_body && !c->http2_uploads && t->body.total > DG_H2_BODY_MAX;
+  curl_easy_setopt(h, CURLOPT_HTTP_VERSION, h1_body ? (long)CURL_HTTP_VERSION_1_1 : (long)CURL_HTTP_VERSION_2TLS);
   curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);
   curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
   /* libcurl silently re-sends a request once when a reused connection dies before any answer
@@ -926,6 +932,7 @@ dg_engine *dg_engine_new(const dg_allocator *a, const dg_engine_opts *o, char *e
   e->o.ca_file = e->ca_file;
   e->o.proxy = e->proxy;
   cfg_init(&e->c, e->ua, e->ca_file, e->proxy, e->o.connect_timeout_ms, e->o.idle_timeout_s);
+  e->c.http2_uploads = e->o.http2_uploads;
   e->multi = curl_multi_init();
   if (!e->multi) {
     snprintf(err, errlen, "cannot create a libcurl multi handle");

@@ -19,7 +19,7 @@ void dg_pace_sample(dg_pace *p, dg_aimd *a, double rtt_ms) {
   /* never forgotten: a minimum re-learnt under load would hide the queue it measures */
   if (rtt_ms < p->rtt_min) p->rtt_min = rtt_ms;
   p->win_sum += rtt_ms;
-  int window = a->max > 8 ? a->max : 8;   /* about one round of the requests in flight */
+  int window = a->max;   /* one round of the requests in flight (the first: one round trip) */
   if (++p->win_n < window) return;
   double avg = p->win_sum / p->win_n;
   p->win_sum = 0;

@@ -32,7 +32,7 @@ describe("dicomgcs.client", function()
     local script = dir .. "/probe.lua"
     file.write(script, [[
       package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
-      package.cpath = "build/?.so;" .. package.cpath
+      package.cpath = (os.getenv("DICOMGCS_BUILD") or "build") .. "/?.so;" .. package.cpath
       local c = assert(require("dicomgcs").client{ location = "us-central1", emulator = "127.0.0.1:9", token = "t",
                                                   retry = { max_attempts = 1 } })
       local ok, err = c:get_dataset{ dataset = "d" }

@@ -111,7 +111,7 @@ describe("TLS + HTTP/2 emulator", function()
       return top
     end
     local auto = top_in_flight({ ca_file = tls.DICOMGCS_CA_FILE }, 200)
-    assert.is_true(auto > 16 and auto <= 64, "in flight at once, default: " .. auto)
+    assert.is_true(auto > 16 and auto <= 128, "in flight at once, default: " .. auto)
     local given = top_in_flight({ ca_file = tls.DICOMGCS_CA_FILE, concurrency = 8 }, 40)
     assert.is_true(given <= 8, "in flight at once, concurrency = 8: " .. given)
   end)

@@ -1,6 +1,6 @@
 -- The HTML run report as a person sees it: rendered by headless Chromium (scripts run), its DOM
 -- checked against what the run recorded and against the JSON report, and screenshots saved under
--- build/ to look at. Without Chromium these tests are pending (counted as skipped), not passed.
+-- the build folder ($DICOMGCS_BUILD, default build/) to look at. Without Chromium these tests are pending (counted as skipped), not passed.
 local env = require "spec.support.env"
 local chromium = require "spec.support.chromium"
 local page = require "spec.support.report_page"
@@ -8,7 +8,8 @@ local json = require "dicomgcs.json"
 local report = require "dicomgcs.report"
 local dicomgcs = require "dicomgcs"
 
-local SHOTS = env.root() .. "/build"
+-- the build folder in use (make sanitize's build-asan/ in a fresh clone has no build/)
+local SHOTS = env.root() .. "/" .. (os.getenv("DICOMGCS_BUILD") or "build")
 
 local part, total, series_points, table_rows, count = page.part, page.total, page.series_points, page.table_rows, page.count
 

@@ -337,7 +337,7 @@ async function stow(req, res, ctx, store, base, studyParam) {
             : `An instance with SOPInstanceUID ${info.sopUid} already exists in the DICOM store with different content`));
           continue;
         } else {
-          ctx.instances.add(store, info, p.file);
+          ctx.instances.add(store, info, p.file, { move: true });
           const added = store.instances.get(info.sopUid);
           if (added) hashCache.set(fileKey(added.file), p.hash);
         }

@@ -17,7 +17,7 @@
 local as_script = arg and arg[0] and arg[0]:match("make_dicom%.lua$")
 if as_script then -- run from the source tree, as busted does (.busted)
   package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
-  package.cpath = "build/?.so;" .. package.cpath
+  package.cpath = (os.getenv("DICOMGCS_BUILD") or "build") .. "/?.so;" .. package.cpath
 end
 
 local env = require "spec.support.env"
