@@ -9,12 +9,14 @@
 #   stow_Lms          STOW-RS of 2,000 instances of ~256 KiB: dicomgcs (dicomweb:store, default
 #                     concurrency) vs curl --parallel (HTTP/1.1 and --http2, --parallel-max 16 and
 #                     64, streamed --upload-file) and the JavaScript dicomweb-client (16 at a time)
+#   stow_sink_Lms     the same STOW to nginx (TLS + HTTP/2, reads every body, answers '{}' after
+#                     L ms by echo_sleep): the emulator parses and stores every instance in one
+#                     Node thread and is the ceiling for every client; this server is not
 #   qido_Lms          2,000 instance metadata GETs: dicomgcs (one engine, default concurrency) vs curl
 #   gcs_upload_Lms    1,000 x 1 MiB uploads: bin/dicomgcs storage cp -r vs curl and
 #                     @google-cloud/storage (TransferManager default concurrency, and 64)
 #   gcs_download_Lms  the same 1,000 objects downloaded
-#   sink_upload_Lms   the same uploads to nginx (TLS + HTTP/2, reads every body, answers after L ms
-#                     by echo_sleep): a server that is not the ceiling, as the emulator is
+#   sink_upload_Lms   the same uploads to that nginx
 # Each ratio is peer median time / dicomgcs median time against the peer's best setting (R > 1:
 # dicomgcs ahead); _cpu lines compare user+system CPU per request with the best curl setting's;
 # _peak_rss lines are one extra dicomgcs run under /usr/bin/time.
@@ -140,6 +142,12 @@ for L in $LATENCIES; do
   CURLBASE="curl -sS --fail --cacert $CA -H Expect:"
   Q="curl -s --cacert $CA -o /dev/null"
   echo "bench/net.sh: $W: emulator at $H (TLS, HTTP/2), $RUNS runs of each tool" >&2
+  # the sink: nginx, TLS + HTTP/2 and HTTP/1.1, reads every body, answers '{}' after L ms
+  SPORT=$(bench_free_port)
+  SLEEP=""; [ "$L" -gt 0 ] && SLEEP="echo_sleep $(awk -v l="$L" 'BEGIN { printf "%.3f", l / 1000 }');"
+  NGINX_SINK_TLS="$EMU/tls-cert.pem $EMU/tls-key.pem $CA" nginx_sink_start "$WORK/nginx" "$SPORT" \
+    "default_type application/dicom+json; $SLEEP echo '{}';"
+  SINK="https://127.0.0.1:$SPORT"
 
   # ---- STOW, then metadata GETs of what it stored
   DS=projects/bench/locations/us-central1/datasets/bench
@@ -154,6 +162,16 @@ for L in $LATENCIES; do
   report "stow_$W" "$STOW_N" instances/s "$STOW_N" "${CURL_GROUP#curl:}" "$CURL_GROUP" "dicomweb-client:dicomweb-client"
   eval "$PREP"
   peak_rss "stow_$W" lua5.4 "$WORK/stow.lua" "$DW" "$WORK/dcm"
+
+  # STOW to the sink: where the emulator (one Node thread parsing and storing every instance) is
+  # the ceiling for every client, a server that only reads the body and answers after L ms is not
+  for f in "$WORK"/dcm/*.dcm; do printf 'url = "%s/studies"\nupload-file = "%s"\noutput = "/dev/null"\n' "$SINK" "$f"; done > "$WORK/stow_sink.cfg"
+  echo "bench/net.sh: $W: STOW of $STOW_N instances to nginx" >&2
+  with_curls "stow_sink_$W" true "-X POST -H 'Content-Type: application/dicom' -H 'Accept: application/dicom+json' -K $WORK/stow_sink.cfg" \
+    dicomgcs "lua5.4 $WORK/stow.lua $SINK $WORK/dcm" \
+    dicomweb-client "node $ROOT/bench/node/stow.js $SINK $WORK/dcm 16"
+  report "stow_sink_$W" "$STOW_N" instances/s "$STOW_N" "${CURL_GROUP#curl:}" "$CURL_GROUP" "dicomweb-client:dicomweb-client"
+  peak_rss "stow_sink_$W" lua5.4 "$WORK/stow.lua" "$SINK" "$WORK/dcm"
 
   head -n "$QIDO_N" "$WORK/uids" | sed "s|^|$DW/studies/$STUDY/series/$SERIES/instances/|; s|\$|/metadata|" > "$WORK/qido.list"
   sed 's/^/url = "/; s/$/"\noutput = "\/dev\/null"/' "$WORK/qido.list" > "$WORK/qido.cfg"
@@ -193,16 +211,12 @@ for L in $LATENCIES; do
   cmp -s "$WORK/small/f0007" "$WORK/down/f0007" || { echo "bench/net.sh: download mismatch" >&2; exit 1; }
   rm -rf "$WORK/down"
 
-  # ---- the same uploads to a sink that is not the ceiling: nginx, TLS + HTTP/2, answers after L ms
-  SPORT=$(bench_free_port)
-  SLEEP=""; [ "$L" -gt 0 ] && SLEEP="echo_sleep $(awk -v l="$L" 'BEGIN { printf "%.3f", l / 1000 }');"
-  NGINX_SINK_TLS="$EMU/tls-cert.pem $EMU/tls-key.pem $CA" nginx_sink_start "$WORK/nginx" "$SPORT" "$SLEEP echo ok;"
-  SINK="https://127.0.0.1:$SPORT/up"
+  # ---- the same uploads to a sink that is not the ceiling
   find "$WORK/small" -type f | sort > "$WORK/small.list"
-  awk -v u="$SINK" '{ printf "url = \"%s/%d\"\nupload-file = \"%s\"\noutput = \"/dev/null\"\n", u, NR, $0 }' "$WORK/small.list" > "$WORK/sink.cfg"
+  awk -v u="$SINK/up" '{ printf "url = \"%s/%d\"\nupload-file = \"%s\"\noutput = \"/dev/null\"\n", u, NR, $0 }' "$WORK/small.list" > "$WORK/sink.cfg"
   echo "bench/net.sh: $W: upload of $GCS_N x 1 MiB to nginx" >&2
   with_curls "sink_upload_$W" true "-X POST -K $WORK/sink.cfg" \
-    dicomgcs "lua5.4 $ROOT/bench/upload_files.lua $SINK 0 @$WORK/small.list"
+    dicomgcs "lua5.4 $ROOT/bench/upload_files.lua $SINK/up 0 @$WORK/small.list"
   report "sink_upload_$W" "$GCS_N" MiB/s "$GCS_N" "${CURL_GROUP#curl:}" "$CURL_GROUP"
   nginx_sink_stop "$WORK/nginx"; rm -rf "$WORK/nginx"
 

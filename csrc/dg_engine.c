@@ -1156,10 +1156,12 @@ static void drain(dg_engine *e) {
     curl_off_t t_pre = -1, t_first = -1;
     if (e->auto_concurrency && rc == CURLE_OK) {
       curl_easy_getinfo(easy, CURLINFO_PRETRANSFER_TIME_T, &t_pre);
-      curl_easy_getinfo(easy, CURLINFO_STARTTRANSFER_TIME_T, &t_first);
+      /* what another request waits for: request sent to the answer's first byte; with a body,
+       * to the answer's end (libcurl 7.88 stamps STARTTRANSFER as an upload begins, so the first
+       * byte would read as 0 ms and every upload as unqueued, doubling the count to the max) */
+      curl_easy_getinfo(easy, t->has_body ? CURLINFO_TOTAL_TIME_T : CURLINFO_STARTTRANSFER_TIME_T, &t_first);
     }
     int64_t d = attempt_done(t, rc, now, rnd, rud, &e->aimd, e->tok.gen);
-    /* request sent (and its body) to first byte of the answer: what another stream waits for */
     if (d < 0 && e->auto_concurrency && is_2xx(t->status) && t_first >= t_pre && t_pre >= 0)
       dg_pace_sample(&e->pace, &e->aimd, (double)(t_first - t_pre) / 1000.0);
     if (d >= 0) {
