@@ -635,15 +635,21 @@ static void finish_response(dg_transfer *t) {
     dg_mpsink_end(t->sink, 0);
   }
   if (t->output_file && is_2xx(t->status)) {
+    /* fsync before anyone renames the file into place: after a crash a final name holds the
+     * whole body or is absent (a rename can reach the disk before the data it names) */
     int bad = 0;
-    if (t->out_offset >= 0) {                         /* written in place: just close */
-      bad = t->out_fd >= 0 && close(t->out_fd) != 0 ? errno : 0;
+    if (t->out_offset >= 0) {                         /* written in place: sync and close */
+      if (t->out_fd >= 0) {
+        if (fsync(t->out_fd) != 0) bad = errno;
+        if (close(t->out_fd) != 0 && !bad) bad = errno;
+      }
       t->out_fd = -1;
     } else {
       if (!t->out) t->out = part_open(t);  /* empty body: still create the file */
       if (!t->out) bad = errno;
       else {
         if (fflush(t->out) != 0) bad = errno;
+        if (!bad && fsync(fileno(t->out)) != 0) bad = errno;
         if (fclose(t->out) != 0 && !bad) bad = errno;
         t->out = NULL;
       }

@@ -100,10 +100,12 @@ static int open_part(dg_mpsink *s) {
   return 0;
 }
 
-/* The open part is complete: close it (checked) and keep it. */
+/* The open part is complete: fsync and close it (checked) and keep it; renamed into place later,
+ * it is then whole after a crash, never a name with missing bytes. */
 static int keep_current(dg_mpsink *s) {
   if (s->fd < 0) return 0;
-  int bad = close(s->fd) != 0 ? errno : 0;
+  int bad = fsync(s->fd) != 0 ? errno : 0;
+  if (close(s->fd) != 0 && !bad) bad = errno;
   s->fd = -1;
   if (!bad && s->n == s->cap) {
     size_t nc = s->cap ? s->cap * 2 : 16;

@@ -206,6 +206,36 @@ describe("files we write", function()
     end)
   end)
 
+  describe("downloads reach the disk before their names do", function()
+    it("fsyncs every downloaded file (whole and in ranges) before renaming it into place", function()
+      if not env.run("command -v strace"):match("strace") then
+        pending("strace is not installed")
+        return
+      end
+      assert(c.storage:write("gs://" .. bucket .. "/sync/small", bytes(10 * KIB, 3)))
+      assert(c.storage:write("gs://" .. bucket .. "/sync/big", bytes(300 * KIB, 4)))
+      local dir = env.tmpdir("sync")
+      local out, code, err = child(([[
+        local c = assert(require("dicomgcs").client{ emulator = %q, project = "spec-project", location = "us-central1", token = "spec-token" })
+        local s = assert(c.storage:download("gs://%s/sync/", %q, { ranged_threshold = 256 * 1024, range_size = 100 * 1024 }))
+        assert(s.ok == 2 and s.failed == 0)]]):format(env.emulator().host, bucket, dir .. "/out"),
+        "strace -f -e trace=openat,fsync,rename,renameat,renameat2 -o " .. env.quote(dir .. "/trace") .. " env")
+      assert.are.equal(0, code, tostring(out) .. tostring(err))
+      local fd_of, synced, order = {}, {}, {}
+      for line in file.read(dir .. "/trace"):gmatch("[^\n]+") do
+        local path, fd = line:match('openat%(AT_FDCWD, "([^"]*%.dgtmp)", [^)]*%)%s+= (%d+)$')
+        if path then fd_of[fd] = path end
+        local sfd = line:match("fsync%((%d+)%)%s+= 0")
+        if sfd and fd_of[sfd] then synced[fd_of[sfd]] = true end
+        local from = line:match('rename%a*%(.-"([^"]*%.dgtmp)"')
+        if from then order[#order + 1] = { from = from, synced = synced[from] == true } end
+      end
+      assert.are.equal(2, #order, file.read(dir .. "/trace"))
+      for _, r in ipairs(order) do assert.is_true(r.synced, r.from .. " was renamed before an fsync:\n" .. file.read(dir .. "/trace"):gsub("[^\n]*ENOENT[^\n]*\n", "")) end
+      assert.are.equal(bytes(300 * KIB, 4), file.read(dir .. "/out/big"))
+    end)
+  end)
+
   describe("the manifest (§5)", function()
     local manifest = require "dicomgcs.manifest"
 
