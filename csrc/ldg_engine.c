@@ -22,6 +22,7 @@
 #include "dg_engine.h"
 #include "dg_hash.h"
 #include "dg_mpsink.h"
+#include "dg_pace.h"
 #include "dg_signal.h"
 
 #define LDG_ENGINE "dicomgcs.Engine"
@@ -802,4 +803,7 @@ void ldg_register_engine(lua_State *L) {
   lua_setfield(L, -2, "engine");
   lua_pushcfunction(L, l_fetch);
   lua_setfield(L, -2, "fetch");
+  /* how many an engine left to choose may run at once: what schedulers hand it at most */
+  lua_pushinteger(L, DG_PACE_MAX);
+  lua_setfield(L, -2, "max_in_flight");
 }

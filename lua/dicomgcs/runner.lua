@@ -85,7 +85,8 @@ local Runner = { __name = "dicomgcs.Runner" }
 Runner.__index = Runner
 
 --- Make a runner for `transport` (a dicomgcs.http transport: its engine and default headers).
--- opts: `max_active` (jobs started at once, default 64), `max_large` (of which large, default
+-- opts: `max_active` (jobs started at once, default `core.max_in_flight`: as many as an engine
+-- left to choose may run), `max_large` (of which large, default
 -- 2), `on_progress(result, summary, total)` after each job, `on_step(runner)` after each
 -- engine step (e.g. to report quota waits), `step_ms` (longest step, default 60000: how
 -- often on_step runs while nothing completes), `interruptible` (Ctrl-C cancels
@@ -93,7 +94,7 @@ Runner.__index = Runner
 function runner.new(transport, opts)
   opts = opts or {}
   return setmetatable({ transport = transport, engine = transport.engine, opts = opts, jobs = {},
-    max_active = opts.max_active or 64, max_large = opts.max_large or 2, step_ms = opts.step_ms or 60000 }, Runner)
+    max_active = opts.max_active or core.max_in_flight, max_large = opts.max_large or 2, step_ms = opts.step_ms or 60000 }, Runner)
 end
 
 --- Add a job: { fn=function(io) -> info | nil, Error, err=Error? (fails at once), large=bool,

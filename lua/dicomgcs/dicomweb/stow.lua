@@ -161,7 +161,7 @@ local known_store = { concurrency = true, batch = true, batch_bytes = true, stud
 
 --- Store DICOM files (STOW-RS). `paths` is a path or a list of paths; folders are walked
 -- recursively. Options: `concurrency` (requests in flight; default: the engine adapts it,
--- 16..64), `batch` (files per
+-- 4, then 16..128), `batch` (files per
 -- request, default 1: one single-part `application/dicom` request per file; N > 1: a
 -- `multipart/related` request of up to N files, also capped by `batch_bytes`, default 256 MiB),
 -- `multipart` (true: always multipart, even for one file), `study` (post to `/studies/UID`),
@@ -185,8 +185,8 @@ function DW:store(paths, opts)
     local ok, uerr = shared.check_uid(opts.study, "study")
     if not ok then return nil, uerr end
   end
-  -- unset: hand the engine as many as it may run (csrc/dg_pace.h DG_PACE_MAX); it picks how many
-  local concurrency = math.max(1, math.tointeger(opts.concurrency) or 64)
+  -- unset: hand the engine as many as it may run; it picks how many
+  local concurrency = math.max(1, math.tointeger(opts.concurrency) or core.max_in_flight)
   local batch = math.max(1, math.tointeger(opts.batch) or 1)
   local batch_bytes = opts.batch_bytes or 256 * 1024 * 1024
   local t0 = core.monotime()
