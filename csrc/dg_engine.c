@@ -55,6 +55,7 @@ struct dg_transfer {
   size_t n_headers;
   int has_ctype, has_authz;
   int has_body;
+  int h1_body;                     /* this attempt sends its body over HTTP/1.1 (DG_H2_BODY_MAX) */
   dg_body body;
   dg_retry_policy retry;
   long connect_ms, idle_s, total_ms;
@@ -751,8 +752,8 @@ static int attempt_prepare(dg_transfer *t, const cfg *c, const char *token, int6
   /* HTTP/2 where offered, except large bodies (dg_engine.h DG_H2_BODY_MAX): libcurl 7.88
    * sends them in 8 KiB pieces, polling between each, at 2-4x the CPU of HTTP/1.1 (curl
    * --http2 alike; bench/RESULTS.md). They get their own connections; GETs stay multiplexed. */
-  int h1_body = t->has_body && !c->http2_uploads && t->body.total > DG_H2_BODY_MAX;
-  curl_easy_setopt(h, CURLOPT_HTTP_VERSION, h1_body ? (long)CURL_HTTP_VERSION_1_1 : (long)CURL_HTTP_VERSION_2TLS);
+  t->h1_body = t->has_body && !c->http2_uploads && t->body.total > DG_H2_BODY_MAX;
+  curl_easy_setopt(h, CURLOPT_HTTP_VERSION, t->h1_body ? (long)CURL_HTTP_VERSION_1_1 : (long)CURL_HTTP_VERSION_2TLS);
   curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);
   curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
   /* libcurl silently re-sends a request once when a reused connection dies before any answer
@@ -1071,9 +1072,29 @@ int dg_engine_set_token(dg_engine *e, const char *tok, size_t len, double expire
   return dg_token_set(&e->tok, tok, len, expires_in_s, now_ms(e), 0);
 }
 
+/* Whether T may go over HTTP/1.1 with a body (before its files are measured: any file part may be
+ * large), and how many such run now: DG_H1_BODIES_MAX bounds them, not the pace. */
+static int may_be_h1_body(const dg_engine *e, const dg_transfer *t) {
+  if (!t->has_body || e->c.http2_uploads) return 0;
+  size_t inline_len = 0;
+  for (size_t i = 0; i < t->body.n; i++) {
+    if (t->body.parts[i].path) return 1;
+    inline_len += t->body.parts[i].len;
+  }
+  return inline_len > DG_H2_BODY_MAX;
+}
+
+static size_t h1_bodies_running(const dg_engine *e) {
+  size_t n = 0;
+  for (const dg_transfer *r = e->running.head; r; r = r->next) n += r->h1_body ? 1 : 0;
+  return n;
+}
+
 static void start_queued(dg_engine *e) {
   dg_transfer *t;
   while ((t = e->queued.head) && (int)e->running.n < dg_aimd_limit(&e->aimd)) {
+    /* first in, first out: an upload waiting for a connection holds back what follows it */
+    if (may_be_h1_body(e, t) && h1_bodies_running(e) >= DG_H1_BODIES_MAX) break;
     list_remove(&e->queued, t);
     t->state = T_NEW;
     const char *tok = NULL;

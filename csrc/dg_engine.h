@@ -47,6 +47,9 @@ typedef struct dg_transfer dg_transfer;
 /* Request bodies larger than this go over HTTP/1.1 unless http2_uploads (Node's and Google's
  * HTTP/2 stream windows hold 64 KiB to 1 MiB: beyond one window libcurl 7.x waits in a loop). */
 #define DG_H2_BODY_MAX (64 * 1024)
+/* Those HTTP/1.1 bodies in flight at most (each holds a connection, its TLS state and buffers:
+ * about 150 KiB; 64 keep RSS near 24 MiB), however many more GETs the pace lets run. */
+#define DG_H1_BODIES_MAX 64
 
 typedef struct dg_engine_opts {
   int concurrency;               /* >= 1; 0 (default): chosen by the engine, dg_pace.h */

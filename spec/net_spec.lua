@@ -146,4 +146,28 @@ describe("TLS + HTTP/2 emulator", function()
     assert.has_error(function() core.engine{ http2_uploads = "yes" } end,
       "engine: field 'http2_uploads' must be a boolean")
   end)
+
+  it("runs at most 64 uploads at once over HTTP/1.1, each on its own connection, while the pace allows more", function()
+    local dir = env.tmpdir("net-h1cap")
+    local body = dir .. "/b.bin"
+    local f = assert(io.open(body, "wb")); f:write(("u"):rep(64 * 1024 + 1)); f:close()
+    local h = tls.DICOMGCS_EMULATOR_HOST
+    local before = admin(tls, "state").connections
+    local eng = core.engine{ ca_file = tls.DICOMGCS_CA_FILE }
+    for i = 1, 300 do
+      eng:submit{ method = "POST", body_file = body, headers = { "Content-Type: application/octet-stream" },
+        url = h .. "/upload/storage/v1/b/net-spec-bodies/o?uploadType=media&name=cap-" .. i }
+    end
+    local top, ok = 0, 0
+    while eng:pending() > 0 do
+      for _, d in ipairs(eng:step(1000)) do if d.res and d.res.status == 200 then ok = ok + 1 end end
+      top = math.max(top, eng:stats().in_flight)
+    end
+    eng:close()
+    local opened = admin(tls, "state").connections.total - before.total
+    assert.equal(300, ok)
+    assert.is_true(top > 16 and top <= 64, "uploads in flight at once: " .. top)
+    -- one connection per upload in flight (reused afterwards), and the admin calls' own
+    assert.is_true(opened <= 64 + 2, "connections opened: " .. opened)
+  end)
 end)
