@@ -5,7 +5,7 @@
 # For each latency L in NET_LATENCIES ("0 50"), one emulator `emulator/start --tls --latency-ms L`
 # (HTTP/2 and HTTP/1.1 by ALPN, its own CA trusted through DICOMGCS_CA_FILE / --cacert /
 # NODE_EXTRA_CA_CERTS; verification on everywhere), and against it, in the same run, by hyperfine
-# (NET_RUNS runs of each, median with min and max):
+# (one warm-up run, then NET_RUNS runs of each, median with min and max):
 #   stow_Lms          STOW-RS of 2,000 instances of ~256 KiB: dicomgcs (dicomweb:store, default
 #                     concurrency) vs curl --parallel (HTTP/1.1 and --http2, --parallel-max 16 and
 #                     64, streamed --upload-file) and the JavaScript dicomweb-client (16 at a time)
@@ -74,7 +74,9 @@ measure() {
   local fig=$1 prep=$2; shift 2
   local args=() name med min max cpu failed
   while [ $# -gt 0 ]; do args+=(-n "$1" "$2"); shift 2; done
-  hyperfine --style basic --ignore-failure --runs "$RUNS" --prepare "$prep" --export-json "$WORK/h.json" "${args[@]}" >&2
+  # --warmup 1: each tool first runs once unmeasured, so that none meets a cold emulator (V8 not yet
+  # optimised, page cache empty) just because it comes first in the list
+  hyperfine --style basic --ignore-failure --warmup 1 --runs "$RUNS" --prepare "$prep" --export-json "$WORK/h.json" "${args[@]}" >&2
   while read -r name med min max cpu failed; do
     MED[$fig/$name]=$med; MIN[$fig/$name]=$min; MAX[$fig/$name]=$max; CPU[$fig/$name]=$cpu; FAIL[$fig/$name]=$failed
   done < <(hyperfine_stats "$WORK/h.json")
