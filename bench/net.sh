@@ -229,16 +229,16 @@ done
   echo
   echo "## Where Google really is: TLS + HTTP/2, 0 and 50 ms (bench/net.sh)"
   echo
-  echo "Load average when the section was written: $(cut -d' ' -f1-3 /proc/loadavg) — the machine was shared with"
-  echo "other jobs, so only ratios between tools measured in the same run mean something."
+  echo "Load average when the section was written: $(cut -d' ' -f1-3 /proc/loadavg) (the benchmark's own load"
+  echo "included); only ratios between tools measured in the same run mean something."
   echo "$(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(free -g | awk '/Mem:/ { print $2 }') GiB,"
   echo "$(uname -sr), $(curl -V | head -1 | cut -d' ' -f1-2,4-5), node $(node --version), $(nginx -v 2>&1 | cut -d' ' -f3)."
   echo
   echo "Emulator: \`emulator/start --tls --latency-ms L\` (HTTP/2 and HTTP/1.1 by ALPN over TLS, certificate from"
   echo "its own CA, every response held L ms after the handler answers). Sink: nginx, TLS + HTTP/2"
-  echo "(100 streams), \`echo_read_request_body; echo_sleep L/1000; echo ok;\`. Every client verifies"
+  echo "(100 streams) and HTTP/1.1, \`echo_read_request_body; echo_sleep L/1000; echo '{}';\`. Every client verifies"
   echo "the certificate (DICOMGCS_CA_FILE, --cacert, NODE_EXTRA_CA_CERTS). $STOW_N instances of $SIZE bytes;"
-  echo "$GCS_N objects of 1 MiB; $QIDO_N instance metadata GETs. hyperfine, $RUNS runs of each tool"
+  echo "$GCS_N objects of 1 MiB; $QIDO_N instance metadata GETs. hyperfine, one warm-up and $RUNS runs of each tool"
   echo "(median, min, max of the wall time); CPU = user + system per request (hyperfine's means)."
   echo
   echo '```'
