@@ -231,7 +231,8 @@ describe("files we write", function()
         if from then order[#order + 1] = { from = from, synced = synced[from] == true } end
       end
       assert.are.equal(2, #order, file.read(dir .. "/trace"))
-      for _, r in ipairs(order) do assert.is_true(r.synced, r.from .. " was renamed before an fsync:\n" .. file.read(dir .. "/trace"):gsub("[^\n]*ENOENT[^\n]*\n", "")) end
+      local trace = file.read(dir .. "/trace"):gsub("[^\n]*ENOENT[^\n]*\n", "")
+      for _, r in ipairs(order) do assert.is_true(r.synced, r.from .. " was renamed before an fsync:\n" .. trace) end
       assert.are.equal(bytes(300 * KIB, 4), file.read(dir .. "/out/big"))
     end)
   end)
