@@ -39,6 +39,18 @@ local function cli(e, args, ca)
     :format(table.concat(set, " "), env.lua_paths(), args), true)
 end
 
+-- Step ENG until nothing is pending; close it. Returns the most transfers seen in flight at once
+-- and how many answers were 200.
+local function drain(eng)
+  local top, ok = 0, 0
+  while eng:pending() > 0 do
+    for _, d in ipairs(eng:step(1000)) do if d.res and d.res.status == 200 then ok = ok + 1 end end
+    top = math.max(top, eng:stats().in_flight)
+  end
+  eng:close()
+  return top, ok
+end
+
 local function storage_requests(e)
   local n, versions = 0, {}
   for _, r in ipairs(admin(e, "requests").requests) do
@@ -82,12 +94,7 @@ describe("TLS + HTTP/2 emulator", function()
     for _ = 1, 30 do
       eng:submit{ method = "GET", url = tls.DICOMGCS_EMULATOR_HOST .. "/storage/v1/b?project=net-spec-proj" }
     end
-    local top, ok = 0, 0
-    while eng:pending() > 0 do
-      for _, d in ipairs(eng:step(1000)) do if d.res and d.res.status == 200 then ok = ok + 1 end end
-      top = math.max(top, eng:stats().in_flight)
-    end
-    eng:close()
+    local top, ok = drain(eng)
     local after = admin(tls, "state").connections
     assert.equal(30, ok)
     assert.is_true(top > 1, "transfers in flight at once: " .. top)
@@ -158,12 +165,7 @@ describe("TLS + HTTP/2 emulator", function()
       eng:submit{ method = "POST", body_file = body, headers = { "Content-Type: application/octet-stream" },
         url = h .. "/upload/storage/v1/b/net-spec-bodies/o?uploadType=media&name=cap-" .. i }
     end
-    local top, ok = 0, 0
-    while eng:pending() > 0 do
-      for _, d in ipairs(eng:step(1000)) do if d.res and d.res.status == 200 then ok = ok + 1 end end
-      top = math.max(top, eng:stats().in_flight)
-    end
-    eng:close()
+    local top, ok = drain(eng)
     local opened = admin(tls, "state").connections.total - before.total
     assert.equal(300, ok)
     assert.is_true(top > 16 and top <= 64, "uploads in flight at once: " .. top)
