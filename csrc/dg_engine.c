@@ -675,6 +675,11 @@ static void finish_response(dg_transfer *t) {
 }
 
 /* Configure the easy handle for the next attempt. 0, or -1 after finish_error. */
+/* The one rule for which bodies leave HTTP/2 (dg_engine.h DG_H2_BODY_MAX), for a body of SIZE. */
+static int sends_h1_body(const cfg *c, const dg_transfer *t, int64_t size) {
+  return t->has_body && !c->http2_uploads && size > DG_H2_BODY_MAX;
+}
+
 static int attempt_prepare(dg_transfer *t, const cfg *c, const char *token, int64_t now) {
   t->attempts++;
   t->attempt_ms = now;
@@ -752,7 +757,7 @@ static int attempt_prepare(dg_transfer *t, const cfg *c, const char *token, int6
   /* HTTP/2 where offered, except large bodies (dg_engine.h DG_H2_BODY_MAX): libcurl 7.88
    * sends them in 8 KiB pieces, polling between each, at 2-4x the CPU of HTTP/1.1 (curl
    * --http2 alike; bench/RESULTS.md). They get their own connections; GETs stay multiplexed. */
-  t->h1_body = t->has_body && !c->http2_uploads && t->body.total > DG_H2_BODY_MAX;
+  t->h1_body = sends_h1_body(c, t, t->body.total);
   curl_easy_setopt(h, CURLOPT_HTTP_VERSION, t->h1_body ? (long)CURL_HTTP_VERSION_1_1 : (long)CURL_HTTP_VERSION_2TLS);
   curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);
   curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -1072,16 +1077,15 @@ int dg_engine_set_token(dg_engine *e, const char *tok, size_t len, double expire
   return dg_token_set(&e->tok, tok, len, expires_in_s, now_ms(e), 0);
 }
 
-/* Whether T may go over HTTP/1.1 with a body (before its files are measured: any file part may be
+/* Whether T may go over HTTP/1.1 with a body before its files are measured (any file part may be
  * large), and how many such run now: DG_H1_BODIES_MAX bounds them, not the pace. */
 static int may_be_h1_body(const dg_engine *e, const dg_transfer *t) {
-  if (!t->has_body || e->c.http2_uploads) return 0;
-  size_t inline_len = 0;
+  int64_t size = 0;
   for (size_t i = 0; i < t->body.n; i++) {
-    if (t->body.parts[i].path) return 1;
-    inline_len += t->body.parts[i].len;
+    if (t->body.parts[i].path) { size = INT64_MAX; break; }
+    size += (int64_t)t->body.parts[i].len;
   }
-  return inline_len > DG_H2_BODY_MAX;
+  return sends_h1_body(&e->c, t, size);
 }
 
 static size_t h1_bodies_running(const dg_engine *e) {

@@ -12,7 +12,7 @@
 
 #define DG_PACE_START 4       /* the first window: the fastest answer measured without a queue */
 #define DG_PACE_FLOOR 16      /* the fixed default before; what 0 ms needs (curl's best there too) */
-#define DG_PACE_MAX 128       /* ~ one RTT's worth at 50 ms for small requests; memory stays flat */
+#define DG_PACE_MAX 128       /* ~ two RTTs' worth at 50 ms for small requests (uploads: dg_engine.h) */
 #define DG_PACE_TOLERANCE 2.0 /* answers up to this times the fastest still count as unqueued */
 
 typedef struct dg_pace {
