@@ -5,10 +5,10 @@ SHELL := /bin/bash
 CC          ?= cc
 LUA         ?= lua5.4
 LUA_CFLAGS   = $(shell pkg-config --cflags lua5.4 2>/dev/null)
-DEP_LIBS     = $(shell pkg-config --libs libcurl libcrypto 2>/dev/null || echo -lcurl -lcrypto) -lm
+DEP_LIBS     = $(shell pkg-config --libs libcurl libcrypto 2>/dev/null || echo -lcurl -lcrypto) -lm -pthread
 WARN        := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wcast-qual -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS      ?= -O2 -g
-ALL_CFLAGS   = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden $(WARN) $(LUA_CFLAGS) $(CFLAGS)
+ALL_CFLAGS   = -std=c99 -D_POSIX_C_SOURCE=200809L -pthread -fPIC -fvisibility=hidden $(WARN) $(LUA_CFLAGS) $(CFLAGS)
 BUILD       ?= build
 
 CORE_SRC    := $(wildcard csrc/dg_*.c)

@@ -20,12 +20,13 @@
 #include "dg_hash.h"
 #include "dg_token.h"
 #include "dg_pace.h"
+#include "dg_syncer.h"
 #include "dg_version.h"
 
 #define ERROR_BODY_CAP (1024 * 1024)     /* non-2xx bodies kept in memory up to this */
 #define HEADERS_CAP (256 * 1024)
 
-enum { T_NEW, T_QUEUED, T_WAITING, T_RUNNING, T_DONE };
+enum { T_NEW, T_QUEUED, T_WAITING, T_RUNNING, T_SYNCING, T_DONE };
 
 typedef struct tlist {
   dg_transfer *head, *tail;
@@ -88,6 +89,8 @@ struct dg_transfer {
   int is_timer;                    /* dg_engine_timer: no request, done when due */
   int wire_sends;                  /* requests libcurl sent in this attempt (PREREQFUNCTION) */
   int quota_attempts;              /* 429s so far: quota waits, apart from max_attempts */
+  dg_sync_job sync;                /* T_SYNCING: its output's fsync, out on a worker */
+  int cancelled;                   /* cancelled while T_SYNCING: finished as such once synced */
   dg_result res;
 };
 
@@ -97,7 +100,8 @@ struct dg_engine {
   char *ua, *ca_file, *proxy;
   cfg c;
   CURLM *multi;
-  tlist queued, waiting, running, done;
+  tlist queued, waiting, running, syncing, done;
+  dg_syncer *syncer;               /* fsyncs of finished downloads, off this thread; made on first use */
   int64_t next_id;
   dg_aimd aimd;
   dg_pace pace;
@@ -141,6 +145,7 @@ static tlist *list_of(dg_engine *e, dg_transfer *t) {
   case T_QUEUED: return &e->queued;
   case T_WAITING: return &e->waiting;
   case T_RUNNING: return &e->running;
+  case T_SYNCING: return &e->syncing;
   case T_DONE: return &e->done;
   default: return NULL;
   }
@@ -614,6 +619,42 @@ static void finish_error(dg_transfer *t, const char *kind, const char *msg, int 
   finish(t);
 }
 
+/* A 2xx body is in the output file and fsync'ed (bad: 0, or the errno of what failed so far):
+ * close it, rename a part file into place, and finish. */
+static void output_synced(dg_transfer *t, int bad) {
+  if (t->out_offset >= 0) {
+    if (t->out_fd >= 0 && close(t->out_fd) != 0 && !bad) bad = errno;
+    t->out_fd = -1;
+  } else if (t->out) {
+    if (fclose(t->out) != 0 && !bad) bad = errno;
+    t->out = NULL;
+    if (!bad && rename(t->part_file, t->output_file) != 0) bad = errno;
+    if (!bad) t->part_made = 0;   /* it is output_file now */
+  }
+  if (bad) {
+    char m[DG_ERRLEN];
+    snprintf(m, sizeof m, "cannot write %s: %s", t->output_file, strerror(bad));
+    finish_error(t, "io", m, 0);
+    return;
+  }
+  t->res.has_body = 0;
+  finish(t);
+}
+
+/* Hand fd's fsync to the engine's workers (1; the transfer waits in T_SYNCING), or 0: fsync here
+ * (dg_fetch has no engine; no worker could be started). */
+static int sync_later(dg_transfer *t, int fd) {
+  dg_engine *e = t->e;
+  if (!e) return 0;
+  if (!e->syncer && !(e->syncer = dg_syncer_new(&e->alloc))) return 0;
+  t->sync.fd = fd;
+  t->sync.ud = t;
+  if (dg_syncer_submit(e->syncer, &t->sync) != 0) return 0;
+  t->state = T_SYNCING;
+  list_push(&e->syncing, t);
+  return 1;
+}
+
 static void finish_response(dg_transfer *t) {
   t->res.ok = 1;
   t->res.has_crc32c = t->hash && is_2xx(t->status);
@@ -638,47 +679,36 @@ static void finish_response(dg_transfer *t) {
   if (t->output_file && is_2xx(t->status)) {
     /* fsync before anyone renames the file into place: after a crash a final name holds the
      * whole body or is absent (a rename can reach the disk before the data it names) */
-    int bad = 0;
-    if (t->out_offset >= 0) {                         /* written in place: sync and close */
-      if (t->out_fd >= 0) {
-        if (fsync(t->out_fd) != 0) bad = errno;
-        if (close(t->out_fd) != 0 && !bad) bad = errno;
-      }
-      t->out_fd = -1;
+    int bad = 0, fd = -1;
+    if (t->out_offset >= 0) {                         /* written in place */
+      fd = t->out_fd;
     } else {
       if (!t->out) t->out = part_open(t);  /* empty body: still create the file */
       if (!t->out) bad = errno;
-      else {
-        if (fflush(t->out) != 0) bad = errno;
-        if (!bad && fsync(fileno(t->out)) != 0) bad = errno;
-        if (fclose(t->out) != 0 && !bad) bad = errno;
-        t->out = NULL;
-      }
-      if (!bad && rename(t->part_file, t->output_file) != 0) bad = errno;
-      if (!bad) t->part_made = 0;   /* it is output_file now */
+      else if (fflush(t->out) != 0) bad = errno;
+      else fd = fileno(t->out);
     }
-    if (bad) {
-      char m[DG_ERRLEN];
-      snprintf(m, sizeof m, "cannot write %s: %s", t->output_file, strerror(bad));
-      finish_error(t, "io", m, 0);
-      return;
+    if (!bad && fd >= 0) {
+      if (sync_later(t, fd)) return;                  /* output_synced when the worker is done */
+      if (fsync(fd) != 0) bad = errno;
     }
-    t->res.has_body = 0;
+    output_synced(t, bad);
   } else {
     if (t->part_file) { transfer_release_attempt(t); part_remove(t); }
     t->res.has_body = 1;
     t->res.body = t->body_buf.data ? t->body_buf.data : "";
     t->res.body_len = t->body_buf.len;
     t->res.body_truncated = t->body_buf.truncated;
+    finish(t);
   }
-  finish(t);
 }
 
-/* Configure the easy handle for the next attempt. 0, or -1 after finish_error. */
 /* The one rule for which bodies leave HTTP/2 (dg_engine.h DG_H2_BODY_MAX), for a body of SIZE. */
 static int sends_h1_body(const cfg *c, const dg_transfer *t, int64_t size) {
   return t->has_body && !c->http2_uploads && size > DG_H2_BODY_MAX;
 }
+
+/* Configure the easy handle for the next attempt. 0, or -1 after finish_error. */
 
 static int attempt_prepare(dg_transfer *t, const cfg *c, const char *token, int64_t now) {
   t->attempts++;
@@ -983,6 +1013,8 @@ static void free_list(dg_engine *e, tlist *l, int attached) {
 
 void dg_engine_free(dg_engine *e) {
   if (!e) return;
+  dg_syncer_free(e->syncer);                     /* its fsyncs end before their files close */
+  free_list(e, &e->syncing, 0);
   if (e->multi) free_list(e, &e->running, 1);   /* remove easies first ... */
   free_list(e, &e->queued, 0);
   free_list(e, &e->waiting, 0);
@@ -1205,6 +1237,18 @@ static void drain(dg_engine *e) {
   }
 }
 
+/* Finish the transfers whose output the workers have fsync'ed. */
+static void take_synced(dg_engine *e) {
+  dg_sync_job *j;
+  while (e->syncer && (j = dg_syncer_take(e->syncer))) {
+    dg_transfer *t = j->ud;
+    list_remove(&e->syncing, t);
+    t->state = T_NEW;
+    if (t->cancelled) finish_error(t, "cancelled", "cancelled", 0);
+    else output_synced(t, j->err);
+  }
+}
+
 static void report_progress(dg_engine *e) {
   if (!e->o.progress) return;
   dg_transfer *t = e->running.head, *next;
@@ -1232,33 +1276,39 @@ int dg_engine_step(dg_engine *e, int timeout_ms) {
       drain(e);
       report_progress(e);
     }
+    take_synced(e);
     now = now_ms(e);
     promote_due(e, now);
     start_queued(e);
     if (e->done.n) break;
-    if (!e->queued.n && !e->running.n && !e->waiting.n) break;
+    if (!e->queued.n && !e->running.n && !e->waiting.n && !e->syncing.n) break;
     if (now >= until) break;
     int64_t wait = until - now;
     for (dg_transfer *t = e->waiting.head; t; t = t->next)
       if (t->due_ms - now < wait) wait = t->due_ms - now;
     if (wait < 0) wait = 0;
-    struct pollfd wake = { e->wake_fd, POLLIN, 0 };
-    unsigned n_wake = e->wake_fd >= 0 ? 1 : 0;
-    struct curl_waitfd cw = { e->wake_fd, CURL_WAIT_POLLIN, 0 };
+    /* [0]: the owner's wake fd, if any; then the fsync workers' */
+    struct pollfd pf[2];
+    struct curl_waitfd cw[2];
+    unsigned n = 0;
+    int woken = 0;
+    if (e->wake_fd >= 0) pf[n++] = (struct pollfd){ e->wake_fd, POLLIN, 0 };
+    if (e->syncing.n) pf[n++] = (struct pollfd){ dg_syncer_fd(e->syncer), POLLIN, 0 };
+    for (unsigned i = 0; i < n; i++) cw[i] = (struct curl_waitfd){ pf[i].fd, CURL_WAIT_POLLIN, 0 };
     if (e->running.n) {
-      curl_multi_poll(e->multi, n_wake ? &cw : NULL, n_wake, (int)wait, NULL);
-      wake.revents = cw.revents & CURL_WAIT_POLLIN ? POLLIN : 0;
-    } else if (wait > 0 || n_wake) {
-      if (poll(&wake, n_wake, (int)wait) <= 0) wake.revents = 0;
+      curl_multi_poll(e->multi, n ? cw : NULL, n, (int)wait, NULL);
+      woken = e->wake_fd >= 0 && (cw[0].revents & CURL_WAIT_POLLIN);
+    } else if (wait > 0 || n) {
+      woken = poll(pf, n, (int)wait) > 0 && e->wake_fd >= 0 && (pf[0].revents & POLLIN);
     }
     now = now_ms(e);
-    if (n_wake && (wake.revents & POLLIN)) break;   /* the owner of the fd wants control */
+    if (woken) break;   /* the owner of the fd wants control */
   }
   return (int)e->done.n;
 }
 
 static dg_transfer *find(dg_engine *e, int64_t id) {
-  tlist *ls[] = { &e->running, &e->queued, &e->waiting, &e->done };
+  tlist *ls[] = { &e->running, &e->queued, &e->waiting, &e->syncing, &e->done };
   for (size_t i = 0; i < sizeof ls / sizeof ls[0]; i++)
     for (dg_transfer *t = ls[i]->head; t; t = t->next)
       if (t->id == id) return t;
@@ -1268,6 +1318,16 @@ static dg_transfer *find(dg_engine *e, int64_t id) {
 int dg_engine_cancel(dg_engine *e, int64_t id) {
   dg_transfer *t = find(e, id);
   if (!t || t->state == T_DONE) return 0;
+  if (t->state == T_SYNCING) {
+    /* its file is a worker's until the fsync returns: wait for that (one fsync at most) */
+    t->cancelled = 1;
+    while (t->state == T_SYNCING) {
+      struct pollfd pf = { dg_syncer_fd(e->syncer), POLLIN, 0 };
+      poll(&pf, 1, -1);
+      take_synced(e);
+    }
+    return 1;
+  }
   if (t->state == T_RUNNING) curl_multi_remove_handle(e->multi, t->easy);
   list_remove(list_of(e, t), t);
   t->state = T_NEW;
@@ -1276,7 +1336,7 @@ int dg_engine_cancel(dg_engine *e, int64_t id) {
 }
 
 size_t dg_engine_pending(const dg_engine *e) {
-  return e->queued.n + e->waiting.n + e->running.n + e->done.n;
+  return e->queued.n + e->waiting.n + e->running.n + e->syncing.n + e->done.n;
 }
 
 void dg_engine_stats_get(const dg_engine *e, dg_engine_stats *s) {
