@@ -12,6 +12,7 @@ const { execFile } = require('child_process');
 const dicomParser = require('dicom-parser');
 const { ApiError, invalid, notFound, sendJson } = require('./errors');
 const { inspectFile } = require('./dicom');
+const { BatchedWriter } = require('./batchwrite');
 
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 const UID_RE = /^[0-9.]{1,64}$/;
@@ -216,10 +217,12 @@ function ui(v) { return { vr: 'UI', Value: [v] }; }
 async function bodyToFile(ctx, req) {
   const file = tmpFile(ctx);
   const fd = fs.openSync(file, 'w');
+  const out = new BatchedWriter(fd);
   const h = crypto.createHash('sha256');
   let size = 0;
   try {
-    for await (const chunk of req) { fs.writeSync(fd, chunk); h.update(chunk); size += chunk.length; }
+    for await (const chunk of req) { out.write(chunk); h.update(chunk); size += chunk.length; }
+    out.flush();
   } finally { fs.closeSync(fd); }
   return [{ file, size, hash: h.digest('hex'), contentType: 'application/dicom' }];
 }
@@ -230,7 +233,11 @@ async function multipartToFiles(ctx, req, boundary) {
   const parts = [];
   let buf = Buffer.from('\r\n'); // so a delimiter at offset 0 matches "\r\n--b"
   let state = 'preamble'; let cur = null;
-  const closePart = () => { if (cur) { fs.closeSync(cur.fd); cur.hash = cur.h.digest('hex'); delete cur.fd; delete cur.h; parts.push(cur); cur = null; } };
+  const closePart = () => {
+    if (!cur) return;
+    cur.out.flush();
+    fs.closeSync(cur.fd); cur.hash = cur.h.digest('hex'); delete cur.fd; delete cur.h; delete cur.out; parts.push(cur); cur = null;
+  };
   const fail = (m) => { throw invalid(`Malformed multipart/related body: ${m}.`); };
   try {
     const step = () => {
@@ -239,11 +246,11 @@ async function multipartToFiles(ctx, req, boundary) {
           const i = buf.indexOf(delim);
           if (i < 0) {
             const keep = Math.min(buf.length, delim.length - 1);
-            if (state === 'body' && buf.length > keep) { const out = buf.subarray(0, buf.length - keep); fs.writeSync(cur.fd, out); cur.h.update(out); cur.size += out.length; }
+            if (state === 'body' && buf.length > keep) { const out = buf.subarray(0, buf.length - keep); cur.out.write(out); cur.h.update(out); cur.size += out.length; }
             buf = buf.subarray(buf.length - keep);
             return;
           }
-          if (state === 'body') { const out = buf.subarray(0, i); fs.writeSync(cur.fd, out); cur.h.update(out); cur.size += out.length; closePart(); }
+          if (state === 'body') { const out = buf.subarray(0, i); cur.out.write(out); cur.h.update(out); cur.size += out.length; closePart(); }
           buf = buf.subarray(i + delim.length);
           state = 'after';
         } else if (state === 'after') {
@@ -266,7 +273,8 @@ async function multipartToFiles(ctx, req, boundary) {
           }
           buf = buf.subarray(empty ? 2 : i + 4);
           const file = tmpFile(ctx);
-          cur = { file, size: 0, fd: fs.openSync(file, 'w'), h: crypto.createHash('sha256'), contentType: headers['content-type'] };
+          const fd = fs.openSync(file, 'w');
+          cur = { file, size: 0, fd, out: new BatchedWriter(fd), h: crypto.createHash('sha256'), contentType: headers['content-type'] };
           state = 'body';
         } else return;
       }
@@ -371,6 +379,10 @@ async function stow(req, res, ctx, store, base, studyParam) {
 function sortKey(i) { return `${i.studyUid}/${i.seriesUid}/${i.sopUid}`; }
 
 function select(store, study, series, instance) {
+  if (instance) {   // instances are keyed by SOP Instance UID: no scan of the store per request
+    const i = store.instances.get(instance);
+    return i && (!study || i.studyUid === study) && (!series || i.seriesUid === series) ? [i] : [];
+  }
   const out = [];
   for (const i of store.instances.values()) {
     if (study && i.studyUid !== study) continue;

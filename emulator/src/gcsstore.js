@@ -10,6 +10,7 @@ const path = require('path');
 const crypto = require('crypto');
 const crc32c = require('./crc32c');
 const { validBucketName } = require('./wildcard');
+const { BatchedWriter } = require('./batchwrite');
 
 let genCounter = 0;
 function newGeneration() {
@@ -18,20 +19,14 @@ function newGeneration() {
   return String(g);
 }
 
-const SINK_BATCH = 256 * 1024;
-
 class Sink {
-  // Streams bytes to a temp file while computing size, CRC32C and MD5. Writes are synchronous:
-  // a page-cache write of one chunk costs less than handing it to libuv's thread pool and back,
-  // which on a small machine took most of the emulator's CPU per upload (emulator/README.md).
-  // Chunks (a TLS record's worth, ~8-16 KiB) are gathered into one writev of SINK_BATCH: one
-  // write call per chunk was most of the emulator's system time on uploads. The chunks are never
-  // written to after they are handed over (each is a stream chunk or a fresh subarray of one).
+  // Streams bytes to a temp file while computing size, CRC32C and MD5, through a BatchedWriter
+  // (synchronous writes, gathered: batchwrite.js).
   constructor(tmpDir) {
     this.tmpPath = path.join(tmpDir, 'up-' + crypto.randomBytes(12).toString('hex'));
     this.fd = fs.openSync(this.tmpPath, 'wx');
+    this.out = new BatchedWriter(this.fd);
     this.size = 0; this.crc = 0; this.md5 = crypto.createHash('md5');
-    this.batch = []; this.batchLen = 0;
   }
   async write(buf) {
     if (!buf.length) return;
@@ -39,27 +34,17 @@ class Sink {
     this.size += buf.length;
     this.crc = crc32c.update(this.crc, buf);
     this.md5.update(buf);
-    this.batch.push(buf); this.batchLen += buf.length;
-    if (this.batchLen >= SINK_BATCH) this.flush();
-  }
-  flush() {
-    let bufs = this.batch, left = this.batchLen;
-    this.batch = []; this.batchLen = 0;
-    while (left > 0) {
-      const n = fs.writevSync(this.fd, bufs);
-      left -= n;
-      if (left > 0) { const all = Buffer.concat(bufs); bufs = [all.subarray(all.length - left)]; }
-    }
+    this.out.write(buf);
   }
   async close() {
     const fd = this.fd;
-    if (fd !== null) this.flush();
+    if (fd !== null) this.out.flush();   // a failure leaves fd set: abort() closes it
     this.fd = null;
     if (fd !== null) fs.closeSync(fd);
     return { size: this.size, crc32c: crc32c.toBase64(this.crc), md5Hash: this.md5.copy().digest('base64') };
   }
   abort() {
-    this.batch = []; this.batchLen = 0;
+    this.out.discard();
     if (this.fd !== null) { try { fs.closeSync(this.fd); } catch (_) { /* */ } this.fd = null; }
     fs.rm(this.tmpPath, { force: true }, () => {});
   }

@@ -108,6 +108,14 @@ test('WADO-RS: multipart study/series/instance, single-part instance, metadata, 
   assert.strictEqual(r.json[0]['7FE00010'], undefined);
   r = await emu.request('GET', `${W}/studies/9.9.9`, { headers: acc });
   assert.strictEqual(r.status, 404);
+  // an instance is found by its UID only under its own study and series
+  r = await emu.request('GET', `${W}/studies/1.2.30/series/1.2.30.2/instances/1.2.30.9.3/metadata`);
+  assert.strictEqual(r.status, 200);
+  assert.strictEqual(r.json[0]['00080018'].Value[0], '1.2.30.9.3');
+  r = await emu.request('GET', `${W}/studies/1.2.30/series/1.2.30.1/instances/1.2.30.9.3/metadata`);
+  assert.strictEqual(r.status, 404);
+  r = await emu.request('GET', `${W}/studies/9.9.9/series/1.2.30.2/instances/1.2.30.9.3`, { headers: acc });
+  assert.strictEqual(r.status, 404);
   r = await emu.request('GET', `${W}/studies/../x`, { headers: acc });
   assert.ok(r.status >= 400);
   r = await emu.request('GET', `${W}/studies/1.2.30/series/1.2.30.2/instances/1.2.30.9.3/frames/1`);
