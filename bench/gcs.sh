@@ -103,7 +103,8 @@ RESET='rm -rf "$WORK/down"'
 best "dicomgcs download" $DG storage cp -r gs://bench/src "$WORK/down" --project=bench-project
 T_DG=$T
 cmp -s "$WORK/small/f0007" "$WORK/down/f0007" || { echo "bench/gcs.sh: download mismatch" >&2; exit 1; }
-mkdir -p "$WORK/down"
+# the peers write into a folder that exists (curl does not create one)
+RESET='rm -rf "$WORK/down"; mkdir -p "$WORK/down"'
 best "official download" node bench/node/gcs/gcs_bench.js download-many src/ "$WORK/down"
 T_NODE=$T
 curl_cfg_down "src%2F" "$WORK/down" > "$WORK/down.cfg"

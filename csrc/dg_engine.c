@@ -650,6 +650,9 @@ static int sync_later(dg_transfer *t, int fd) {
   t->sync.fd = fd;
   t->sync.ud = t;
   if (dg_syncer_submit(e->syncer, &t->sync) != 0) return 0;
+  /* its buffers are not needed any more (the connection went back to the pool at remove_handle) */
+  curl_easy_cleanup(t->easy);
+  t->easy = NULL;
   t->state = T_SYNCING;
   list_push(&e->syncing, t);
   return 1;
@@ -1128,7 +1131,9 @@ static size_t h1_bodies_running(const dg_engine *e) {
 
 static void start_queued(dg_engine *e) {
   dg_transfer *t;
-  while ((t = e->queued.head) && (int)e->running.n < dg_aimd_limit(&e->aimd)) {
+  /* a transfer waiting for its fsync still holds its file open: it counts as in flight, so a disk
+   * slower than the network holds back new transfers instead of piling up open files */
+  while ((t = e->queued.head) && (int)(e->running.n + e->syncing.n) < dg_aimd_limit(&e->aimd)) {
     /* first in, first out: an upload waiting for a connection holds back what follows it */
     if (may_be_h1_body(e, t) && h1_bodies_running(e) >= DG_H1_BODIES_MAX) break;
     list_remove(&e->queued, t);
