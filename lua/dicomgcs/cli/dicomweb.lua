@@ -73,7 +73,7 @@ return {
       "--format=json prints every file's outcome. Exit 0 all stored (or already present), 3 some\n" ..
       "failed, 1 none stored.",
     flags = with_flags{
-      concurrency = { type = "string", metavar = "N", help = "requests in flight (default: adaptive, 16-64)" },
+      concurrency = { type = "string", metavar = "N", help = "requests in flight (default: adaptive, 16-128)" },
       batch = { type = "string", metavar = "N", help = "files per multipart request (default 1: single-part)" },
       study = { type = "string", metavar = "UID", help = "post to /studies/UID (every file must belong to it)" },
       report = { type = "string", metavar = "FILE", help = "at the end, write an HTML run report to FILE" },
