@@ -712,7 +712,6 @@ static int sends_h1_body(const cfg *c, const dg_transfer *t, int64_t size) {
 }
 
 /* Configure the easy handle for the next attempt. 0, or -1 after finish_error. */
-
 static int attempt_prepare(dg_transfer *t, const cfg *c, const char *token, int64_t now) {
   t->attempts++;
   t->attempt_ms = now;

@@ -239,6 +239,7 @@ async function multipartToFiles(ctx, req, boundary) {
     fs.closeSync(cur.fd); cur.hash = cur.h.digest('hex'); delete cur.fd; delete cur.h; delete cur.out; parts.push(cur); cur = null;
   };
   const fail = (m) => { throw invalid(`Malformed multipart/related body: ${m}.`); };
+  const partWrite = (out) => { cur.out.write(out); cur.h.update(out); cur.size += out.length; };
   try {
     const step = () => {
       for (;;) {
@@ -246,11 +247,11 @@ async function multipartToFiles(ctx, req, boundary) {
           const i = buf.indexOf(delim);
           if (i < 0) {
             const keep = Math.min(buf.length, delim.length - 1);
-            if (state === 'body' && buf.length > keep) { const out = buf.subarray(0, buf.length - keep); cur.out.write(out); cur.h.update(out); cur.size += out.length; }
+            if (state === 'body' && buf.length > keep) partWrite(buf.subarray(0, buf.length - keep));
             buf = buf.subarray(buf.length - keep);
             return;
           }
-          if (state === 'body') { const out = buf.subarray(0, i); cur.out.write(out); cur.h.update(out); cur.size += out.length; closePart(); }
+          if (state === 'body') { partWrite(buf.subarray(0, i)); closePart(); }
           buf = buf.subarray(i + delim.length);
           state = 'after';
         } else if (state === 'after') {

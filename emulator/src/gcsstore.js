@@ -37,10 +37,11 @@ class Sink {
     this.out.write(buf);
   }
   async close() {
-    const fd = this.fd;
-    if (fd !== null) this.out.flush();   // a failure leaves fd set: abort() closes it
-    this.fd = null;
-    if (fd !== null) fs.closeSync(fd);
+    if (this.fd !== null) {
+      this.out.flush();   // a failure leaves fd set: abort() closes it
+      const fd = this.fd; this.fd = null;
+      fs.closeSync(fd);
+    }
     return { size: this.size, crc32c: crc32c.toBase64(this.crc), md5Hash: this.md5.copy().digest('base64') };
   }
   abort() {
