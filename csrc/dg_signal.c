@@ -48,7 +48,17 @@ int dg_sigint_arm(void) {
 
 void dg_sigint_disarm(void) {
   if (armed == 0) return;
-  if (--armed == 0) sigaction(SIGINT, &saved, NULL);
+  if (--armed > 0) return;
+  sigaction(SIGINT, &saved, NULL);
+  /* Caught but nobody asked: it was meant for whoever handled SIGINT before us (lua.c
+   * raises "interrupted!", a host may quit), so it is theirs now rather than lost. */
+  if (dg_sigint_take()) raise(SIGINT);
+}
+
+void dg_sigint_pass_on(void) {
+  if (armed == 0) return;
+  dg_sigint_disarm();
+  raise(SIGINT);
 }
 
 int dg_sigint_fd(void) { return armed ? pipe_fd[0] : -1; }

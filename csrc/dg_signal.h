@@ -7,7 +7,8 @@
  * byte to the pipe, so a poll() that includes the fd (dg_engine_set_wake_fd) returns
  * at once, with no race between checking the flag and going to sleep.
  * dg_sigint_disarm() restores the saved handler when the last arm is undone (arms
- * nest; the outermost arm forgets an earlier one). dg_sigint_take() returns 1 once per caught
+ * nest; the outermost arm forgets an earlier one), and a SIGINT caught but not yet taken
+ * is raised again for that handler. dg_sigint_take() returns 1 once per caught
  * SIGINT and drains the pipe.
  *
  * Process-wide by nature (signal dispositions are): call from the thread that owns
@@ -19,6 +20,9 @@
 /* The fd to poll, or -1 if the handler could not be installed. */
 int dg_sigint_arm(void);
 void dg_sigint_disarm(void);
+/* Disarm once and raise SIGINT again: for one who caught it, cleaned up, and now hands it
+ * to the handler from before (or, nested, to the outer arm). */
+void dg_sigint_pass_on(void);
 /* The pipe's read end while armed, else -1. */
 int dg_sigint_fd(void);
 /* 1 if a SIGINT arrived since the last call (then cleared), else 0. */

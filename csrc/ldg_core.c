@@ -91,6 +91,14 @@ static int guard_caught(lua_State *L) {
   return 1;
 }
 
+/* guard:pass_on(): close it and raise the SIGINT again for the handler from before (lua.c's
+ * "interrupted!", a host's own), once the caller has cleaned up after the one it caught. */
+static int guard_pass_on(lua_State *L) {
+  sigint_guard *g = luaL_checkudata(L, 1, LDG_SIGINT);
+  if (g->open) { g->open = 0; dg_sigint_pass_on(); }
+  return 0;
+}
+
 static int guard_raise(lua_State *L) {      /* for specs: as if Ctrl-C were pressed */
   luaL_checkudata(L, 1, LDG_SIGINT);
   dg_sigint_raise_for_test();
@@ -139,7 +147,7 @@ LDG_API int luaopen_dicomgcs_core(lua_State *L) {
   init_curl_once();
   static const luaL_Reg guard_meta[] = { {"__gc", guard_close}, {"__close", guard_close}, {NULL, NULL} };
   static const luaL_Reg guard_methods[] = {
-    {"close", guard_close}, {"caught", guard_caught}, {"raise_for_test", guard_raise}, {NULL, NULL}
+    {"close", guard_close}, {"caught", guard_caught}, {"pass_on", guard_pass_on}, {"raise_for_test", guard_raise}, {NULL, NULL}
   };
   ldg_define_class(L, LDG_SIGINT, guard_meta, guard_methods);
   luaL_newlib(L, core_functions);

@@ -247,6 +247,56 @@ describe("files we write", function()
     end)
   end)
 
+  describe("an interrupted download leaves only complete files (§5)", function()
+    local function temporaries(dir)
+      return (env.run("find " .. env.quote(dir) .. " -name '*.dgtmp' 2>/dev/null"))
+    end
+    -- `n` objects under PREFIX/held* whose answers the server holds back, and PREFIX/quick
+    local function held_objects(prefix, n)
+      assert(c.storage:write(("gs://%s/%s/quick"):format(bucket, prefix), bytes(KIB, 5)))
+      for i = 1, n do assert(c.storage:write(("gs://%s/%s/held%d"):format(bucket, prefix, i), bytes(64 * KIB, 10 + i))) end
+      assert(env.admin("POST", "faults", { path = "/o/" .. prefix .. "%2Fheld", method = "GET", stallMs = 30000 }))
+    end
+
+    it("a hook that raises mid-run: the downloads in flight remove their temporary files", function()
+      held_objects("hook", 4)
+      local dir = env.tmpdir("int-hook")
+      local ok, err = pcall(c.storage.download, c.storage, "gs://" .. bucket .. "/hook/", dir,
+        { on_progress = function() error("stop here", 0) end })
+      assert.is_false(ok)
+      assert.are.equal("stop here", err)
+      assert.are.equal("", temporaries(dir))
+      assert.are.same({ "quick" }, ls(dir))
+      assert.are.equal(bytes(KIB, 5), file.read(dir .. "/quick"))
+      assert.are.equal(0, c.transport.engine:pending())
+    end)
+
+    it("Ctrl-C (a real SIGINT) during storage cp -r: exit 130 at once, no temporary file left", function()
+      held_objects("sigint", 6)
+      local dir = env.tmpdir("int-cli")
+      local out = dir .. "/out"
+      os.execute(("(DICOMGCS_EMULATOR_HOST=%s bin/dicomgcs storage cp -r gs://%s/sigint/ %s >%s/log 2>&1 & " ..
+        "echo $! >%s/pid; wait $!; echo $? >%s/rc) >/dev/null 2>&1 &"):format(env.emulator().host, bucket,
+        env.quote(out), dir, dir, dir))
+      -- the downloads have started (each holds its temporary file) once six are there
+      local function started() return select(2, temporaries(out):gsub("\n", "")) end
+      assert.is_true(env.wait_until(function() return started() >= 6 end, 30), temporaries(out))
+      local pid = assert(tonumber((file.read_if_exists(dir .. "/pid") or ""):match("%d+")))
+      os.execute("kill -INT " .. pid)
+      -- the answers are held for 30 s: ending sooner means Ctrl-C woke the wait
+      assert.is_true(env.wait_until(function() return (file.read_if_exists(dir .. "/rc") or ""):match("%d") ~= nil end, 20))
+      local log = file.read(dir .. "/log")
+      assert.are.equal("130", file.read(dir .. "/rc"):match("%d+"), log)
+      assert.truthy(log:find("Interrupted.", 1, true), log)
+      assert.is_nil(log:find("traceback", 1, true), log)
+      assert.are.equal("", temporaries(out))
+      -- the held ones never came; the quick one, queued behind them or not, is whole or absent
+      local left = ls(out)
+      assert.is_true(#left == 0 or (#left == 1 and left[1] == "quick"), table.concat(left, " "))
+      if left[1] then assert.are.equal(bytes(KIB, 5), file.read(out .. "/quick")) end
+    end)
+  end)
+
   describe("the manifest (§5)", function()
     local manifest = require "dicomgcs.manifest"
 

@@ -282,6 +282,26 @@ describe("dicomgcs.watch", function()
     for _, rec in pairs(files_in(dir .. "/state.jsonl")) do assert.are.equal("done", rec.state) end
   end)
 
+  it("a Ctrl-C between its waits (here: as a round ends) stops it at the next turn, not lost", function()
+    local core = require "dicomgcs.core"
+    local c, bucket, d = fresh(2)
+    put(c, ("gs://%s/incoming/a.dcm"):format(bucket), d[1].bytes)
+    local rounds = 0
+    local w = assert(dicomgcs.watch(fast{ client = c, uri = "gs://" .. bucket .. "/incoming/**.dcm", rounds = 4,
+      on_round = function()
+        rounds = rounds + 1
+        if rounds == 1 then
+          local g = core.sigint_guard()   -- as if Ctrl-C were pressed now, outside any wait
+          g:raise_for_test()
+          g:close()
+        end
+      end }))
+    local s = w:run()
+    assert.are.equal("interrupted", s.stopped)
+    assert.are.equal(1, s.totals.rounds)
+    assert.are.equal(0, c.transport.engine:pending())
+  end)
+
   it("rejects bad options", function()
     local c = env.client()
     assert.has_error(function() dicomgcs.watch{ client = c, uri = "gs://b/x/*.dcm", colour = 1 } end)

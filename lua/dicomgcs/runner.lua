@@ -12,7 +12,11 @@
 -- an `on_progress` hook) or Ctrl-C while `interruptible` cancels every transfer and timer in
 -- flight and resumes each waiting job with an Error of kind "cancelled" or "interrupted";
 -- jobs not yet started finish with that Error without running. The run then returns as usual,
--- with `summary.cancelled` / `summary.interrupted` set.
+-- with `summary.cancelled` / `summary.interrupted` set. When something raises out of the run
+-- instead (an on_progress hook; Ctrl-C in a run that is not `interruptible`, raised as
+-- lua.c's "interrupted!" once the SIGINT is handed back to the handler from before), every
+-- started job is still resumed with a stop so its cleanup runs (temporary files removed),
+-- unreported, before the error goes on.
 --
 -- Used by dicomgcs.gcs (transfers), dicomgcs.check (ranged header reads),
 -- dicomgcs.operation (waiting on operations, and so dicomgcs.queue) and dicomgcs.dicomweb
@@ -38,6 +42,9 @@ local function mailbox(engine)
   if not m then m = {}; mailboxes[engine] = m end
   return m
 end
+
+-- lua.c's Ctrl-C ("interrupted!", raised by its hook wherever Lua runs next).
+local function is_interrupt(e) return type(e) == "string" and e:match("interrupted!$") ~= nil end
 
 local function completion(done, w)
   if done.res and done.res.timer then return true end
@@ -121,6 +128,8 @@ function Runner:run()
   local state = {}            -- job i -> { co=, outs=, left= }
   local active, active_large, next_job = 0, 0, 1
 
+  local aborting = false      -- a hook or Ctrl-C raised: jobs run their cleanup, unreported
+
   local function finish(i, info, err)
     local r = results[i]
     if state[i] then
@@ -140,13 +149,13 @@ function Runner:run()
       r.err = errors.is(err) and err or errors.new{ kind = "internal", message = tostring(err) }
       summary.failed = summary.failed + 1
     end
-    if opts.on_progress then opts.on_progress(r, summary, #jobs) end
+    if opts.on_progress and not aborting then opts.on_progress(r, summary, #jobs) end
   end
 
   local resume
   local function submit_batch(i, list)
     local st = state[i]
-    st.outs, st.left = {}, #list
+    st.outs, st.left, st.asked = {}, #list, #list
     for k, item in ipairs(list) do
       local ok, id
       if item.timer then
@@ -154,6 +163,7 @@ function Runner:run()
       else
         ok, id = pcall(transport.submit, transport, item[1])
       end
+      if not ok and is_interrupt(id) then error(id, 0) end   -- Ctrl-C, not a bad request
       if ok then
         waiting[id] = { job = i, slot = k, url = item[1] and item[1].url, what = item[2],
                          replay = item[1] and item[1].replay, transport = transport, raw = item.raw }
@@ -225,6 +235,32 @@ function Runner:run()
     for _, id in ipairs(ids) do box[id] = nil end   -- the cancelled ones: nobody waits for them
   end
 
+  -- Something raised out of the run: cancel what is in flight, then resume every started job
+  -- with the stop (as many times as it asks) so that its own cleanup runs, e.g. a download
+  -- removing its temporary file, before the error goes on.
+  local function abandon(err)
+    self.stopping = self.stopping or errors.new{ kind = is_interrupt(err) and "interrupted" or "cancelled",
+      message = is_interrupt(err) and "interrupted (Ctrl-C)" or "stopped: " .. tostring(err) }
+    aborting = true
+    local ids = {}
+    for id in pairs(waiting) do ids[#ids + 1] = id end
+    table.sort(ids)
+    for _, id in ipairs(ids) do engine:cancel(id); waiting[id] = nil end
+    local started = {}
+    for i in pairs(state) do started[#started + 1] = i end
+    table.sort(started)
+    for _, i in ipairs(started) do
+      local st = state[i]
+      if st and coroutine.status(st.co) == "suspended" then
+        local outs = {}
+        for k = 1, st.asked or 0 do outs[k] = { err = self.stopping } end
+        resume(i, outs)
+      end
+    end
+    for _, done in ipairs(engine:step(0)) do box[done.id] = done end
+    for _, id in ipairs(ids) do box[id] = nil end
+  end
+
   -- Completions of our own transfers, stepping the engine only when none is filed yet.
   local function take_own()
     local got = {}
@@ -238,7 +274,11 @@ function Runner:run()
     return got
   end
 
-  local guard = opts.interruptible and core.sigint_guard() or nil
+  -- Every run catches Ctrl-C, so that it wakes the step at once. Interruptible runs stop with
+  -- a summary; the others clean up (abandon) and then pass it on to whoever handled it before
+  -- (lua.c raises "interrupted!"), as if they had never caught it.
+  local guard = core.sigint_guard()
+  local passing_on = false
   local ok, err = pcall(function()
     fill()
     while next(waiting) or next_job <= #jobs do
@@ -262,19 +302,20 @@ function Runner:run()
           end
         end
         if opts.on_step then opts.on_step(self) end
-        if guard and guard:caught() then
+        if guard:caught() then
+          if not opts.interruptible then passing_on = true; error("interrupted!", 0) end
           self:cancel("interrupted (Ctrl-C)", "interrupted")
         end
         fill()
       end
     end
   end)
-  if guard then guard:close() end
   if not ok then
-    -- a hook raised: leave nothing of ours running in the engine
-    for id in pairs(waiting) do engine:cancel(id) end
+    pcall(abandon, err)   -- the first error is the one to tell
+    if passing_on then guard:pass_on() else guard:close() end
     error(err, 0)
   end
+  guard:close()
   if self.stopping then summary[self.stopping.kind == "interrupted" and "interrupted" or "cancelled"] = true end
   return summary
 end

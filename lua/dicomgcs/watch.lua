@@ -521,9 +521,14 @@ local function interrupted(e) return tostring(e):find("interrupted", 1, true) ~=
 -- Errors other than an interrupt are raised after the manifest is closed.
 function Watch:run()
   local stopped
+  -- One guard for the whole watch: a Ctrl-C that lands between waits (a listing, a manifest
+  -- write) is held here and acted on at the next turn, never raised inside some pcall that
+  -- would take it for that step's failure.
+  local guard = core.sigint_guard()
   local ok, err = pcall(function()
     local next_round = core.monotime()
     while true do
+      if guard:caught() then error("interrupted!", 0) end
       if self.stopping then stopped = "stop"; break end
       local now = core.monotime()
       -- past `rounds`, go on only while files found wait for a free slot
@@ -545,6 +550,7 @@ function Watch:run()
       pause(wait, self.client)
     end
   end)
+  guard:close()
   if not ok then
     if not interrupted(err) then
       if self.manifest then self.manifest:close() end

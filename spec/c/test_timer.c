@@ -1,5 +1,6 @@
 /* test_timer.c - the engine's timers and delayed requests, the Ctrl-C wake-up, and the
  * token cache's refresh rule, on an injected clock (TAP; leaks fail the run). */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <curl/curl.h>
@@ -103,9 +104,17 @@ static void delayed_request(void) {
   dg_engine_free(e);
 }
 
+static volatile sig_atomic_t host_saw = 0;
+static void host_handler(int sig) { (void)sig; host_saw++; }
+
 static void wake(void) {
   char err[DG_ERRLEN];
   dg_engine *e = new_engine();
+  struct sigaction host;                    /* the handler in place before us, as lua.c's */
+  memset(&host, 0, sizeof host);
+  host.sa_handler = host_handler;
+  sigemptyset(&host.sa_mask);
+  sigaction(SIGINT, &host, NULL);
   int fd = dg_sigint_arm();
   ok(fd >= 0, "a SIGINT guard gives a wake fd");
   ok(dg_sigint_fd() == fd, "dg_sigint_fd names it while armed");
@@ -122,11 +131,16 @@ static void wake(void) {
   dg_sigint_raise_for_test();
   dg_sigint_disarm();
   ok(dg_sigint_fd() == fd, "still armed after the inner disarm");
+  ok(host_saw == 0, "an interrupt caught while armed is ours");
   dg_sigint_disarm();
   ok(dg_sigint_fd() == -1, "disarmed after the outer one");
+  ok(host_saw == 1, "an interrupt nobody took goes to the handler from before, once");
   dg_sigint_arm();
   ok(dg_sigint_take() == 0, "arming again forgets an interrupt from before");
+  dg_sigint_raise_for_test();
+  ok(dg_sigint_take() == 1, "taken");
   dg_sigint_disarm();
+  ok(host_saw == 1, "an interrupt that was taken is not raised again");
   dg_engine_set_wake_fd(e, -1);
   dg_engine_free(e);
 }
