@@ -90,6 +90,8 @@ struct dg_transfer {
   int wire_sends;                  /* requests libcurl sent in this attempt (PREREQFUNCTION) */
   int quota_attempts;              /* 429s so far: quota waits, apart from max_attempts */
   dg_sync_job sync;                /* T_SYNCING: its output's fsync, out on a worker */
+  dg_sync_job *sink_jobs;          /* T_SYNCING: its sink's parts' fsyncs (sink_left still out) */
+  size_t sink_njobs, sink_left;
   int cancelled;                   /* cancelled while T_SYNCING: finished as such once synced */
   dg_result res;
 };
@@ -255,6 +257,10 @@ void dg_transfer_free(dg_transfer *t) {
   transfer_release_attempt(t);
   part_remove(t);
   if (t->sink) {
+    if (t->sink_jobs) {   /* freed while its fsyncs were out (the engine's end joined them) */
+      dg_mpsink_abandon_sync(t->sink);
+      dg_free(a, t->sink_jobs, t->sink_njobs * sizeof *t->sink_jobs);
+    }
     if (t->state != T_DONE) dg_mpsink_end(t->sink, 0);   /* freed before it finished */
     dg_mpsink_release(t->sink);
   }
@@ -658,6 +664,52 @@ static int sync_later(dg_transfer *t, int fd) {
   return 1;
 }
 
+/* The sink's parts still open after its response ended: their fsyncs go to the workers (1; the
+ * transfer waits in T_SYNCING, finished in take_synced), or are done here (0: none open, dg_fetch
+ * has no engine, or no worker or memory). */
+static int sink_sync_later(dg_transfer *t) {
+  size_t n = 0;
+  for (size_t i = 0; i < dg_mpsink_count(t->sink); i++) n += dg_mpsink_unsynced_fd(t->sink, i) >= 0;
+  if (n == 0) return 0;
+  dg_engine *e = t->e;
+  if (e && (e->syncer || (e->syncer = dg_syncer_new(&e->alloc))) &&
+      (t->sink_jobs = dg_malloc(&t->alloc, n * sizeof *t->sink_jobs)) != NULL) {
+    t->sink_njobs = n;
+    t->sink_left = 0;
+    for (size_t i = 0, k = 0; k < n; i++) {
+      int fd = dg_mpsink_unsynced_fd(t->sink, i);
+      if (fd < 0) continue;
+      dg_sync_job *j = &t->sink_jobs[k++];
+      j->fd = fd;
+      j->ud = t;
+      if (dg_syncer_submit(e->syncer, j) == 0) t->sink_left++;
+      else dg_mpsink_synced(t->sink, fd, fsync(fd) != 0 ? errno : 0);
+    }
+    if (t->sink_left > 0) {
+      dg_mpsink_set_busy(t->sink, 1);   /* its files are the workers' until the fsyncs return */
+      curl_easy_cleanup(t->easy);
+      t->easy = NULL;
+      t->state = T_SYNCING;
+      list_push(&e->syncing, t);
+      return 1;
+    }
+    dg_free(&t->alloc, t->sink_jobs, n * sizeof *t->sink_jobs);
+    t->sink_jobs = NULL;
+    return 0;
+  }
+  for (size_t i = 0; i < dg_mpsink_count(t->sink); i++) {
+    int fd = dg_mpsink_unsynced_fd(t->sink, i);
+    if (fd >= 0) dg_mpsink_synced(t->sink, fd, fsync(fd) != 0 ? errno : 0);
+  }
+  return 0;
+}
+
+/* A sink's response is over and every part fsync'ed: finish as the sink says. */
+static void sink_finished(dg_transfer *t) {
+  if (dg_mpsink_local_error(t->sink)) finish_error(t, "io", dg_mpsink_error(t->sink), 0);
+  else finish(t);
+}
+
 static void finish_response(dg_transfer *t) {
   t->res.ok = 1;
   t->res.has_crc32c = t->hash && is_2xx(t->status);
@@ -673,7 +725,8 @@ static void finish_response(dg_transfer *t) {
       }
       dg_mpsink_end(t->sink, 1);
       t->res.has_body = 0;
-      finish(t);
+      if (sink_sync_later(t)) return;   /* sink_finished once the workers are done */
+      sink_finished(t);
       return;
     }
     dg_mpsink_reset(t->sink);
@@ -1044,6 +1097,7 @@ int64_t dg_engine_submit(dg_engine *e, const dg_request *r, char *err, size_t er
   dg_transfer *t = transfer_new(&e->alloc, r, err, errlen);
   if (!t) return -1;
   t->e = e;
+  if (t->sink) dg_mpsink_defer_sync(t->sink, 1);   /* its parts' fsyncs go to the workers */
   t->id = e->next_id++;
   t->auth = (r->auth < 0 ? e->o.token != NULL : r->auth != 0) && !t->has_authz;
   if (!e->o.progress) t->progress = 0;
@@ -1247,9 +1301,17 @@ static void take_synced(dg_engine *e) {
   dg_sync_job *j;
   while (e->syncer && (j = dg_syncer_take(e->syncer))) {
     dg_transfer *t = j->ud;
+    if (t->sink_jobs) {
+      dg_mpsink_synced(t->sink, j->fd, j->err);
+      if (--t->sink_left > 0) continue;
+      dg_free(&t->alloc, t->sink_jobs, t->sink_njobs * sizeof *t->sink_jobs);
+      t->sink_jobs = NULL;
+      dg_mpsink_set_busy(t->sink, 0);
+    }
     list_remove(&e->syncing, t);
     t->state = T_NEW;
     if (t->cancelled) finish_error(t, "cancelled", "cancelled", 0);
+    else if (t->sink) sink_finished(t);
     else output_synced(t, j->err);
   }
 }

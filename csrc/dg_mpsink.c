@@ -12,11 +12,13 @@
 #include "dg_fs.h"
 #include "dg_multipart.h"
 
-typedef struct kept { char *path; uint64_t size; } kept;
+typedef struct kept { char *path; uint64_t size; int fd; } kept;   /* fd: open until fsync'ed (defer) */
 
 struct dg_mpsink {
   dg_allocator a;
   int refs, busy, begun, multipart, complete, failed;
+  int defer;                  /* complete parts wait open for dg_mpsink_synced */
+  size_t open_n;              /* kept parts still open */
   char *dir, *stem;           /* stem: dir + "/part", the final name temporaries sit beside */
   size_t stemcap;             /* strlen(stem) + 80, dg_fs_temp_name's room */
   dg_mp mp;
@@ -62,10 +64,41 @@ static void drop_current(dg_mpsink *s) {
 
 static void drop_kept(dg_mpsink *s) {
   for (size_t i = 0; i < s->n; i++) {
+    if (s->files[i].fd >= 0) close(s->files[i].fd);
     unlink(s->files[i].path);
     dg_strfree(&s->a, s->files[i].path);
   }
   s->n = 0;
+  s->open_n = 0;
+}
+
+/* 0, or the errno of the fsync or close that failed; fd is closed either way. */
+static int fsync_close(int fd) {
+  int bad = fsync(fd) != 0 ? errno : 0;
+  if (close(fd) != 0 && !bad) bad = errno;
+  return bad;
+}
+
+/* Kept part i did not reach the disk: it goes (closed if open, removed), the rest move up. */
+static void forget(dg_mpsink *s, size_t i) {
+  if (s->files[i].fd >= 0) { close(s->files[i].fd); s->open_n--; }
+  unlink(s->files[i].path);
+  dg_strfree(&s->a, s->files[i].path);
+  memmove(s->files + i, s->files + i + 1, (s->n - i - 1) * sizeof *s->files);
+  s->n--;
+}
+
+/* Too many parts open: the oldest is fsync'ed here (as without defer); 0 or its errno. */
+static int sync_oldest(dg_mpsink *s) {
+  for (size_t i = 0; i < s->n; i++) {
+    if (s->files[i].fd < 0) continue;
+    int bad = fsync_close(s->files[i].fd);
+    s->files[i].fd = -1;
+    s->open_n--;
+    if (bad) forget(s, i);
+    return bad;
+  }
+  return 0;
 }
 
 void dg_mpsink_retain(dg_mpsink *s) { s->refs++; }
@@ -101,12 +134,14 @@ static int open_part(dg_mpsink *s) {
 }
 
 /* The open part is complete: fsync and close it (checked) and keep it; renamed into place later,
- * it is then whole after a crash, never a name with missing bytes. */
+ * it is then whole after a crash, never a name with missing bytes. With defer, it is kept open
+ * for the engine's fsync workers instead (dg_mpsink_synced). */
 static int keep_current(dg_mpsink *s) {
   if (s->fd < 0) return 0;
-  int bad = fsync(s->fd) != 0 ? errno : 0;
-  if (close(s->fd) != 0 && !bad) bad = errno;
+  int fd = s->fd, bad = 0;
   s->fd = -1;
+  if (!s->defer) { bad = fsync_close(fd); fd = -1; }
+  else if (s->open_n >= DG_MPSINK_OPEN_MAX) bad = sync_oldest(s);
   if (!bad && s->n == s->cap) {
     size_t nc = s->cap ? s->cap * 2 : 16;
     kept *f = dg_realloc(&s->a, s->files, s->cap * sizeof *f, nc * sizeof *f);
@@ -115,6 +150,7 @@ static int keep_current(dg_mpsink *s) {
   char *p = bad ? NULL : dg_strdup(&s->a, s->cur);
   if (!bad && !p) bad = ENOMEM;
   if (bad) {
+    if (fd >= 0) close(fd);
     unlink(s->cur);
     s->cur[0] = '\0';
     fail_as(s, 2, "cannot write %s: %s", s->dir, strerror(bad));
@@ -122,6 +158,8 @@ static int keep_current(dg_mpsink *s) {
   }
   s->files[s->n].path = p;
   s->files[s->n].size = s->cur_size;
+  s->files[s->n].fd = fd;
+  if (fd >= 0) s->open_n++;
   s->n++;
   s->cur[0] = '\0';
   return 0;
@@ -206,6 +244,36 @@ const char *dg_mpsink_path(const dg_mpsink *s, size_t i, uint64_t *size) {
 }
 
 void dg_mpsink_take(dg_mpsink *s) {
-  for (size_t i = 0; i < s->n; i++) dg_strfree(&s->a, s->files[i].path);
+  for (size_t i = 0; i < s->n; i++) {
+    if (s->files[i].fd >= 0) close(s->files[i].fd);   /* not reached: busy until synced */
+    dg_strfree(&s->a, s->files[i].path);
+  }
   s->n = 0;
+  s->open_n = 0;
+}
+
+void dg_mpsink_defer_sync(dg_mpsink *s, int on) { s->defer = on; }
+
+int dg_mpsink_unsynced_fd(const dg_mpsink *s, size_t i) { return i < s->n ? s->files[i].fd : -1; }
+
+void dg_mpsink_synced(dg_mpsink *s, int fd, int err) {
+  for (size_t i = 0; i < s->n; i++) {
+    if (s->files[i].fd != fd) continue;
+    if (close(fd) != 0 && !err) err = errno;
+    s->files[i].fd = -1;
+    s->open_n--;
+    if (err) {
+      forget(s, i);
+      s->complete = 0;
+      fail_as(s, 2, "cannot write %s: %s", s->dir, strerror(err));
+    }
+    return;
+  }
+}
+
+void dg_mpsink_abandon_sync(dg_mpsink *s) {
+  for (size_t i = 0; i < s->n; i++)
+    if (s->files[i].fd >= 0) { close(s->files[i].fd); s->files[i].fd = -1; }
+  s->open_n = 0;
+  s->busy = 0;
 }

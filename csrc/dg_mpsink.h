@@ -58,4 +58,17 @@ const char *dg_mpsink_path(const dg_mpsink *s, size_t i, uint64_t *size);
 /* The caller now owns every kept file (renames or removes it); the sink forgets them. */
 void dg_mpsink_take(dg_mpsink *s);
 
+/* Deferred fsync, for the engine and its fsync workers (dg_syncer.h): a complete part stays open
+ * instead of being fsync'ed on the spot, so the loop goes on while the disk catches up; at most
+ * DG_MPSINK_OPEN_MAX at once (beyond, the oldest is fsync'ed here: open files stay bounded
+ * whatever the number of parts). After dg_mpsink_end, the engine hands out each
+ * dg_mpsink_unsynced_fd (>= 0) and reports each fsync with dg_mpsink_synced (which closes it;
+ * a failure removes that part and fails the sink as ours). dg_mpsink_abandon_sync closes what is
+ * still open, unsynced, and clears busy (a transfer freed before its fsyncs were taken). */
+#define DG_MPSINK_OPEN_MAX 32
+void dg_mpsink_defer_sync(dg_mpsink *s, int on);
+int dg_mpsink_unsynced_fd(const dg_mpsink *s, size_t i);
+void dg_mpsink_synced(dg_mpsink *s, int fd, int err);
+void dg_mpsink_abandon_sync(dg_mpsink *s);
+
 #endif

@@ -207,20 +207,13 @@ describe("files we write", function()
   end)
 
   describe("downloads reach the disk before their names do", function()
-    it("fsyncs every downloaded file (whole and in ranges) before renaming it into place, on a worker thread", function()
-      if not env.run("command -v strace"):match("strace") then
-        pending("strace is not installed")
-        return
-      end
-      assert(c.storage:write("gs://" .. bucket .. "/sync/small", bytes(10 * KIB, 3)))
-      assert(c.storage:write("gs://" .. bucket .. "/sync/big", bytes(300 * KIB, 4)))
-      local dir = env.tmpdir("sync")
-      local out, code, err = child(([[
-        local c = assert(require("dicomgcs").client{ emulator = %q, project = "spec-project", location = "us-central1", token = "spec-token" })
-        local s = assert(c.storage:download("gs://%s/sync/", %q, { ranged_threshold = 256 * 1024, range_size = 100 * 1024 }))
-        assert(s.ok == 2 and s.failed == 0)]]):format(env.emulator().host, bucket, dir .. "/out"),
-        "strace -f -e trace=openat,fsync,rename,renameat,renameat2 -o " .. env.quote(dir .. "/trace") .. " env")
-      assert.are.equal(0, code, tostring(out) .. tostring(err))
+    -- Run CODE in a child under strace; every .dgtmp file it renamed, each { from=, synced= }
+    -- (an fsync of it returned 0 before the rename), and whether any fsync ran on the thread
+    -- that renames (the loop's: one there stops every other transfer until the disk answers).
+    local function traced(code, dir)
+      local out, rc, err = child(code, "strace -f -e trace=openat,fsync,rename,renameat,renameat2 -o " ..
+        env.quote(dir .. "/trace") .. " env")
+      assert.are.equal(0, rc, tostring(out) .. tostring(err))
       -- strace -f: "PID call(...) = R", or, when threads interleave, "PID fsync(7 <unfinished ...>"
       -- and later "PID <... fsync resumed>) = 0"; an fsync counts once it has returned 0
       local fd_of, synced, order, started, sync_pids = {}, {}, {}, {}, {}
@@ -238,12 +231,40 @@ describe("files we write", function()
         local from = line:match('rename%a*%(.-"([^"]*%.dgtmp)"')
         if from then order[#order + 1] = { from = from, synced = synced[from] == true }; rename_pid = pid end
       end
-      assert.are.equal(2, #order, file.read(dir .. "/trace"))
       local trace = file.read(dir .. "/trace"):gsub("[^\n]*ENOENT[^\n]*\n", "")
+      return order, sync_pids[rename_pid] ~= nil, trace
+    end
+    local function has_strace() return env.run("command -v strace"):match("strace") ~= nil end
+
+    it("fsyncs every downloaded file (whole and in ranges) before renaming it into place, on a worker thread", function()
+      if not has_strace() then pending("strace is not installed") return end
+      assert(c.storage:write("gs://" .. bucket .. "/sync/small", bytes(10 * KIB, 3)))
+      assert(c.storage:write("gs://" .. bucket .. "/sync/big", bytes(300 * KIB, 4)))
+      local dir = env.tmpdir("sync")
+      local order, on_loop, trace = traced(([[
+        local c = assert(require("dicomgcs").client{ emulator = %q, project = "spec-project", location = "us-central1", token = "spec-token" })
+        local s = assert(c.storage:download("gs://%s/sync/", %q, { ranged_threshold = 256 * 1024, range_size = 100 * 1024 }))
+        assert(s.ok == 2 and s.failed == 0)]]):format(env.emulator().host, bucket, dir .. "/out"), dir)
+      assert.are.equal(2, #order, trace)
       for _, r in ipairs(order) do assert.is_true(r.synced, r.from .. " was renamed before an fsync:\n" .. trace) end
-      -- off the loop's thread: an fsync there would stop every other transfer until the disk answers
-      assert.is_nil(sync_pids[rename_pid], "the loop's thread fsync'ed a download itself:\n" .. trace)
+      assert.is_false(on_loop, "the loop's thread fsync'ed a download itself:\n" .. trace)
       assert.are.equal(bytes(300 * KIB, 4), file.read(dir .. "/out/big"))
+    end)
+
+    it("fsyncs every instance of a WADO retrieval (a multipart answer) before naming it, on a worker thread", function()
+      if not has_strace() then pending("strace is not installed") return end
+      local sc = env.store_client()
+      local dw = assert(sc:dicomweb())
+      local dir = env.tmpdir("sync-wado")
+      local files = assert(require("dicomgcs.testdata").generate{ dir = dir .. "/in", studies = 1, series = 1, instances = 5 })
+      assert.are.equal(5, assert(dw:store(dir .. "/in")).stored)
+      local order, on_loop, trace = traced(([[
+        local dw = require("dicomgcs.dicomweb").new{ base_url = %q, token = "spec-token" }
+        local s = assert(dw:retrieve{ study = %q, dest = %q })
+        assert(s.instances == 5 and s.failed == 0, s.failed)]]):format(dw.base_url, files[1].study_uid, dir .. "/out"), dir)
+      assert.are.equal(5, #order, trace)
+      for _, r in ipairs(order) do assert.is_true(r.synced, r.from .. " was renamed before an fsync:\n" .. trace) end
+      assert.is_false(on_loop, "the loop's thread fsync'ed a part itself:\n" .. trace)
     end)
   end)
 

@@ -4,6 +4,8 @@
  * framing, a single-part body, hidden temporary names, nothing left behind on release.
  */
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,6 +163,42 @@ int main(void) {
   ok(dg_mpsink_local_error(s), "a file we cannot create is our error");
   dg_mpsink_end(s, 0);
   dg_mpsink_release(s);
+
+  /* deferred fsync (the engine's workers do it): parts stay open, at most DG_MPSINK_OPEN_MAX */
+  s = dg_mpsink_new(dg_default_allocator(), dir);
+  dg_mpsink_defer_sync(s, 1);
+  dg_mpsink_set_busy(s, 1);
+  dg_mpsink_begin(s, CT, strlen(CT));
+  const int parts = DG_MPSINK_OPEN_MAX + 8;
+  for (int i = 0; i < parts; i++) {
+    char one[64];
+    snprintf(one, sizeof one, "--XyZ\r\n\r\npart %d\r\n", i);
+    dg_mpsink_write(s, one, strlen(one));
+  }
+  dg_mpsink_write(s, "--XyZ--\r\n", 9);
+  dg_mpsink_end(s, 1);
+  int open_n = 0, first_open = -1;
+  for (int i = 0; i < parts; i++) {
+    if (dg_mpsink_unsynced_fd(s, (size_t)i) >= 0) { open_n++; if (first_open < 0) first_open = i; }
+  }
+  ok(dg_mpsink_complete(s) && (int)dg_mpsink_count(s) == parts && open_n == DG_MPSINK_OPEN_MAX && first_open == 8,
+     "deferred: complete parts wait open for their fsync, the oldest beyond the bound fsync'ed at once");
+  int fd5 = dg_mpsink_unsynced_fd(s, 8), fd6 = dg_mpsink_unsynced_fd(s, 9);
+  dg_mpsink_synced(s, fd5, 0);
+  ok(dg_mpsink_unsynced_fd(s, 8) == -1 && fcntl(fd5, F_GETFD) == -1 && dg_mpsink_complete(s),
+     "a part whose fsync returned is closed, and stays");
+  char gone[600];
+  snprintf(gone, sizeof gone, "%s", dg_mpsink_path(s, 9, NULL));
+  dg_mpsink_synced(s, fd6, EIO);
+  ok((int)dg_mpsink_count(s) == parts - 1 && access(gone, F_OK) != 0 && !dg_mpsink_complete(s) &&
+     dg_mpsink_local_error(s) && strstr(dg_mpsink_error(s), strerror(EIO)) != NULL,
+     "a part whose fsync failed is removed and the sink fails as ours");
+  dg_mpsink_abandon_sync(s);
+  int still = 0;
+  for (int i = 0; i < parts - 1; i++) still += dg_mpsink_unsynced_fd(s, (size_t)i) >= 0;
+  ok(still == 0 && !dg_mpsink_busy(s), "abandon closes what is still open and frees the sink");
+  dg_mpsink_release(s);
+  ok(count_entries() == 0, "release removes them all");
 
   rmdir(dir);
   return tap_done();
