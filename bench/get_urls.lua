@@ -23,6 +23,7 @@ while eng:pending() > 0 do
   local cap = eng:stats().cap
   if cap > top then top = cap end
 end
+local retries = eng:stats().retries
 eng:close()
-if os.getenv("BENCH_VERBOSE") then io.stderr:write(("get_urls: %d GETs, highest cap %d\n"):format(n, top)) end
+if os.getenv("BENCH_VERBOSE") then io.stderr:write(("get_urls: %d GETs, highest cap %d, %d retries\n"):format(n, top, retries)) end
 if bad > 0 then io.stderr:write(("%d of %d GETs failed\n"):format(bad, n)); os.exit(1) end

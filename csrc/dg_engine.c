@@ -93,6 +93,7 @@ struct dg_transfer {
   dg_sync_job *sink_jobs;          /* T_SYNCING: its sink's parts' fsyncs (sink_left still out) */
   size_t sink_njobs, sink_left;
   int cancelled;                   /* cancelled while T_SYNCING: finished as such once synced */
+  int fresh_retried;               /* retried at once after a reused connection died (attempt_done) */
   dg_result res;
 };
 
@@ -943,6 +944,17 @@ static int64_t attempt_done(dg_transfer *t, CURLcode rc, int64_t now, dg_random_
                                                                 : DG_CLASS_FATAL;  /* the caller's total limit */
     if (cls == DG_CLASS_RETRY) {
       int64_t d = dg_retry_next_delay(&t->retry, budget_used, -1, t->start_ms, now, rnd, rud);
+      /* A connection we reused died before any byte of the answer (an HTTP/2 GOAWAY or
+       * REFUSED_STREAM: the server says it did not process the stream; a keep-alive connection the
+       * server had closed): nothing is wrong with the server, so the first such retry goes at
+       * once, on a fresh connection, instead of waiting out a backoff. */
+      if (d > 0 && !t->fresh_retried && t->recvd == 0 && t->easy) {
+        long connects = -1;
+        if (curl_easy_getinfo(t->easy, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK && connects == 0) {
+          t->fresh_retried = 1;
+          d = 0;
+        }
+      }
       if (d >= 0) return d;
     }
     t->res.ambiguous = cls == DG_CLASS_AMBIGUOUS;

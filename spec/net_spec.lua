@@ -63,6 +63,29 @@ describe("TLS + HTTP/2 emulator", function()
   local tls
   setup(function() tls = start("--tls --latency-ms 300") end)
 
+  it("a request the server did not process (GOAWAY drained its connection) is retried at once, on a fresh connection", function()
+    local aeng = core.engine{ ca_file = tls.DICOMGCS_CA_FILE, concurrency = 1 }
+    local url = tls.DICOMGCS_EMULATOR_HOST .. "/storage/v1/b?project=net-spec-goaway"
+    local eng = core.engine{ ca_file = tls.DICOMGCS_CA_FILE }
+    assert.equal(200, eng:request{ method = "GET", url = url }.status)   -- the connection to drain
+    local rule = assert(aeng:request{ method = "POST", url = tls.DICOMGCS_EMULATOR_HOST .. "/_emulator/faults",
+      headers = { "Content-Type: application/json" },
+      body = json.encode{ path = "^/storage/v1/b$", method = "GET", count = 1, goaway = true } })
+    assert.equal(200, rule.status, rule.body)
+    -- a backoff would wait 30-60 s: done within 20 s means the retry did not wait for one
+    local id = eng:submit{ method = "GET", url = url, retry = { base_delay_ms = 60000 } }
+    local deadline, done = core.monotime() + 20, nil
+    while not done and core.monotime() < deadline do
+      for _, d in ipairs(eng:step(1000)) do if d.id == id then done = d end end
+    end
+    aeng:request{ method = "DELETE", url = tls.DICOMGCS_EMULATOR_HOST .. "/_emulator/faults" }
+    aeng:close()
+    assert.truthy(done, "the drained request was not retried at once")
+    assert.equal(200, done.res.status)
+    assert.equal(2, done.res.attempts)
+    eng:close()
+  end)
+
   it("prints an https host and the CA to trust", function()
     assert.matches("^https://127%.0%.0%.1:%d+$", tls.DICOMGCS_EMULATOR_HOST)
     assert.equal(tls.data .. "/tls-ca.pem", tls.DICOMGCS_CA_FILE)

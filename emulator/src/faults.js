@@ -9,6 +9,10 @@
 //     "throttleBytesPerSec": 65536,                                 pace the response body
 //     "resetAfterBytes": 1000,                                      cut the connection after N response body bytes
 //     "resetRequestAfterBytes": 1000,                               cut it after N request body bytes (uploads)
+//     "goaway": true,                                               HTTP/2: GOAWAY naming the stream before
+//                                                                   this one as the last processed, then close
+//                                                                   the connection (a front end draining it);
+//                                                                   HTTP/1.1: close it unanswered
 //     "resetAfterHandling": true,                                   handle the request in full (an :import
 //                                                                   starts its operation), then cut the
 //                                                                   connection instead of answering: the
@@ -18,11 +22,12 @@
 // The first rule that matches a request decides (unless it falls through).
 const { ApiError, GcsError, sendJson } = require('./errors');
 const { sleep } = require('./ids');
+const http2 = require('http2');
 const { resetRequest } = require('./transport');
 
 const STATUS_NAME = { 400: 'INVALID_ARGUMENT', 403: 'PERMISSION_DENIED', 404: 'NOT_FOUND', 408: 'DEADLINE_EXCEEDED', 409: 'ABORTED', 429: 'RESOURCE_EXHAUSTED', 500: 'INTERNAL', 502: 'UNAVAILABLE', 503: 'UNAVAILABLE', 504: 'DEADLINE_EXCEEDED' };
 const GCS_REASON = { 408: 'requestTimeout', 429: 'rateLimitExceeded', 500: 'backendError', 502: 'backendError', 503: 'backendError', 504: 'gatewayTimeout' };
-const KEYS = ['path', 'method', 'skip', 'count', 'share', 'status', 'retryAfter', 'message', 'stallMs', 'throttleBytesPerSec', 'resetAfterBytes', 'resetRequestAfterBytes', 'resetAfterHandling', 'fallThrough'];
+const KEYS = ['path', 'method', 'skip', 'count', 'share', 'status', 'retryAfter', 'message', 'stallMs', 'throttleBytesPerSec', 'resetAfterBytes', 'resetRequestAfterBytes', 'resetAfterHandling', 'goaway', 'fallThrough'];
 
 class Faults {
   constructor() { this.rules = []; this.nextId = 1; }
@@ -37,8 +42,9 @@ class Faults {
       rule.re = new RegExp(r.path || '');
       if (r.status !== undefined && !(Number.isInteger(r.status) && r.status >= 400 && r.status <= 599)) throw new Error('status must be an HTTP error status');
       if (r.resetAfterHandling !== undefined && r.resetAfterHandling !== true) throw new Error('resetAfterHandling must be true');
-      if (!(r.status || r.stallMs || r.throttleBytesPerSec || r.resetAfterBytes !== undefined || r.resetRequestAfterBytes !== undefined || r.resetAfterHandling)) {
-        throw new Error('a fault rule needs one of status, stallMs, throttleBytesPerSec, resetAfterBytes, resetRequestAfterBytes, resetAfterHandling');
+      if (r.goaway !== undefined && r.goaway !== true) throw new Error('goaway must be true');
+      if (!(r.goaway || r.status || r.stallMs || r.throttleBytesPerSec || r.resetAfterBytes !== undefined || r.resetRequestAfterBytes !== undefined || r.resetAfterHandling)) {
+        throw new Error('a fault rule needs one of goaway, status, stallMs, throttleBytesPerSec, resetAfterBytes, resetRequestAfterBytes, resetAfterHandling');
       }
       this.rules.push(rule); added.push(rule);
     }
@@ -70,6 +76,7 @@ function view(r) { const { re, ...rest } = r; return rest; } // eslint-disable-l
 /** Apply a rule. Returns true when the request has been answered (or the connection cut). */
 async function apply(rule, req, res, isGcs) {
   if (rule.stallMs) await sleep(rule.stallMs);
+  if (rule.goaway) { goAway(req); return true; }
   if (rule.status) {
     const headers = {};
     if (rule.retryAfter !== undefined) headers['Retry-After'] = String(rule.retryAfter);
@@ -87,6 +94,16 @@ async function apply(rule, req, res, isGcs) {
   if (rule.resetAfterHandling) { dropAnswer(res); return false; }
   if (rule.resetAfterBytes !== undefined || rule.throttleBytesPerSec) wrapResponse(res, rule);
   return false;
+}
+
+// The connection is drained before this request is processed (RFC 9113 §6.8: streams above the
+// GOAWAY's last stream id were not processed and may be retried on a new connection).
+function goAway(req) {
+  const stream = req.stream;
+  if (!stream || !stream.session) { if (req.socket) req.socket.destroy(); return; }
+  const session = stream.session;
+  session.goaway(http2.constants.NGHTTP2_NO_ERROR, Math.max(0, stream.id - 2));
+  setImmediate(() => session.destroy());
 }
 
 // The handler runs to the end (its effects stay), but no byte of the answer leaves.

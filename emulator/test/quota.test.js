@@ -86,3 +86,15 @@ test('resetAfterHandling: the request takes effect, the connection is cut withou
     assert.strictEqual(bad.status, 400);
   } finally { await emu.close(); }
 });
+
+test('goaway: the request is not processed, its connection is closed unanswered (HTTP/1.1)', async () => {
+  const emu = await startEmulator();
+  try {
+    await emu.request('POST', '/_emulator/faults', { body: { path: '/datasets$', method: 'POST', goaway: true, count: 1 } });
+    await assert.rejects(emu.request('POST', '/v1/projects/p/locations/l/datasets?datasetId=drained', { body: {} }));
+    const r = await emu.request('GET', '/v1/projects/p/locations/l/datasets/drained');
+    assert.strictEqual(r.status, 404);
+    const bad = await emu.request('POST', '/_emulator/faults', { body: { goaway: 'yes' } });
+    assert.strictEqual(bad.status, 400);
+  } finally { await emu.close(); }
+});
