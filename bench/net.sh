@@ -20,7 +20,10 @@
 # Each ratio is peer median time / dicomgcs median time against the peer's best setting (R > 1:
 # dicomgcs ahead); _cpu lines compare user+system CPU per request with the best curl setting's;
 # _peak_rss lines are one extra dicomgcs run under /usr/bin/time.
-# Knobs: NET_LATENCIES, NET_RUNS (5), NET_STOW_N (2000), NET_GCS_N (1000), NET_QIDO_N (2000).
+#                     (and curl_h1_p64 followed by `sync -f` of the folder: curl's bytes as durable
+#                     as ours, which are fsync'ed before they are named)
+# Knobs: NET_LATENCIES, NET_RUNS (5), NET_STOW_N (2000), NET_GCS_N (1000), NET_QIDO_N (2000),
+# NET_FIGURES (default "stow stow_sink qido gcs_upload gcs_download sink_upload": which to measure).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -30,6 +33,8 @@ RUNS=${NET_RUNS:-5}
 STOW_N=${NET_STOW_N:-2000}
 GCS_N=${NET_GCS_N:-1000}
 QIDO_N=${NET_QIDO_N:-2000}
+FIGURES=" ${NET_FIGURES:-stow stow_sink qido gcs_upload gcs_download sink_upload} "
+want() { [[ $FIGURES == *" $1 "* ]]; }
 RESULTS=${BENCH_RESULTS:-$ROOT/bench/RESULTS.md}
 [ "$QIDO_N" -le "$STOW_N" ] || QIDO_N=$STOW_N
 
@@ -157,30 +162,37 @@ for L in $LATENCIES; do
   DW="$H/v1/$DS/dicomStores/s/dicomWeb"
   for f in "$WORK"/dcm/*.dcm; do printf 'url = "%s/studies"\nupload-file = "%s"\noutput = "/dev/null"\n' "$DW" "$f"; done > "$WORK/stow.cfg"
   PREP="$Q -X DELETE $H/v1/$DS/dicomStores/s; $Q -X POST '$H/v1/$DS/dicomStores?dicomStoreId=s' -d '{}'"
-  echo "bench/net.sh: $W: STOW of $STOW_N instances" >&2
-  with_curls "stow_$W" "$PREP" "-X POST -H 'Content-Type: application/dicom' -H 'Accept: application/dicom+json' -K $WORK/stow.cfg" \
-    dicomgcs "lua5.4 $WORK/stow.lua $DW $WORK/dcm" \
-    dicomweb-client "node $ROOT/bench/node/stow.js $DW $WORK/dcm 16"
-  report "stow_$W" "$STOW_N" instances/s "$STOW_N" "${CURL_GROUP#curl:}" "$CURL_GROUP" "dicomweb-client:dicomweb-client"
-  eval "$PREP"
-  peak_rss "stow_$W" lua5.4 "$WORK/stow.lua" "$DW" "$WORK/dcm"
+  if want stow; then
+    echo "bench/net.sh: $W: STOW of $STOW_N instances" >&2
+    with_curls "stow_$W" "$PREP" "-X POST -H 'Content-Type: application/dicom' -H 'Accept: application/dicom+json' -K $WORK/stow.cfg" \
+      dicomgcs "lua5.4 $WORK/stow.lua $DW $WORK/dcm" \
+      dicomweb-client "node $ROOT/bench/node/stow.js $DW $WORK/dcm 16"
+    report "stow_$W" "$STOW_N" instances/s "$STOW_N" "${CURL_GROUP#curl:}" "$CURL_GROUP" "dicomweb-client:dicomweb-client"
+  fi
+  eval "$PREP"   # the store holds the instances the metadata GETs ask for
+  if want stow; then peak_rss "stow_$W" lua5.4 "$WORK/stow.lua" "$DW" "$WORK/dcm"
+  else lua5.4 "$WORK/stow.lua" "$DW" "$WORK/dcm"; fi
 
   # STOW to the sink: where the emulator (one Node thread parsing and storing every instance) is
   # the ceiling for every client, a server that only reads the body and answers after L ms is not
   for f in "$WORK"/dcm/*.dcm; do printf 'url = "%s/studies"\nupload-file = "%s"\noutput = "/dev/null"\n' "$SINK" "$f"; done > "$WORK/stow_sink.cfg"
-  echo "bench/net.sh: $W: STOW of $STOW_N instances to nginx" >&2
-  with_curls "stow_sink_$W" true "-X POST -H 'Content-Type: application/dicom' -H 'Accept: application/dicom+json' -K $WORK/stow_sink.cfg" \
-    dicomgcs "lua5.4 $WORK/stow.lua $SINK $WORK/dcm" \
-    dicomweb-client "node $ROOT/bench/node/stow.js $SINK $WORK/dcm 16"
-  report "stow_sink_$W" "$STOW_N" instances/s "$STOW_N" "${CURL_GROUP#curl:}" "$CURL_GROUP" "dicomweb-client:dicomweb-client"
-  peak_rss "stow_sink_$W" lua5.4 "$WORK/stow.lua" "$SINK" "$WORK/dcm"
+  if want stow_sink; then
+    echo "bench/net.sh: $W: STOW of $STOW_N instances to nginx" >&2
+    with_curls "stow_sink_$W" true "-X POST -H 'Content-Type: application/dicom' -H 'Accept: application/dicom+json' -K $WORK/stow_sink.cfg" \
+      dicomgcs "lua5.4 $WORK/stow.lua $SINK $WORK/dcm" \
+      dicomweb-client "node $ROOT/bench/node/stow.js $SINK $WORK/dcm 16"
+    report "stow_sink_$W" "$STOW_N" instances/s "$STOW_N" "${CURL_GROUP#curl:}" "$CURL_GROUP" "dicomweb-client:dicomweb-client"
+    peak_rss "stow_sink_$W" lua5.4 "$WORK/stow.lua" "$SINK" "$WORK/dcm"
+  fi
 
   head -n "$QIDO_N" "$WORK/uids" | sed "s|^|$DW/studies/$STUDY/series/$SERIES/instances/|; s|\$|/metadata|" > "$WORK/qido.list"
   sed 's/^/url = "/; s/$/"\noutput = "\/dev\/null"/' "$WORK/qido.list" > "$WORK/qido.cfg"
-  echo "bench/net.sh: $W: $QIDO_N metadata GETs" >&2
-  with_curls "qido_$W" true "-H 'Accept: application/dicom+json' -K $WORK/qido.cfg" \
-    dicomgcs "lua5.4 $ROOT/bench/get_urls.lua $WORK/qido.list"
-  report "qido_$W" "$QIDO_N" requests/s "$QIDO_N" "${CURL_GROUP#curl:}" "$CURL_GROUP"
+  if want qido; then
+    echo "bench/net.sh: $W: $QIDO_N metadata GETs" >&2
+    with_curls "qido_$W" true "-H 'Accept: application/dicom+json' -K $WORK/qido.cfg" \
+      dicomgcs "lua5.4 $ROOT/bench/get_urls.lua $WORK/qido.list"
+    report "qido_$W" "$QIDO_N" requests/s "$QIDO_N" "${CURL_GROUP#curl:}" "$CURL_GROUP"
+  fi
 
   # ---- Cloud Storage: 1 MiB objects up, then down
   MKB="$Q -X POST '$H/storage/v1/b?project=bench-project' -H 'Content-Type: application/json' -d '{\"name\":\"bench\"}'"
@@ -189,37 +201,45 @@ for L in $LATENCIES; do
     printf 'url = "%s/upload/storage/v1/b/bench/o?uploadType=media&name=curl%%2F%s"\nupload-file = "%s"\noutput = "/dev/null"\n' "$H" "${f##*/}" "$f"
   done > "$WORK/up.cfg"
   DG="$ROOT/bin/dicomgcs"
-  echo "bench/net.sh: $W: upload of $GCS_N x 1 MiB" >&2
-  with_curls "gcs_upload_$W" "$RESET" "-X POST -K $WORK/up.cfg" \
-    dicomgcs "$DG storage cp -r --no-skip-same $WORK/small gs://bench/dg --project=bench-project" \
-    gcs_default "node $ROOT/bench/node/gcs/gcs_bench.js upload-many $WORK/small node/ default" \
-    gcs_64 "node $ROOT/bench/node/gcs/gcs_bench.js upload-many $WORK/small node/ 64"
-  report "gcs_upload_$W" "$GCS_N" MiB/s "$GCS_N" "${CURL_GROUP#curl:}" "@google-cloud/storage:gcs_default,gcs_64" "$CURL_GROUP"
+  if want gcs_upload; then
+    echo "bench/net.sh: $W: upload of $GCS_N x 1 MiB" >&2
+    with_curls "gcs_upload_$W" "$RESET" "-X POST -K $WORK/up.cfg" \
+      dicomgcs "$DG storage cp -r --no-skip-same $WORK/small gs://bench/dg --project=bench-project" \
+      gcs_default "node $ROOT/bench/node/gcs/gcs_bench.js upload-many $WORK/small node/ default" \
+      gcs_64 "node $ROOT/bench/node/gcs/gcs_bench.js upload-many $WORK/small node/ 64"
+    report "gcs_upload_$W" "$GCS_N" MiB/s "$GCS_N" "${CURL_GROUP#curl:}" "@google-cloud/storage:gcs_default,gcs_64" "$CURL_GROUP"
+  fi
   eval "$RESET"
-  peak_rss "gcs_upload_$W" "$DG" storage cp -r --no-skip-same "$WORK/small" gs://bench/dg --project=bench-project
+  if want gcs_upload; then peak_rss "gcs_upload_$W" "$DG" storage cp -r --no-skip-same "$WORK/small" gs://bench/dg --project=bench-project; fi
 
   "$DG" storage cp -r --no-skip-same "$WORK/small" gs://bench/src --project=bench-project >/dev/null
   for f in "$WORK"/small/*; do
     printf 'url = "%s/storage/v1/b/bench/o/src%%2F%s?alt=media"\noutput = "%s/down/%s"\n' "$H" "${f##*/}" "$WORK" "${f##*/}"
   done > "$WORK/down.cfg"
-  echo "bench/net.sh: $W: download of $GCS_N x 1 MiB" >&2
-  with_curls "gcs_download_$W" "rm -rf $WORK/down; sync" "--create-dirs -K $WORK/down.cfg" \
-    dicomgcs "$DG storage cp -r gs://bench/src $WORK/down --project=bench-project" \
-    gcs_default "node $ROOT/bench/node/gcs/gcs_bench.js download-many src/ $WORK/down default" \
-    gcs_64 "node $ROOT/bench/node/gcs/gcs_bench.js download-many src/ $WORK/down 64"
-  report "gcs_download_$W" "$GCS_N" MiB/s "$GCS_N" "${CURL_GROUP#curl:}" "@google-cloud/storage:gcs_default,gcs_64" "$CURL_GROUP"
-  rm -rf "$WORK/down"
-  peak_rss "gcs_download_$W" "$DG" storage cp -r gs://bench/src "$WORK/down" --project=bench-project
-  cmp -s "$WORK/small/f0007" "$WORK/down/f0007" || { echo "bench/net.sh: download mismatch" >&2; exit 1; }
-  rm -rf "$WORK/down"
+  if want gcs_download; then
+    echo "bench/net.sh: $W: download of $GCS_N x 1 MiB" >&2
+    with_curls "gcs_download_$W" "rm -rf $WORK/down; sync" "--create-dirs -K $WORK/down.cfg" \
+      dicomgcs "$DG storage cp -r gs://bench/src $WORK/down --project=bench-project" \
+      gcs_default "node $ROOT/bench/node/gcs/gcs_bench.js download-many src/ $WORK/down default" \
+      gcs_64 "node $ROOT/bench/node/gcs/gcs_bench.js download-many src/ $WORK/down 64" \
+      curl_h1_p64_sync "$CURLBASE --http1.1 --parallel --parallel-max 64 --create-dirs -K $WORK/down.cfg && sync -f $WORK/down"
+    report "gcs_download_$W" "$GCS_N" MiB/s "$GCS_N" "${CURL_GROUP#curl:}" "@google-cloud/storage:gcs_default,gcs_64" \
+      "$CURL_GROUP" "curl then sync -f:curl_h1_p64_sync"
+    rm -rf "$WORK/down"
+    peak_rss "gcs_download_$W" "$DG" storage cp -r gs://bench/src "$WORK/down" --project=bench-project
+    cmp -s "$WORK/small/f0007" "$WORK/down/f0007" || { echo "bench/net.sh: download mismatch" >&2; exit 1; }
+    rm -rf "$WORK/down"
+  fi
 
   # ---- the same uploads to a sink that is not the ceiling
   find "$WORK/small" -type f | sort > "$WORK/small.list"
   awk -v u="$SINK/up" '{ printf "url = \"%s/%d\"\nupload-file = \"%s\"\noutput = \"/dev/null\"\n", u, NR, $0 }' "$WORK/small.list" > "$WORK/sink.cfg"
-  echo "bench/net.sh: $W: upload of $GCS_N x 1 MiB to nginx" >&2
-  with_curls "sink_upload_$W" true "-X POST -K $WORK/sink.cfg" \
-    dicomgcs "lua5.4 $ROOT/bench/upload_files.lua $SINK/up 0 @$WORK/small.list"
-  report "sink_upload_$W" "$GCS_N" MiB/s "$GCS_N" "${CURL_GROUP#curl:}" "$CURL_GROUP"
+  if want sink_upload; then
+    echo "bench/net.sh: $W: upload of $GCS_N x 1 MiB to nginx" >&2
+    with_curls "sink_upload_$W" true "-X POST -K $WORK/sink.cfg" \
+      dicomgcs "lua5.4 $ROOT/bench/upload_files.lua $SINK/up 0 @$WORK/small.list"
+    report "sink_upload_$W" "$GCS_N" MiB/s "$GCS_N" "${CURL_GROUP#curl:}" "$CURL_GROUP"
+  fi
   nginx_sink_stop "$WORK/nginx"; rm -rf "$WORK/nginx"
 
   emulator/stop --data "$EMU" >/dev/null
@@ -240,6 +260,7 @@ done
   echo "the certificate (DICOMGCS_CA_FILE, --cacert, NODE_EXTRA_CA_CERTS). $STOW_N instances of $SIZE bytes;"
   echo "$GCS_N objects of 1 MiB; $QIDO_N instance metadata GETs. hyperfine, one warm-up and $RUNS runs of each tool"
   echo "(median, min, max of the wall time); CPU = user + system per request (hyperfine's means)."
+  [ -z "${NET_FIGURES:-}" ] || echo "Figures measured in this run: ${NET_FIGURES}."
   echo
   echo '```'
   echo "dicomgcs:  lua5.4 stow.lua DICOMWEB_URL DIR       (dicomweb.new{ base_url }:store(DIR), default concurrency)"
@@ -248,6 +269,7 @@ done
   echo "           lua5.4 bench/upload_files.lua SINK 0 @LIST"
   echo "curl_hV_pP: curl -sS --fail --cacert CA -H Expect: --http1.1|--http2 --parallel --parallel-max 16|64 -K CFG"
   echo "           (per request: url, upload-file (streamed) or output)"
+  echo "curl_h1_p64_sync: the curl_h1_p64 download, then sync -f DIR (curl's files as durable as ours)"
   echo "dicomweb-client: node bench/node/stow.js URL DIR 16   (dicomweb-client 0.11.3 + xhr2, HTTP/1.1)"
   echo "gcs_default|gcs_64: node bench/node/gcs/gcs_bench.js upload-many|download-many ... default|64 (@google-cloud/storage)"
   echo '```'

@@ -760,8 +760,10 @@ static void finish_response(dg_transfer *t) {
   }
 }
 
-/* The one rule for which bodies leave HTTP/2 (dg_engine.h DG_H2_BODY_MAX), for a body of SIZE. */
+/* The one rule for which bodies leave HTTP/2 (dg_engine.h DG_H2_BODY_MAX), for a request body of
+ * SIZE; a download into a file (output_file) always does. */
 static int sends_h1_body(const cfg *c, const dg_transfer *t, int64_t size) {
+  if (t->output_file) return 1;
   return t->has_body && !c->http2_uploads && size > DG_H2_BODY_MAX;
 }
 

@@ -177,6 +177,28 @@ describe("TLS + HTTP/2 emulator", function()
       "engine: field 'http2_uploads' must be a boolean")
   end)
 
+  it("downloads into files go over HTTP/1.1 (their own connections), reads into memory stay on HTTP/2", function()
+    local h = tls.DICOMGCS_EMULATOR_HOST
+    local eng = core.engine{ ca_file = tls.DICOMGCS_CA_FILE }
+    assert(eng:request{ method = "POST", url = h .. "/storage/v1/b?project=net-spec-proj",
+      headers = { "Content-Type: application/json" }, body = '{"name":"net-spec-down"}' })
+    assert(eng:request{ method = "POST", body = ("d"):rep(1000),
+      url = h .. "/upload/storage/v1/b/net-spec-down/o?uploadType=media&name=obj" })
+    local dir = env.tmpdir("net-down")
+    local url = h .. "/storage/v1/b/net-spec-down/o/obj?alt=media"
+    local to_file = assert(eng:request{ method = "GET", url = url .. "&to=file", output_file = dir .. "/obj" })
+    local to_memory = assert(eng:request{ method = "GET", url = url .. "&to=memory" })
+    eng:close()
+    assert.equal(200, to_file.status)
+    assert.equal(("d"):rep(1000), to_memory.body)
+    local seen = {}
+    for _, r in ipairs(admin(tls, "requests").requests) do
+      local to = r.path:match("^/storage/v1/b/net%-spec%-down/o/obj%?alt=media&to=(%a+)")
+      if to then seen[to] = r.http end
+    end
+    assert.same({ file = "1.1", memory = "2.0" }, seen)
+  end)
+
   it("runs at most 64 uploads at once over HTTP/1.1, each on its own connection, while the pace allows more", function()
     local dir = env.tmpdir("net-h1cap")
     local body = dir .. "/b.bin"
