@@ -950,7 +950,7 @@ static int64_t attempt_done(dg_transfer *t, CURLcode rc, int64_t now, dg_random_
        * REFUSED_STREAM: the server says it did not process the stream; a keep-alive connection the
        * server had closed): nothing is wrong with the server, so the first such retry goes at
        * once, on a fresh connection, instead of waiting out a backoff. */
-      if (d > 0 && !t->fresh_retried && t->recvd == 0 && t->easy) {
+      if (d > 0 && !t->fresh_retried && t->status == 0 && t->recvd == 0 && t->easy) {
         long connects = -1;
         if (curl_easy_getinfo(t->easy, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK && connects == 0) {
           t->fresh_retried = 1;
