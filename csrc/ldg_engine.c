@@ -532,13 +532,32 @@ static int eng_submit(lua_State *L) {
   return 1;
 }
 
+/* Blocking: lua.c's Ctrl-C hook cannot run until this returns, so the wait catches SIGINT itself:
+ * the transfer is cancelled (its temporary file removed), then the SIGINT is handed back to the
+ * handler from before (lua.c raises "interrupted!" as soon as Lua runs again; nested in a guard,
+ * that guard sees it). */
 static int eng_request(lua_State *L) {
   ldg_engine *u = check_engine(L);
   lua_Integer id = submit(L, u);
   dg_transfer *t;
-  while (!(t = dg_engine_done_find(u->e, id))) run_step(L, u, 1000, 0);
+  int guarded = dg_sigint_arm() >= 0, interrupted = 0;
+  while (!(t = dg_engine_done_find(u->e, id))) {
+    run_step(L, u, 1000, guarded);
+    if (guarded && !interrupted && dg_sigint_take()) {
+      interrupted = 1;
+      dg_engine_cancel(u->e, (int64_t)id);
+    }
+  }
   push_result(L, dg_transfer_result(t));
   deliver_forget(L, u, t);
+  if (interrupted && lua_istable(L, -1)) {   /* cancelled by the Ctrl-C, not by anyone's call */
+    lua_pushliteral(L, "interrupted");
+    lua_setfield(L, -2, "kind");
+    lua_pushliteral(L, "interrupted (Ctrl-C)");
+    lua_setfield(L, -2, "message");
+  }
+  if (interrupted) dg_sigint_pass_on();
+  else if (guarded) dg_sigint_disarm();
   return 2;
 }
 

@@ -316,6 +316,33 @@ describe("files we write", function()
       assert.is_true(#left == 0 or (#left == 1 and left[1] == "quick"), table.concat(left, " "))
       if left[1] then assert.are.equal(bytes(KIB, 5), file.read(out .. "/quick")) end
     end)
+
+    it("Ctrl-C during a WADO retrieval (one blocking request): exit 130 at once, no part left behind", function()
+      local sc = env.store_client()
+      local dw = assert(sc:dicomweb())
+      local dir = env.tmpdir("int-wado")
+      local files = assert(require("dicomgcs.testdata").generate{ dir = dir .. "/in", studies = 1, series = 1, instances = 3 })
+      assert.are.equal(3, assert(dw:store(dir .. "/in")).stored)
+      -- the answer trickles: parts are being written when the signal comes
+      assert(env.admin("POST", "faults", { path = "/studies/" .. files[1].study_uid .. "$", method = "GET",
+        throttleBytesPerSec = 1000 }))
+      local out = dir .. "/out"
+      os.execute(("(DICOMGCS_EMULATOR_HOST=%s bin/dicomgcs dicomweb retrieve studies/%s --dest=%s --dicom-store=%s " ..
+        "--dataset=%s --project=spec-project --location=us-central1 >%s/log 2>&1 & echo $! >%s/pid; wait $!; echo $? >%s/rc) " ..
+        ">/dev/null 2>&1 &"):format(env.emulator().host, files[1].study_uid, env.quote(out), sc.dicom_store, sc.dataset,
+        dir, dir, dir))
+      assert.is_true(env.wait_until(function() return temporaries(out) ~= "" end, 30), "no part was started")
+      local pid = assert(tonumber((file.read_if_exists(dir .. "/pid") or ""):match("%d+")))
+      os.execute("kill -INT " .. pid)
+      -- ~40 KB at 1 KB/s is 40 s: ending sooner means Ctrl-C woke the wait (lua.c's hook alone
+      -- would run only once the one request had ended)
+      assert.is_true(env.wait_until(function() return (file.read_if_exists(dir .. "/rc") or ""):match("%d") ~= nil end, 20))
+      local log = file.read(dir .. "/log")
+      assert.are.equal("130", file.read(dir .. "/rc"):match("%d+"), log)
+      assert.truthy(log:find("Interrupted.", 1, true), log)
+      assert.is_nil(log:find("traceback", 1, true), log)
+      assert.are.equal("", temporaries(out))
+    end)
   end)
 
   describe("the manifest (§5)", function()
