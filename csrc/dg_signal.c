@@ -10,6 +10,7 @@
 static volatile sig_atomic_t caught = 0;
 static int pipe_fd[2] = { -1, -1 };
 static int armed = 0;
+static int ignoring = 0;                    /* the process ignores SIGINT: so do we */
 static struct sigaction saved;
 
 static void on_sigint(int sig) {
@@ -37,6 +38,11 @@ int dg_sigint_arm(void) {
   if (armed++ > 0) return pipe_fd[0];
   if (make_pipe() != 0) { armed--; return -1; }
   dg_sigint_take();                         /* one that came before arming was not ours */
+  /* A host (or a shell, for a background job) that ignores Ctrl-C keeps ignoring it: the pipe is
+   * there to poll, nothing ever writes to it. */
+  if (sigaction(SIGINT, NULL, &saved) != 0) { armed--; return -1; }
+  ignoring = saved.sa_handler == SIG_IGN;
+  if (ignoring) return pipe_fd[0];
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_sigint;
@@ -49,6 +55,7 @@ int dg_sigint_arm(void) {
 void dg_sigint_disarm(void) {
   if (armed == 0) return;
   if (--armed > 0) return;
+  if (ignoring) return;
   sigaction(SIGINT, &saved, NULL);
   /* Caught but nobody asked: it was meant for whoever handled SIGINT before us (lua.c
    * raises "interrupted!", a host may quit), so it is theirs now rather than lost. */

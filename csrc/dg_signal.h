@@ -8,7 +8,8 @@
  * at once, with no race between checking the flag and going to sleep.
  * dg_sigint_disarm() restores the saved handler when the last arm is undone (arms
  * nest; the outermost arm forgets an earlier one), and a SIGINT caught but not yet taken
- * is raised again for that handler. dg_sigint_take() returns 1 once per caught
+ * is raised again for that handler. Where SIGINT is ignored (SIG_IGN: a host's choice, or
+ * a background job's) arming changes nothing and nothing is ever caught. dg_sigint_take() returns 1 once per caught
  * SIGINT and drains the pipe.
  *
  * Process-wide by nature (signal dispositions are): call from the thread that owns

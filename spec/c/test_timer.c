@@ -141,6 +141,19 @@ static void wake(void) {
   ok(dg_sigint_take() == 1, "taken");
   dg_sigint_disarm();
   ok(host_saw == 1, "an interrupt that was taken is not raised again");
+  struct sigaction ign, now;                /* a host that ignores Ctrl-C */
+  memset(&ign, 0, sizeof ign);
+  ign.sa_handler = SIG_IGN;
+  sigemptyset(&ign.sa_mask);
+  sigaction(SIGINT, &ign, NULL);
+  ok(dg_sigint_arm() >= 0, "arming where SIGINT is ignored still gives an fd to poll");
+  raise(SIGINT);
+  ok(dg_sigint_take() == 0, "... and a real SIGINT is not caught: it stays ignored");
+  sigaction(SIGINT, NULL, &now);
+  ok(now.sa_handler == SIG_IGN, "... the disposition untouched while armed");
+  dg_sigint_disarm();
+  sigaction(SIGINT, NULL, &now);
+  ok(now.sa_handler == SIG_IGN, "... and after");
   dg_engine_set_wake_fd(e, -1);
   dg_engine_free(e);
 }
