@@ -39,7 +39,7 @@ print(after.wchar - before.wchar, after.write_bytes - before.write_bytes, recv1 
 EOF
 
 echo "bench/retrieve.sh: generating a study of $COUNT instances of ${SIDE}x${SIDE} in $WORK" >&2
-read -r STUDY SIZE < <(lua5.4 bench/gen_instances.lua "$WORK/study" "$COUNT" "$SIDE")
+read -r STUDY SIZE _ < <(lua5.4 bench/gen_instances.lua "$WORK/study" "$COUNT" "$SIDE")
 
 eval "$(emulator/start --data "$WORK/emu" --op-delay-ms 0)"
 EMU="http://$DICOMGCS_EMULATOR_HOST"
