@@ -666,43 +666,40 @@ static int sync_later(dg_transfer *t, int fd) {
 }
 
 /* The sink's parts still open after its response ended: their fsyncs go to the workers (1; the
- * transfer waits in T_SYNCING, finished in take_synced), or are done here (0: none open, dg_fetch
- * has no engine, or no worker or memory). */
+ * transfer waits in T_SYNCING, finished in take_synced), or are done here, each one a worker did
+ * not take (dg_fetch has no engine; no worker could start; no memory). The parts are walked from
+ * the last: a failed fsync here removes its part, which moves only the ones already walked. */
 static int sink_sync_later(dg_transfer *t) {
   size_t n = 0;
   for (size_t i = 0; i < dg_mpsink_count(t->sink); i++) n += dg_mpsink_unsynced_fd(t->sink, i) >= 0;
   if (n == 0) return 0;
   dg_engine *e = t->e;
-  if (e && (e->syncer || (e->syncer = dg_syncer_new(&e->alloc))) &&
-      (t->sink_jobs = dg_malloc(&t->alloc, n * sizeof *t->sink_jobs)) != NULL) {
-    t->sink_njobs = n;
-    t->sink_left = 0;
-    for (size_t i = 0, k = 0; k < n; i++) {
-      int fd = dg_mpsink_unsynced_fd(t->sink, i);
-      if (fd < 0) continue;
-      dg_sync_job *j = &t->sink_jobs[k++];
+  dg_syncer *workers = e && (e->syncer || (e->syncer = dg_syncer_new(&e->alloc))) ? e->syncer : NULL;
+  t->sink_jobs = workers ? dg_malloc(&t->alloc, n * sizeof *t->sink_jobs) : NULL;
+  t->sink_njobs = n;
+  t->sink_left = 0;
+  for (size_t i = dg_mpsink_count(t->sink); i-- > 0;) {
+    int fd = dg_mpsink_unsynced_fd(t->sink, i);
+    if (fd < 0) continue;
+    if (t->sink_jobs) {   /* a job refused by the syncer was not linked: its slot is reused */
+      dg_sync_job *j = &t->sink_jobs[t->sink_left];
       j->fd = fd;
       j->ud = t;
-      if (dg_syncer_submit(e->syncer, j) == 0) t->sink_left++;
-      else dg_mpsink_synced(t->sink, fd, fsync(fd) != 0 ? errno : 0);
+      if (dg_syncer_submit(workers, j) == 0) { t->sink_left++; continue; }
     }
-    if (t->sink_left > 0) {
-      dg_mpsink_set_busy(t->sink, 1);   /* its files are the workers' until the fsyncs return */
-      curl_easy_cleanup(t->easy);
-      t->easy = NULL;
-      t->state = T_SYNCING;
-      list_push(&e->syncing, t);
-      return 1;
-    }
-    dg_free(&t->alloc, t->sink_jobs, n * sizeof *t->sink_jobs);
+    dg_mpsink_synced(t->sink, fd, fsync(fd) != 0 ? errno : 0);
+  }
+  if (t->sink_left == 0) {
+    if (t->sink_jobs) dg_free(&t->alloc, t->sink_jobs, n * sizeof *t->sink_jobs);
     t->sink_jobs = NULL;
     return 0;
   }
-  for (size_t i = 0; i < dg_mpsink_count(t->sink); i++) {
-    int fd = dg_mpsink_unsynced_fd(t->sink, i);
-    if (fd >= 0) dg_mpsink_synced(t->sink, fd, fsync(fd) != 0 ? errno : 0);
-  }
-  return 0;
+  dg_mpsink_set_busy(t->sink, 1);   /* its files are the workers' until the fsyncs return */
+  curl_easy_cleanup(t->easy);
+  t->easy = NULL;
+  t->state = T_SYNCING;
+  list_push(&e->syncing, t);
+  return 1;
 }
 
 /* A sink's response is over and every part fsync'ed: finish as the sink says. */
