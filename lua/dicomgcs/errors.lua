@@ -38,6 +38,13 @@ end
 
 function errors.is(v) return getmetatable(v) == Error end
 
+--- Whether `e` (anything raised or returned) is Ctrl-C: lua.c's "interrupted!" (raised by its hook
+-- wherever Lua runs next) or an Error of kind "interrupted".
+function errors.is_interrupt(e)
+  if type(e) == "string" then return e:match("interrupted!$") ~= nil end
+  return errors.is(e) and e.kind == "interrupted"
+end
+
 -- google.rpc.Code numbers, for operations and log entries.
 errors.rpc_status = {
   [0] = "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",

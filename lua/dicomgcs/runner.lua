@@ -43,9 +43,6 @@ local function mailbox(engine)
   return m
 end
 
--- lua.c's Ctrl-C ("interrupted!", raised by its hook wherever Lua runs next).
-local function is_interrupt(e) return type(e) == "string" and e:match("interrupted!$") ~= nil end
-
 local function completion(done, w)
   if done.res and done.res.timer then return true end
   if w.raw and done.res then   -- any HTTP status is an answer
@@ -163,7 +160,7 @@ function Runner:run()
       else
         ok, id = pcall(transport.submit, transport, item[1])
       end
-      if not ok and is_interrupt(id) then error(id, 0) end   -- Ctrl-C, not a bad request
+      if not ok and errors.is_interrupt(id) then error(id, 0) end   -- Ctrl-C, not a bad request
       if ok then
         waiting[id] = { job = i, slot = k, url = item[1] and item[1].url, what = item[2],
                          replay = item[1] and item[1].replay, transport = transport, raw = item.raw }
@@ -239,8 +236,9 @@ function Runner:run()
   -- with the stop (as many times as it asks) so that its own cleanup runs, e.g. a download
   -- removing its temporary file, before the error goes on.
   local function abandon(err)
-    self.stopping = self.stopping or errors.new{ kind = is_interrupt(err) and "interrupted" or "cancelled",
-      message = is_interrupt(err) and "interrupted (Ctrl-C)" or "stopped: " .. tostring(err) }
+    local ctrl_c = errors.is_interrupt(err)
+    self.stopping = self.stopping or errors.new{ kind = ctrl_c and "interrupted" or "cancelled",
+      message = ctrl_c and "interrupted (Ctrl-C)" or "stopped: " .. tostring(err) }
     aborting = true
     local ids = {}
     for id in pairs(waiting) do ids[#ids + 1] = id end

@@ -17,10 +17,10 @@ local logs_wait_flag = { type = "string", metavar = "SECONDS",
   help = "how long to keep reading Cloud Logging while it lags behind the failure counter (default 120)" }
 local timeout_flag = { type = "string", metavar = "SECONDS", help = "stop waiting after this long (the operation goes on)" }
 
+-- Ctrl-C, also when lua.c's hook fired inside a callback of the engine (kind "callback")
 local function is_interrupt(e)
-  if type(e) == "string" then return e:match("interrupted!$") ~= nil end
-  return type(e) == "table" and (e.kind == "interrupted" or
-    (e.kind == "callback" and tostring(e.message):match("interrupted!$") ~= nil))
+  return errors.is_interrupt(e) or
+    (errors.is(e) and e.kind == "callback" and tostring(e.message):match("interrupted!$") ~= nil)
 end
 
 -- Ctrl-C stops the waiting, not the operation: say so and how to wait again (exit 130).

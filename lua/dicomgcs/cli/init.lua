@@ -389,7 +389,7 @@ local function report(e, trace, flags)
     return cli.EXIT_USAGE
   end
   local text = type(e) == "table" and (e.message or "") or tostring(e)
-  if (type(e) == "string" and text:match("interrupted!$")) or (errors.is(e) and e.kind == "interrupted") then
+  if errors.is_interrupt(e) then
     say("\nInterrupted.")
     return cli.EXIT_INTERRUPTED
   end
