@@ -272,6 +272,23 @@ describe("files we write", function()
     local function temporaries(dir)
       return (env.run("find " .. env.quote(dir) .. " -name '*.dgtmp' 2>/dev/null"))
     end
+    -- `bin/dicomgcs ARGS` in the background against the shared emulator: its output goes to
+    -- DIR/log, its pid to DIR/pid and, once it ends, its exit code to DIR/rc.
+    local function start_cli(dir, args)
+      os.execute(("(DICOMGCS_EMULATOR_HOST=%s bin/dicomgcs %s >%s/log 2>&1 & echo $! >%s/pid; wait $!; " ..
+        "echo $? >%s/rc) >/dev/null 2>&1 &"):format(env.emulator().host, args, dir, dir, dir))
+    end
+    -- Ctrl-C (a real SIGINT) the command start_cli started in DIR: it ends within `seconds`
+    -- (well before the answers it waits for could), exits 130, says so, shows no traceback.
+    local function interrupt(dir, seconds)
+      local pid = assert(tonumber((file.read_if_exists(dir .. "/pid") or ""):match("%d+")))
+      os.execute("kill -INT " .. pid)
+      assert.is_true(env.wait_until(function() return (file.read_if_exists(dir .. "/rc") or ""):match("%d") ~= nil end, seconds))
+      local log = file.read(dir .. "/log")
+      assert.are.equal("130", file.read(dir .. "/rc"):match("%d+"), log)
+      assert.truthy(log:find("Interrupted.", 1, true), log)
+      assert.is_nil(log:find("traceback", 1, true), log)
+    end
     -- `n` objects under PREFIX/held* whose answers the server holds back, and PREFIX/quick
     local function held_objects(prefix, n)
       assert(c.storage:write(("gs://%s/%s/quick"):format(bucket, prefix), bytes(KIB, 5)))
@@ -296,20 +313,12 @@ describe("files we write", function()
       held_objects("sigint", 6)
       local dir = env.tmpdir("int-cli")
       local out = dir .. "/out"
-      os.execute(("(DICOMGCS_EMULATOR_HOST=%s bin/dicomgcs storage cp -r gs://%s/sigint/ %s >%s/log 2>&1 & " ..
-        "echo $! >%s/pid; wait $!; echo $? >%s/rc) >/dev/null 2>&1 &"):format(env.emulator().host, bucket,
-        env.quote(out), dir, dir, dir))
+      start_cli(dir, ("storage cp -r gs://%s/sigint/ %s"):format(bucket, env.quote(out)))
       -- the downloads have started (each holds its temporary file) once six are there
       local function started() return select(2, temporaries(out):gsub("\n", "")) end
       assert.is_true(env.wait_until(function() return started() >= 6 end, 30), temporaries(out))
-      local pid = assert(tonumber((file.read_if_exists(dir .. "/pid") or ""):match("%d+")))
-      os.execute("kill -INT " .. pid)
       -- the answers are held for 30 s: ending sooner means Ctrl-C woke the wait
-      assert.is_true(env.wait_until(function() return (file.read_if_exists(dir .. "/rc") or ""):match("%d") ~= nil end, 20))
-      local log = file.read(dir .. "/log")
-      assert.are.equal("130", file.read(dir .. "/rc"):match("%d+"), log)
-      assert.truthy(log:find("Interrupted.", 1, true), log)
-      assert.is_nil(log:find("traceback", 1, true), log)
+      interrupt(dir, 20)
       assert.are.equal("", temporaries(out))
       -- the held ones never came; the quick one, queued behind them or not, is whole or absent
       local left = ls(out)
@@ -327,20 +336,12 @@ describe("files we write", function()
       assert(env.admin("POST", "faults", { path = "/studies/" .. files[1].study_uid .. "$", method = "GET",
         throttleBytesPerSec = 1000 }))
       local out = dir .. "/out"
-      os.execute(("(DICOMGCS_EMULATOR_HOST=%s bin/dicomgcs dicomweb retrieve studies/%s --dest=%s --dicom-store=%s " ..
-        "--dataset=%s --project=spec-project --location=us-central1 >%s/log 2>&1 & echo $! >%s/pid; wait $!; echo $? >%s/rc) " ..
-        ">/dev/null 2>&1 &"):format(env.emulator().host, files[1].study_uid, env.quote(out), sc.dicom_store, sc.dataset,
-        dir, dir, dir))
+      start_cli(dir, ("dicomweb retrieve studies/%s --dest=%s --dicom-store=%s --dataset=%s " ..
+        "--project=spec-project --location=us-central1"):format(files[1].study_uid, env.quote(out), sc.dicom_store, sc.dataset))
       assert.is_true(env.wait_until(function() return temporaries(out) ~= "" end, 30), "no part was started")
-      local pid = assert(tonumber((file.read_if_exists(dir .. "/pid") or ""):match("%d+")))
-      os.execute("kill -INT " .. pid)
       -- ~40 KB at 1 KB/s is 40 s: ending sooner means Ctrl-C woke the wait (lua.c's hook alone
       -- would run only once the one request had ended)
-      assert.is_true(env.wait_until(function() return (file.read_if_exists(dir .. "/rc") or ""):match("%d") ~= nil end, 20))
-      local log = file.read(dir .. "/log")
-      assert.are.equal("130", file.read(dir .. "/rc"):match("%d+"), log)
-      assert.truthy(log:find("Interrupted.", 1, true), log)
-      assert.is_nil(log:find("traceback", 1, true), log)
+      interrupt(dir, 20)
       assert.are.equal("", temporaries(out))
     end)
   end)
