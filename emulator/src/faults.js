@@ -100,7 +100,7 @@ async function apply(rule, req, res, isGcs) {
 // GOAWAY's last stream id were not processed and may be retried on a new connection).
 function goAway(req) {
   const stream = req.stream;
-  if (!stream || !stream.session) { if (req.socket) req.socket.destroy(); return; }
+  if (!stream || !stream.session) { resetRequest(req); return; }   // HTTP/1.1: closed unanswered
   const session = stream.session;
   session.goaway(http2.constants.NGHTTP2_NO_ERROR, Math.max(0, stream.id - 2));
   setImmediate(() => session.destroy());
