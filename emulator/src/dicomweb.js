@@ -129,20 +129,37 @@ function fileKey(file) {
   try { const st = fs.statSync(file); return `${file}\0${st.size}\0${st.mtimeMs}`; } catch (_) { return file; }
 }
 
-// Metadata per stored file.
-const metaCache = new Map();
+// Metadata per stored instance, kept with its record: a record's file never changes (a store
+// replaces records, never rewrites their files), so no stat is needed to trust it, and a deleted
+// record takes its entry with it.
+const metaCache = new WeakMap();
 function metadataOf(inst) {
-  const key = fileKey(inst.file);
-  const hit = metaCache.get(key);
-  if (hit) return hit.json;
+  const hit = metaCache.get(inst);
+  if (hit) return hit;
   let json;
   try { json = datasetJson(parseHead(inst.file)); } catch (_) { json = {}; }
   const fill = (tag, vr, v) => { if (!json[tag] && v) json[tag] = { vr, Value: [v] }; };
   fill('0020000D', 'UI', inst.studyUid); fill('0020000E', 'UI', inst.seriesUid);
   fill('00080018', 'UI', inst.sopUid); fill('00080016', 'UI', inst.sopClassUid);
-  if (metaCache.size > 200000) metaCache.clear();
-  metaCache.set(key, { json });
+  metaCache.set(inst, json);
   return json;
+}
+
+// The same, serialized once: a metadata GET is the emulator's most frequent answer, and
+// JSON.stringify of the whole dataset was a tenth of its CPU.
+const metaTextCache = new WeakMap();
+function metadataText(inst) {
+  let t = metaTextCache.get(inst);
+  if (t === undefined) { t = JSON.stringify(metadataOf(inst)); metaTextCache.set(inst, t); }
+  return t;
+}
+
+// SHA-256 of a stored instance's bytes (STOW's "same content?" answer), kept with its record.
+const instHashes = new WeakMap();
+function instanceHash(inst) {
+  let h = instHashes.get(inst);
+  if (!h) { h = fileHash(inst.file); instHashes.set(inst, h); }
+  return h;
 }
 
 const hashCache = new Map();
@@ -183,8 +200,10 @@ function accepts(req) {
 
 function tmpFile(ctx) { return path.join(ctx.gcs.tmp, 'dw-' + crypto.randomBytes(10).toString('hex')); }
 
-function sendDicomJson(res, code, obj, headers) {
-  const body = Buffer.from(JSON.stringify(obj));
+function sendDicomJson(res, code, obj, headers) { sendDicomJsonText(res, code, JSON.stringify(obj), headers); }
+
+function sendDicomJsonText(res, code, text, headers) {
+  const body = Buffer.from(text);
   res.writeHead(code, Object.assign({ 'Content-Type': 'application/dicom+json; charset=utf-8', 'Content-Length': body.length }, headers || {}));
   res.end(body);
 }
@@ -340,7 +359,7 @@ async function stow(req, res, ctx, store, base, studyParam) {
         if (old) {
           // Google answers 409 whenever the Study/Series/SOP triplet is already stored, identical
           // bytes or not (README: "STOW-RS of an instance already stored").
-          const same = old.size === p.size && fileHash(old.file) === p.hash;
+          const same = old.size === p.size && instanceHash(old) === p.hash;
           failed.push(failure(p, info, 272, same
             ? `An instance with SOPInstanceUID ${info.sopUid} already exists in the DICOM store`
             : `An instance with SOPInstanceUID ${info.sopUid} already exists in the DICOM store with different content`));
@@ -348,7 +367,7 @@ async function stow(req, res, ctx, store, base, studyParam) {
         } else {
           ctx.instances.add(store, info, p.file, { move: true });
           const added = store.instances.get(info.sopUid);
-          if (added) hashCache.set(fileKey(added.file), p.hash);
+          if (added) instHashes.set(added, p.hash);
         }
         referenced.push({ '00081150': ui(info.sopClassUid), '00081155': ui(info.sopUid),
           '00081190': { vr: 'UR', Value: [`${base}/studies/${info.studyUid}/series/${info.seriesUid}/instances/${info.sopUid}`] } });
@@ -700,8 +719,6 @@ function removeInstances(ctx, store, list) {
     if (store.instances.get(i.sopUid) === i) {
       store.instances.delete(i.sopUid);
       fs.rm(i.file, { force: true }, () => {});
-      const key = fileKey(i.file);
-      hashCache.delete(key); metaCache.delete(key);
     }
   }
   ctx.persist();
@@ -771,7 +788,7 @@ async function handle(req, res, url, ctx, { store, storeName, dsName, version, s
   if (method !== 'GET') throw bad();
   const list = needSome(select(store, study, series, instance), study, series, instance);
   if (!tail.length) return wado(req, res, ctx, list, !!instance);
-  if (tail.length === 1 && tail[0] === 'metadata') return sendDicomJson(res, 200, list.map(metadataOf));
+  if (tail.length === 1 && tail[0] === 'metadata') return sendDicomJsonText(res, 200, `[${list.map(metadataText).join(',')}]`);
   if (instance && tail.length === 1 && tail[0] === 'rendered') return rendered(req, res, ctx, list[0]);
   if (instance && tail[0] === 'frames' && tail.length === 2) return frames(req, res, ctx, list[0], tail[1]);
   if (instance && tail[0] === 'frames' && tail.length === 3 && tail[2] === 'rendered') {

@@ -162,6 +162,25 @@ test('deletes: instance → {}, series/study → Operation; then 404', async () 
   assert.strictEqual(r.status, 404);
 });
 
+test('an instance deleted and stored again with other bytes: metadata and duplicate checks see the new bytes', async () => {
+  // Same store and SOP Instance UID: the new bytes land in the same file as the old ones, so a
+  // cache keyed by the file name alone would answer with the deleted instance.
+  const inst = `${W}/studies/1.2.50/series/1.2.50.1/instances/1.2.50.1.1`;
+  const post = (d) => emu.request('POST', `${W}/studies`, { body: d, headers: Object.assign({ 'Content-Type': 'application/dicom' }, JSONH) });
+  const rows = async () => { const r = await emu.request('GET', `${inst}/metadata`, { headers: JSONH }); assert.strictEqual(r.status, 200); return r.json[0]['00280010'].Value[0]; };
+  const first = makeDicom({ study: '1.2.50', series: '1.2.50.1', sop: '1.2.50.1.1', rows: 4, cols: 4 });
+  const second = makeDicom({ study: '1.2.50', series: '1.2.50.1', sop: '1.2.50.1.1', rows: 6, cols: 4 });
+  assert.strictEqual((await post(first)).status, 200);
+  assert.strictEqual(await rows(), 4);
+  assert.strictEqual((await emu.request('DELETE', inst)).status, 200);
+  assert.strictEqual((await post(second)).status, 200);
+  assert.strictEqual(await rows(), 6);
+  let r = await post(second);
+  assert.match(r.json['00081198'].Value[0]['00090097'].Value[0], /already exists in the DICOM store$/);
+  r = await post(first);
+  assert.match(r.json['00081198'].Value[0]['00090097'].Value[0], /with different content$/);
+});
+
 test('shared storage: imported instances are retrievable; stored ones are exported', async () => {
   await makeBucket(emu, 'dwb');
   await upload(emu, 'dwb', 'in/a.dcm', makeDicom({ study: '1.2.40', series: '1.2.40.1', sop: '1.2.40.1.1' }));
