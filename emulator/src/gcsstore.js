@@ -10,7 +10,7 @@ const path = require('path');
 const crypto = require('crypto');
 const crc32c = require('./crc32c');
 const { validBucketName } = require('./wildcard');
-const { BatchedWriter } = require('./batchwrite');
+const { Worker } = require('worker_threads');
 
 let genCounter = 0;
 function newGeneration() {
@@ -19,34 +19,78 @@ function newGeneration() {
   return String(g);
 }
 
+// Hashing and writing happen on one worker thread (sinkworker.js); this side batches the body's
+// chunks (one message per BATCH bytes: a request body arrives one TLS record, ~8-16 KiB, at a
+// time) and bounds the bytes handed over but not yet written, across all sinks, by INFLIGHT_MAX.
+const BATCH = 256 * 1024;
+const INFLIGHT_MAX = 32 * 1024 * 1024;
+let worker = null; let nextSinkId = 0; let inflight = 0;
+const waiters = []; const closing = new Map();
+
+function sinkWorker() {
+  if (worker) return worker;
+  const w = new Worker(path.join(__dirname, 'sinkworker.js'));
+  w.on('message', (m) => {
+    if (m.op === 'ack') {
+      inflight -= m.n;
+      while (waiters.length && inflight < INFLIGHT_MAX) waiters.shift()();
+    } else if (m.op === 'closed') {
+      const done = closing.get(m.id); closing.delete(m.id);
+      if (done) done(m);
+    }
+  });
+  w.on('error', (e) => {
+    // The sinks it held are lost: their uploads fail (a 5xx the client retries); later sinks get a new worker.
+    process.stderr.write(`dicomgcs emulator: upload worker: ${e.stack || e}\n`);
+    if (worker === w) worker = null;
+    for (const done of closing.values()) done({ err: `upload worker failed: ${e.message}` });
+    closing.clear(); inflight = 0;
+    waiters.splice(0).forEach((wake) => wake());
+  });
+  w.unref();   // never what keeps the emulator running (after the listeners: adding one refs it again)
+  worker = w;
+  return w;
+}
+
 class Sink {
-  // Streams bytes to a temp file while computing size, CRC32C and MD5, through a BatchedWriter
-  // (synchronous writes, gathered: batchwrite.js).
+  // Streams bytes to a temp file while computing size, CRC32C and MD5.
   constructor(tmpDir) {
     this.tmpPath = path.join(tmpDir, 'up-' + crypto.randomBytes(12).toString('hex'));
-    this.fd = fs.openSync(this.tmpPath, 'wx');
-    this.out = new BatchedWriter(this.fd);
-    this.size = 0; this.crc = 0; this.md5 = crypto.createHash('md5');
+    this.w = sinkWorker(); this.id = ++nextSinkId;
+    this.w.postMessage({ op: 'open', id: this.id, path: this.tmpPath });
+    this.bufs = []; this.len = 0; this.size = 0; this.done = false; this.sums = null;
   }
   async write(buf) {
     if (!buf.length) return;
-    if (this.fd === null) throw new Error('upload sink closed');
+    if (this.done) throw new Error('upload sink closed');
     this.size += buf.length;
-    this.crc = crc32c.update(this.crc, buf);
-    this.md5.update(buf);
-    this.out.write(buf);
+    this.bufs.push(buf); this.len += buf.length;
+    if (this.len >= BATCH) {
+      this.send();
+      if (inflight >= INFLIGHT_MAX) await new Promise((wake) => waiters.push(wake));
+    }
+  }
+  send() {
+    if (!this.len) return;
+    const n = this.len; const out = Buffer.allocUnsafeSlow(n);   // its own ArrayBuffer: transferable
+    let off = 0;
+    for (const b of this.bufs) { b.copy(out, off); off += b.length; }
+    this.bufs = []; this.len = 0; inflight += n;
+    this.w.postMessage({ op: 'write', id: this.id, buf: out.buffer, n }, [out.buffer]);
   }
   async close() {
-    if (this.fd !== null) {
-      this.out.flush();   // a failure leaves fd set: abort() closes it
-      const fd = this.fd; this.fd = null;
-      fs.closeSync(fd);
+    if (!this.done) {
+      this.send(); this.done = true;
+      const r = await new Promise((done) => { closing.set(this.id, done); this.w.postMessage({ op: 'close', id: this.id }); });
+      if (r.err) throw new Error(`upload sink: ${r.err}`);
+      this.sums = { size: this.size, crc32c: crc32c.toBase64(r.crc), md5Hash: r.md5 };
     }
-    return { size: this.size, crc32c: crc32c.toBase64(this.crc), md5Hash: this.md5.copy().digest('base64') };
+    if (!this.sums) throw new Error('upload sink closed');
+    return this.sums;
   }
   abort() {
-    this.out.discard();
-    if (this.fd !== null) { try { fs.closeSync(this.fd); } catch (_) { /* */ } this.fd = null; }
+    this.bufs = []; this.len = 0;
+    if (!this.done) { this.done = true; this.w.postMessage({ op: 'abort', id: this.id }); }
     fs.rm(this.tmpPath, { force: true }, () => {});
   }
 }
