@@ -21,9 +21,10 @@ function newGeneration() {
 
 // Hashing and writing happen on one worker thread (sinkworker.js); this side batches the body's
 // chunks (one message per BATCH bytes: a request body arrives one TLS record, ~8-16 KiB, at a
-// time) and bounds the bytes handed over but not yet written, across all sinks, by INFLIGHT_MAX.
+// time) and bounds the bytes handed over but not yet written, across all sinks, by sinkLimits.inflightMax.
 const BATCH = 256 * 1024;
-const INFLIGHT_MAX = 32 * 1024 * 1024;
+const sinkLimits = { inflightMax: 32 * 1024 * 1024 };   // tests lower it to make requests wait
+const sinkStats = { waits: 0 };
 let worker = null; let nextSinkId = 0; let inflight = 0;
 const waiters = []; const closing = new Map();
 
@@ -33,7 +34,7 @@ function sinkWorker() {
   w.on('message', (m) => {
     if (m.op === 'ack') {
       inflight -= m.n;
-      while (waiters.length && inflight < INFLIGHT_MAX) waiters.shift()();
+      while (waiters.length && inflight < sinkLimits.inflightMax) waiters.shift()();
     } else if (m.op === 'closed') {
       const done = closing.get(m.id); closing.delete(m.id);
       if (done) done(m);
@@ -67,7 +68,7 @@ class Sink {
     this.bufs.push(buf); this.len += buf.length;
     if (this.len >= BATCH) {
       this.send();
-      if (inflight >= INFLIGHT_MAX) await new Promise((wake) => waiters.push(wake));
+      if (inflight >= sinkLimits.inflightMax) { sinkStats.waits++; await new Promise((wake) => waiters.push(wake)); }
     }
   }
   send() {
@@ -229,4 +230,4 @@ function compareNames(a, b) {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
-module.exports = { GcsStore, Sink, compareNames };
+module.exports = { GcsStore, Sink, compareNames, sinkLimits, sinkStats };

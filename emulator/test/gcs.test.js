@@ -47,6 +47,24 @@ test('media upload, object JSON fields, metadata get, strings for int64', async 
   assert.match(r.json.error.message, /No such object: bkt\/dir\/a\+b\+c#\?\.txt/);
 });
 
+test('uploads at once, past the bound on bytes waiting to be written: every object whole, with its own hashes', async () => {
+  // 6 x 7 MiB in flight together, with the bound on bytes handed to the writer thread lowered to
+  // one batch: requests wait for it again and again; bytes of one upload never land in another.
+  const { sinkLimits, sinkStats } = require('../src/gcsstore');
+  const bound = sinkLimits.inflightMax; const waits = sinkStats.waits;
+  const bodies = Array.from({ length: 6 }, () => crypto.randomBytes(7 * 1024 * 1024 + 123));
+  sinkLimits.inflightMax = 256 * 1024;
+  let objs;
+  try { objs = await Promise.all(bodies.map((b, i) => upload(emu, 'bkt', `big/${i}`, b))); } finally { sinkLimits.inflightMax = bound; }
+  assert.ok(sinkStats.waits > waits + 10, `uploads waited ${sinkStats.waits - waits} times`);
+  for (let i = 0; i < bodies.length; i++) {
+    assert.deepStrictEqual({ crc32c: objs[i].crc32c, md5Hash: objs[i].md5Hash }, sums(bodies[i]), `big/${i}`);
+    const r = await emu.request('GET', `/storage/v1/b/bkt/o/big%2F${i}?alt=media`);
+    assert.strictEqual(r.status, 200);
+    assert.ok(r.body.equals(bodies[i]), `big/${i}: the bytes read back differ`);
+  }
+});
+
 test('download: alt=media, hashes and generation headers, Range 206, suffix range, 416', async () => {
   const data = crypto.randomBytes(5000);
   const o = await upload(emu, 'bkt', 'bin/data.bin', data);
