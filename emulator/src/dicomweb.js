@@ -158,22 +158,27 @@ function metadataText(inst) {
 const instHashes = new WeakMap();
 function instanceHash(inst) {
   let h = instHashes.get(inst);
-  if (!h) { h = fileHash(inst.file); instHashes.set(inst, h); }
+  if (!h) { h = sha256File(inst.file); instHashes.set(inst, h); }
   return h;
 }
 
-const hashCache = new Map();
-function fileHash(file) {
-  const key = fileKey(file);
-  const hit = hashCache.get(key);
-  if (hit) return hit;
+function sha256File(file) {
   const h = crypto.createHash('sha256');
   const fd = fs.openSync(file, 'r');
   try {
     const b = Buffer.alloc(1 << 20);
     for (;;) { const r = fs.readSync(fd, b, 0, b.length, null); if (r <= 0) break; h.update(b.subarray(0, r)); }
   } finally { fs.closeSync(fd); }
-  const d = h.digest('hex');
+  return h.digest('hex');
+}
+
+// The same for any file (import sources), cached by path, size and mtime.
+const hashCache = new Map();
+function fileHash(file) {
+  const key = fileKey(file);
+  const hit = hashCache.get(key);
+  if (hit) return hit;
+  const d = sha256File(file);
   if (hashCache.size > 200000) hashCache.clear();
   hashCache.set(key, d);
   return d;
@@ -232,21 +237,22 @@ function ui(v) { return { vr: 'UI', Value: [v] }; }
 
 // ---- STOW-RS ----
 
-// Stream a request body into a file; returns {file, size, hash}.
+// Stream a request body into a file; returns [{file, size}]. Parts are not hashed on the way:
+// only a part whose SOP Instance UID is already stored needs its hash (stow), and SHA-256 of every
+// STOW byte was a sixth of the emulator's STOW CPU.
 async function bodyToFile(ctx, req) {
   const file = tmpFile(ctx);
   const fd = fs.openSync(file, 'w');
   const out = new BatchedWriter(fd);
-  const h = crypto.createHash('sha256');
   let size = 0;
   try {
-    for await (const chunk of req) { out.write(chunk); h.update(chunk); size += chunk.length; }
+    for await (const chunk of req) { out.write(chunk); size += chunk.length; }
     out.flush();
   } finally { fs.closeSync(fd); }
-  return [{ file, size, hash: h.digest('hex'), contentType: 'application/dicom' }];
+  return [{ file, size, contentType: 'application/dicom' }];
 }
 
-// A streaming multipart/related reader: each part goes to its own temp file, hashed on the way.
+// A streaming multipart/related reader: each part goes to its own temp file.
 async function multipartToFiles(ctx, req, boundary) {
   const delim = Buffer.from('\r\n--' + boundary);
   const parts = [];
@@ -255,10 +261,10 @@ async function multipartToFiles(ctx, req, boundary) {
   const closePart = () => {
     if (!cur) return;
     cur.out.flush();
-    fs.closeSync(cur.fd); cur.hash = cur.h.digest('hex'); delete cur.fd; delete cur.h; delete cur.out; parts.push(cur); cur = null;
+    fs.closeSync(cur.fd); delete cur.fd; delete cur.out; parts.push(cur); cur = null;
   };
   const fail = (m) => { throw invalid(`Malformed multipart/related body: ${m}.`); };
-  const partWrite = (out) => { cur.out.write(out); cur.h.update(out); cur.size += out.length; };
+  const partWrite = (out) => { cur.out.write(out); cur.size += out.length; };
   try {
     const step = () => {
       for (;;) {
@@ -294,7 +300,7 @@ async function multipartToFiles(ctx, req, boundary) {
           buf = buf.subarray(empty ? 2 : i + 4);
           const file = tmpFile(ctx);
           const fd = fs.openSync(file, 'w');
-          cur = { file, size: 0, fd, out: new BatchedWriter(fd), h: crypto.createHash('sha256'), contentType: headers['content-type'] };
+          cur = { file, size: 0, fd, out: new BatchedWriter(fd), contentType: headers['content-type'] };
           state = 'body';
         } else return;
       }
@@ -359,15 +365,14 @@ async function stow(req, res, ctx, store, base, studyParam) {
         if (old) {
           // Google answers 409 whenever the Study/Series/SOP triplet is already stored, identical
           // bytes or not (README: "STOW-RS of an instance already stored").
-          const same = old.size === p.size && instanceHash(old) === p.hash;
+          const same = old.size === p.size && instanceHash(old) === sha256File(p.file);
           failed.push(failure(p, info, 272, same
             ? `An instance with SOPInstanceUID ${info.sopUid} already exists in the DICOM store`
             : `An instance with SOPInstanceUID ${info.sopUid} already exists in the DICOM store with different content`));
           continue;
         } else {
           ctx.instances.add(store, info, p.file, { move: true });
-          const added = store.instances.get(info.sopUid);
-          if (added) instHashes.set(added, p.hash);
+          p.moved = true;
         }
         referenced.push({ '00081150': ui(info.sopClassUid), '00081155': ui(info.sopUid),
           '00081190': { vr: 'UR', Value: [`${base}/studies/${info.studyUid}/series/${info.seriesUid}/instances/${info.sopUid}`] } });
@@ -376,7 +381,8 @@ async function stow(req, res, ctx, store, base, studyParam) {
       }
     }
   } finally {
-    for (const p of parts) fs.rm(p.file, { force: true }, () => {});
+    // (a part moved into the store is gone from here: removing it anyway cost an lstat each)
+    for (const p of parts) if (!p.moved) fs.rm(p.file, { force: true }, () => {});
   }
   if (referenced.length) ctx.persist();
   const body = {};
