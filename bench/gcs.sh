@@ -25,6 +25,7 @@ RESULTS=${BENCH_RESULTS:-$ROOT/bench/RESULTS.md}
 . bench/lib.sh
 bench_need bench/gcs.sh "apt-get install nodejs npm curl time" node npm curl /usr/bin/time
 make -s build >/dev/null
+bench_need_emulator
 export LUA_PATH_5_4="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;" LUA_CPATH_5_4="$ROOT/build/?.so;;"
 [ -d bench/node/gcs/node_modules/@google-cloud/storage ] ||
   (cd bench/node/gcs && npm install --no-audit --no-fund --loglevel=error >/dev/null)

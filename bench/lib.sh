@@ -11,6 +11,12 @@ bench_need() {
   done
 }
 
+# bench_need_emulator: the emulator's npm packages, so a benchmark run alone from a fresh clone
+# (bash bench/NAME.sh, not make bench) starts it too; npm ci runs only when the lock file changed.
+bench_need_emulator() {
+  scripts/install-deps --emulator-only >&2 || { echo "bench: cannot install the emulator's packages" >&2; exit 1; }
+}
+
 # bench_fenced LINE...: the lines as a fenced Markdown block, then a blank line (for RESULTS.md).
 bench_fenced() {
   echo '```'
@@ -109,6 +115,7 @@ bench_figures() { echo '```'; printf '%s\n' "$@"; echo '```'; echo; }
 # `--data "$WORK/emu"` (if any) and remove WORK.
 bench_setup() {
   make -s build >/dev/null
+  bench_need_emulator
   export LUA_PATH_5_4="$PWD/lua/?.lua;$PWD/lua/?/init.lua;;" LUA_CPATH_5_4="$PWD/build/?.so;;"
   WORK=$(mktemp -d "${TMPDIR:-/tmp}/dicomgcs-bench-$1.XXXXXX")
   trap 'emulator/stop --data "$WORK/emu" >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT

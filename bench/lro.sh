@@ -24,6 +24,7 @@ RESULTS=${BENCH_RESULTS:-$ROOT/bench/RESULTS.md}
 
 bench_need bench/lro.sh "nodejs dcmtk" node dump2dcm
 make -s build >/dev/null
+bench_need_emulator
 export LUA_PATH_5_4="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;" LUA_CPATH_5_4="$ROOT/build/?.so;;"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/dicomgcs-bench-lro.XXXXXX")

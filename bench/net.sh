@@ -42,6 +42,7 @@ bench_need bench/net.sh "nginx libnginx-mod-http-echo hyperfine nodejs npm curl 
   nginx hyperfine node npm curl dump2dcm openssl /usr/bin/time
 bench_need_nginx_echo bench/net.sh
 make -s build >/dev/null
+bench_need_emulator
 export LUA_PATH_5_4="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;" LUA_CPATH_5_4="$ROOT/build/?.so;;"
 [ -d bench/node/node_modules/dicomweb-client ] ||
   (cd bench/node && npm ci --no-audit --no-fund --loglevel=error >/dev/null)

@@ -30,6 +30,7 @@ bench_need bench/stow.sh "nginx libnginx-mod-http-echo hyperfine nodejs npm curl
 bench_need_nginx_echo bench/stow.sh
 
 make -s build >/dev/null
+bench_need_emulator
 export LUA_PATH_5_4="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;" LUA_CPATH_5_4="$ROOT/build/?.so;;"
 [ -d bench/node/node_modules/dicomweb-client ] ||
   (cd bench/node && npm install --no-audit --no-fund --loglevel=error >/dev/null)

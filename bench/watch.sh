@@ -33,6 +33,7 @@ POLL_S=$(sc 1)
 OP_DELAY=$(awk -v s="$SCALE" 'BEGIN{d = int(20 / s + 0.5); print (d < 1 ? 1 : d)}')
 ROUNDS=$(awk -v d="$SECONDS_REAL" -v e="$EVERY_REAL" 'BEGIN{print int(d / e) + 3}')
 make -s build >/dev/null
+bench_need_emulator
 export LUA_PATH_5_4="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;" LUA_CPATH_5_4="$ROOT/build/?.so;;"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/dicomgcs-bench-watch.XXXXXX")
