@@ -232,6 +232,22 @@ describe("dicomgcs.watch", function()
     assert.are.same({ 2, 2 }, { instances, imported })
   end)
 
+  it("a listing that fails with a message saying \"interrupted\" is a failed round, not Ctrl-C", function()
+    -- hostile: the server's words must not be taken for the user's Ctrl-C (which stops the watch)
+    local c, bucket, d = fresh(1)
+    put(c, ("gs://%s/in/1.dcm"):format(bucket), d[1].bytes)
+    assert(env.admin("POST", "faults", { path = "/storage/v1/b/" .. bucket .. "/o$", method = "GET", count = 1,
+      status = 400, message = "Listing interrupted: the backend restarted" }))
+    local lines = {}
+    local w = assert(dicomgcs.watch(fast{ client = c, uri = "gs://" .. bucket .. "/in/*.dcm", rounds = 4,
+      log = function(l) lines[#lines + 1] = l end }))
+    local s = w:run()
+    env.admin("DELETE", "faults")
+    assert.are.equal("rounds", s.stopped)
+    assert.truthy(table.concat(lines, "\n"):find("round failed: .*interrupted: the backend restarted"))
+    assert.are.equal(1, s.totals.imported)
+  end)
+
   it("backs off while the project's operation limit refuses imports, then imports #slow", function()
     local emu = env.start_emulator{ "--max-concurrent-operations", "0" }
     -- the engine waits out a 429 within the client's retry_budget; past it, the watch backs off

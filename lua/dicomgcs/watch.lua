@@ -511,8 +511,6 @@ function Watch:write_report()
   if not ok then self.log("warning: cannot write the report: " .. tostring(err)) end
 end
 
-local function interrupted(e) return tostring(e):find("interrupted", 1, true) ~= nil end
-
 --- Run rounds every `every` seconds and look at running batches in between, until `rounds`
 -- rounds are done and their batches finished, `stop()` is called, or Ctrl-C. A stop never
 -- cancels an operation: it goes on in the server and the next start re-attaches it.
@@ -536,7 +534,7 @@ function Watch:run()
       if more_rounds and now >= next_round then
         local _, rerr = self:round()
         -- an interrupt that landed inside a listing's pcall comes back as its error
-        if rerr and interrupted(rerr) then error(rerr, 0) end
+        if rerr and errors.is_interrupt(rerr) then error(rerr, 0) end
         if rerr then self.log("round failed: " .. tostring(rerr)) end
         -- a fixed schedule: a slow round is not followed by a late one
         repeat next_round = next_round + self.every until next_round > core.monotime()
@@ -552,7 +550,7 @@ function Watch:run()
   end)
   guard:close()
   if not ok then
-    if not interrupted(err) then
+    if not errors.is_interrupt(err) then
       if self.manifest then self.manifest:close() end
       error(err, 0)
     end
