@@ -4,6 +4,8 @@
 // uploads and STOW (132,000 calls per 1,000 MiB, 4,000 gathered; emulator/README.md). Writes stay
 // synchronous: a page-cache write costs less than a trip through libuv's thread pool. The caller
 // never changes a chunk after handing it over (stream chunks, or fresh subarrays of them).
+// STOW bodies are written here; uploads gather by the same BATCH for their writer thread
+// (gcsstore.js).
 const fs = require('fs');
 
 const BATCH = 256 * 1024;
@@ -32,4 +34,4 @@ class BatchedWriter {
   discard() { this.bufs = []; this.len = 0; }
 }
 
-module.exports = { BatchedWriter };
+module.exports = { BatchedWriter, BATCH };

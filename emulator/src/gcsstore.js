@@ -11,6 +11,7 @@ const crypto = require('crypto');
 const crc32c = require('./crc32c');
 const { validBucketName } = require('./wildcard');
 const { Worker } = require('worker_threads');
+const { BATCH } = require('./batchwrite');
 
 let genCounter = 0;
 function newGeneration() {
@@ -19,10 +20,10 @@ function newGeneration() {
   return String(g);
 }
 
-// Hashing and writing happen on one worker thread (sinkworker.js); this side batches the body's
-// chunks (one message per BATCH bytes: a request body arrives one TLS record, ~8-16 KiB, at a
-// time) and bounds the bytes handed over but not yet written, across all sinks, by sinkLimits.inflightMax.
-const BATCH = 256 * 1024;
+// Hashing and writing happen on one worker thread (sinkworker.js); this side gathers the body's
+// chunks into one message per BATCH bytes (batchwrite.js: a body arrives one TLS record, ~8-16
+// KiB, at a time) and bounds the bytes handed over but not yet written, across all sinks, by
+// sinkLimits.inflightMax.
 const sinkLimits = { inflightMax: 32 * 1024 * 1024 };   // tests lower it to make requests wait
 const sinkStats = { waits: 0 };
 let worker = null; let nextSinkId = 0; let inflight = 0;
