@@ -548,6 +548,11 @@ static int eng_request(lua_State *L) {
       dg_engine_cancel(u->e, (int64_t)id);
     }
   }
+  /* the guard goes before anything that may raise (pushing the result allocates): an arm left
+   * behind would keep SIGINT caught for the rest of the process. lua.c's hook, set by pass_on,
+   * runs only once Lua code runs again. */
+  if (interrupted) dg_sigint_pass_on();
+  else if (guarded) dg_sigint_disarm();
   push_result(L, dg_transfer_result(t));
   deliver_forget(L, u, t);
   if (interrupted && lua_istable(L, -1)) {   /* cancelled by the Ctrl-C, not by anyone's call */
@@ -556,8 +561,6 @@ static int eng_request(lua_State *L) {
     lua_pushliteral(L, "interrupted (Ctrl-C)");
     lua_setfield(L, -2, "message");
   }
-  if (interrupted) dg_sigint_pass_on();
-  else if (guarded) dg_sigint_disarm();
   return 2;
 }
 
