@@ -1,6 +1,9 @@
 'use strict';
 // DICOM instance storage shared by import, export (and later DICOMweb): per store, one entry per
-// SOP Instance UID; bytes in DIR/hc/instances/<sha256(store name + SOP UID)>.dcm.
+// SOP Instance UID; bytes in DIR/hc/instances/<sha256(store name + SOP UID)>.<random>.dcm.
+// The random part makes every record's file its own: a deleted instance's file is removed
+// asynchronously, and with one name per UID that removal could land after the same UID was
+// stored again and take the new bytes with it.
 const fs = require('fs');
 const path = require('path');
 const crypto = require('crypto');
@@ -11,7 +14,8 @@ class Instances {
     fs.mkdirSync(this.dir, { recursive: true });
   }
   fileFor(storeName, sopUid) {
-    return path.join(this.dir, crypto.createHash('sha256').update(storeName + '\0' + sopUid).digest('hex') + '.dcm');
+    const id = crypto.createHash('sha256').update(storeName + '\0' + sopUid).digest('hex');
+    return path.join(this.dir, `${id}.${crypto.randomBytes(8).toString('hex')}.dcm`);
   }
   /** Add a parsed instance from srcPath to store (a store record with .instances Map). Returns
    * 'added'|'duplicate'. opts.move: srcPath is the emulator's own temp file (a STOW body), renamed
