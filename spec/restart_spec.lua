@@ -41,10 +41,15 @@ describe("an operation across an emulator restart", function()
         env.run("kill -KILL " .. pid_of(emu))
         -- back in a second: meanwhile the polls find nobody listening
         os.execute("(sleep 1; emulator/start --data " .. q(emu.data) .. " --op-delay-ms 100 --grant-service-agent --port " ..
-          port .. ") >/dev/null 2>&1 &")
+          port .. ") >" .. q(emu.data .. "/restart.out") .. " 2>&1 &")
       end
     end }
-    assert.is_truthy(done, err and tostring(err))
+    -- a failed wait says why (its error's class) and what the restart printed, so a failure
+    -- seen once in CI can be told apart: a poll error not retried, or an emulator that did not
+    -- come back
+    assert.is_truthy(done, err and ("%s (kind %s, class %s)\nrestart: %s\nemulator.log: %s"):format(tostring(err),
+      tostring(err.kind), tostring(err.class), env.run("cat " .. q(emu.data .. "/restart.out")) or "",
+      env.run("tail -n 20 " .. q(emu.data .. "/emulator.log")) or ""))
     assert.is_truthy(killed_at and killed_at < 20, "the emulator was killed while the import ran")
     assert.equals(20, op.counter.success)
     assert.equals(0, op.counter.failure)
