@@ -11,8 +11,9 @@ const crypto = require('crypto');
 const { execFile } = require('child_process');
 const dicomParser = require('dicom-parser');
 const { ApiError, invalid, notFound, sendJson } = require('./errors');
-const { inspectFile } = require('./dicom');
+const { inspectReceived } = require('./dicom');
 const { BatchedWriter } = require('./batchwrite');
+const { fileName } = require('./ids');
 
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 const UID_RE = /^[0-9.]{1,64}$/;
@@ -203,7 +204,7 @@ function accepts(req) {
   return a.split(',').map((s) => parseMediaType(s.trim()));
 }
 
-function tmpFile(ctx) { return path.join(ctx.gcs.tmp, 'dw-' + crypto.randomBytes(10).toString('hex')); }
+function tmpFile(ctx) { return path.join(ctx.gcs.tmp, fileName('dw')); }
 
 function sendDicomJson(res, code, obj, headers) { sendDicomJsonText(res, code, JSON.stringify(obj), headers); }
 
@@ -240,16 +241,26 @@ function ui(v) { return { vr: 'UI', Value: [v] }; }
 // Stream a request body into a file; returns [{file, size}]. Parts are not hashed on the way:
 // only a part whose SOP Instance UID is already stored needs its hash (stow), and SHA-256 of every
 // STOW byte was a sixth of the emulator's STOW CPU.
+// The first bytes of a part, kept as they stream by so that its DICOM header is read from memory
+// (dicom.inspectReceived); 64 KiB holds the header of nearly every instance.
+const HEAD_KEEP = 64 * 1024;
+function keepHead(part, buf) {
+  if (part.headLen >= HEAD_KEEP) return;
+  const b = buf.subarray(0, HEAD_KEEP - part.headLen);
+  part.heads.push(b); part.headLen += b.length;
+}
+function takeHead(part) { part.head = Buffer.concat(part.heads, part.headLen); delete part.heads; delete part.headLen; }
+
 async function bodyToFile(ctx, req) {
-  const file = tmpFile(ctx);
-  const fd = fs.openSync(file, 'w');
+  const part = { file: tmpFile(ctx), size: 0, contentType: 'application/dicom', heads: [], headLen: 0 };
+  const fd = fs.openSync(part.file, 'w');
   const out = new BatchedWriter(fd);
-  let size = 0;
   try {
-    for await (const chunk of req) { out.write(chunk); size += chunk.length; }
+    for await (const chunk of req) { out.write(chunk); keepHead(part, chunk); part.size += chunk.length; }
     out.flush();
   } finally { fs.closeSync(fd); }
-  return [{ file, size, contentType: 'application/dicom' }];
+  takeHead(part);
+  return [part];
 }
 
 // A streaming multipart/related reader: each part goes to its own temp file.
@@ -261,10 +272,10 @@ async function multipartToFiles(ctx, req, boundary) {
   const closePart = () => {
     if (!cur) return;
     cur.out.flush();
-    fs.closeSync(cur.fd); delete cur.fd; delete cur.out; parts.push(cur); cur = null;
+    fs.closeSync(cur.fd); delete cur.fd; delete cur.out; takeHead(cur); parts.push(cur); cur = null;
   };
   const fail = (m) => { throw invalid(`Malformed multipart/related body: ${m}.`); };
-  const partWrite = (out) => { cur.out.write(out); cur.size += out.length; };
+  const partWrite = (out) => { cur.out.write(out); keepHead(cur, out); cur.size += out.length; };
   try {
     const step = () => {
       for (;;) {
@@ -300,7 +311,7 @@ async function multipartToFiles(ctx, req, boundary) {
           buf = buf.subarray(empty ? 2 : i + 4);
           const file = tmpFile(ctx);
           const fd = fs.openSync(file, 'w');
-          cur = { file, size: 0, fd, out: new BatchedWriter(fd), contentType: headers['content-type'] };
+          cur = { file, size: 0, fd, out: new BatchedWriter(fd), contentType: headers['content-type'], heads: [], headLen: 0 };
           state = 'body';
         } else return;
       }
@@ -350,7 +361,7 @@ async function stow(req, res, ctx, store, base, studyParam) {
       try {
         const pt = p.contentType ? parseMediaType(p.contentType).type : 'application/dicom';
         if (pt !== 'application/dicom') { failed.push(failure(p, null, 0xC122, `unsupported part Content-Type "${p.contentType}"`)); continue; }
-        try { info = inspectFile(p.file); } catch (e) { failed.push(failure(p, null, 272, `Invalid DICOM: ${e.message}`)); continue; }
+        try { info = inspectReceived(p.head, p.size, p.file); } catch (e) { failed.push(failure(p, null, 272, `Invalid DICOM: ${e.message}`)); continue; }
         if (![info.studyUid, info.seriesUid, info.sopUid].every((u) => UID_RE.test(u))) {
           failed.push(failure(p, info, 272, 'Invalid DICOM: a Study, Series or SOP Instance UID is not a valid UID')); continue;
         }

@@ -12,6 +12,7 @@ const crc32c = require('./crc32c');
 const { validBucketName } = require('./wildcard');
 const { Worker } = require('worker_threads');
 const { BATCH } = require('./batchwrite');
+const { fileName } = require('./ids');
 
 let genCounter = 0;
 function newGeneration() {
@@ -57,7 +58,7 @@ function sinkWorker() {
 class Sink {
   // Streams bytes to a temp file while computing size, CRC32C and MD5.
   constructor(tmpDir) {
-    this.tmpPath = path.join(tmpDir, 'up-' + crypto.randomBytes(12).toString('hex'));
+    this.tmpPath = path.join(tmpDir, fileName('up'));
     this.w = sinkWorker(); this.id = ++nextSinkId;
     this.w.postMessage({ op: 'open', id: this.id, path: this.tmpPath });
     this.bufs = []; this.len = 0; this.size = 0; this.done = false; this.sums = null;
@@ -188,7 +189,7 @@ class GcsStore {
    * source's bytes and checksums; `meta` overrides the copied metadata (rewrite/copy bodies). */
   copyObject(sb, sn, db, dn, meta = {}) {
     const src = this.getObject(sb, sn);
-    const tmpPath = path.join(this.tmp, 'cp-' + crypto.randomBytes(12).toString('hex'));
+    const tmpPath = path.join(this.tmp, fileName('cp'));
     fs.copyFileSync(this.dataPath(sb, sn), tmpPath);
     const opts = {};
     for (const k of ['contentType', 'metadata', 'cacheControl', 'contentDisposition', 'contentEncoding', 'contentLanguage', 'customTime']) {

@@ -1,28 +1,23 @@
 'use strict';
 // DICOM instance storage shared by import, export (and later DICOMweb): per store, one entry per
-// SOP Instance UID; bytes in DIR/hc/instances/<sha256(store name + SOP UID)>.<random>.dcm.
-// The random part makes every record's file its own: a deleted instance's file is removed
-// asynchronously, and with one name per UID that removal could land after the same UID was
-// stored again and take the new bytes with it.
+// SOP Instance UID; bytes in DIR/hc/instances/i-<run>-<n>.dcm, a file of its own per record
+// (ids.fileName). A deleted instance's file is removed asynchronously: with one name per UID that
+// removal could land after the same UID was stored again and take the new bytes with it.
 const fs = require('fs');
 const path = require('path');
-const crypto = require('crypto');
+const { fileName } = require('./ids');
 
 class Instances {
   constructor(dir) {
     this.dir = path.join(dir, 'hc', 'instances');
     fs.mkdirSync(this.dir, { recursive: true });
   }
-  fileFor(storeName, sopUid) {
-    const id = crypto.createHash('sha256').update(storeName + '\0' + sopUid).digest('hex');
-    return path.join(this.dir, `${id}.${crypto.randomBytes(8).toString('hex')}.dcm`);
-  }
   /** Add a parsed instance from srcPath to store (a store record with .instances Map). Returns
    * 'added'|'duplicate'. opts.move: srcPath is the emulator's own temp file (a STOW body), renamed
    * into place instead of copied (a copy of every stored byte was a tenth of its STOW CPU). */
   add(store, info, srcPath, opts = {}) {
     if (store.instances.has(info.sopUid)) return 'duplicate'; // never overwrite (Healthcare import rule)
-    const file = this.fileFor(store.name, info.sopUid);
+    const file = path.join(this.dir, fileName('i') + '.dcm');
     if (opts.move) fs.renameSync(srcPath, file); else fs.copyFileSync(srcPath, file);
     store.instances.set(info.sopUid, {
       studyUid: info.studyUid, seriesUid: info.seriesUid, sopUid: info.sopUid, sopClassUid: info.sopClassUid,

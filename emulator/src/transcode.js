@@ -10,10 +10,10 @@
 // (PNG / consumer JPEG). JPEG 2000 (.90/.91) is not in dcmtk: rejected at request time.
 const fs = require('fs');
 const path = require('path');
-const crypto = require('crypto');
 const { execFile } = require('child_process');
 const dicomParser = require('dicom-parser');
 const { ApiError } = require('./errors');
+const { fileName } = require('./ids');
 
 const IMPLICIT_LE = '1.2.840.10008.1.2';
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
@@ -45,7 +45,7 @@ function run(cmd, args) {
   });
 }
 
-function tmpName(dir, ext) { return path.join(dir, 'tx-' + crypto.randomBytes(8).toString('hex') + ext); }
+function tmpName(dir, ext) { return path.join(dir, fileName('tx') + ext); }
 
 function parseMime(mime) {
   const parts = String(mime).split(';').map((s) => s.trim());

@@ -184,6 +184,48 @@ test('an instance deleted and stored again with other bytes: metadata and duplic
   assert.ok(r.body.equals(second), 'the stored bytes are the second instance\'s');
 });
 
+test('STOW reads a header past the bytes it keeps in memory from the file, single part and multipart', async () => {
+  // The emulator keeps a part's first 64 KiB to read its header from; an element of 100 KiB
+  // before the Study UID (with and without pixel data after it) must send it back to the file.
+  const inst = (sop) => `${W}/studies/1.2.60/series/1.2.60.1/instances/${sop}`;
+  const cases = [
+    { sop: '1.2.60.1.1', rows: 8, cols: 8, bigElement: 100 * 1024 },
+    { sop: '1.2.60.1.2', bigElement: 100 * 1024 },                 // no pixel data at all
+    { sop: '1.2.60.1.3', rows: 400, cols: 400 },                   // header in memory, pixel data past it
+    { sop: '1.2.60.1.4', rows: 4, cols: 4 },                       // all of it in memory
+    // every UID in memory, but not Number of Frames: only the file knows there are 3
+    { sop: '1.2.60.1.5', rows: 4, cols: 4, frames: 3, bigElementLater: 100 * 1024 },
+    // the same with the 64 KiB ending exactly where an element ends: the head parses cleanly
+    { sop: '1.2.60.1.7', rows: 4, cols: 4, frames: 3, bigElementLater: 'to 64 KiB' },
+  ];
+  for (const c of cases) {
+    if (c.bigElementLater === 'to 64 KiB') {
+      const probe = makeDicom(Object.assign({ study: '1.2.60', series: '1.2.60.1' }, c, { bigElementLater: 2 }));
+      const at = probe.indexOf(Buffer.from([0x21, 0x00, 0x01, 0x10, 0x4f, 0x42]));   // (0021,1001) OB
+      c.bigElementLater = 64 * 1024 - (at + 12);
+    }
+    const d = makeDicom(Object.assign({ study: '1.2.60', series: '1.2.60.1' }, c));
+    let r;
+    if (c.sop.endsWith('2') || c.sop.endsWith('4')) {
+      const mp = multipart([d]);
+      r = await emu.request('POST', `${W}/studies`, { body: mp.body, headers: Object.assign({ 'Content-Type': mp.ct }, JSONH) });
+    } else {
+      r = await emu.request('POST', `${W}/studies`, { body: d, headers: Object.assign({ 'Content-Type': 'application/dicom' }, JSONH) });
+    }
+    assert.strictEqual(r.status, 200, `${c.sop}: ${r.body}`);
+    r = await emu.request('GET', `${inst(c.sop)}/metadata`, { headers: JSONH });
+    assert.strictEqual(r.status, 200);
+    assert.strictEqual(r.json[0]['0020000D'].Value[0], '1.2.60');
+    if (c.rows) assert.strictEqual(r.json[0]['00280010'].Value[0], c.rows);
+    r = await emu.request('GET', inst(c.sop), { headers: { Accept: 'application/dicom; transfer-syntax=*' } });
+    assert.ok(r.body.equals(d), `${c.sop}: the bytes stored are the bytes sent`);
+    if (c.frames) {
+      r = await emu.request('GET', `${inst(c.sop)}/frames/${c.frames}`, { headers: { Accept: 'multipart/related; type="application/octet-stream"' } });
+      assert.strictEqual(r.status, 200, `${c.sop}: frame ${c.frames}: ${r.body}`);
+    }
+  }
+});
+
 test('an instance stored again after a delete gets a file of its own: the deleted one\'s removal cannot take it', () => {
   // The removal of a deleted instance's file is asynchronous; when it shared the new record's
   // name it could land after the new bytes and leave a record without a file (seen in CI).

@@ -74,14 +74,17 @@ function makeDicom(o = {}) {
   const omit = new Set(o.omit || []);
   const parts = [el(8, 0x16, 'UI', cls)];
   if (!omit.has('sop')) parts.push(el(8, 0x18, 'UI', sop));
+  if (o.bigElement) parts.push(el(0x09, 0x1001, 'OB', Buffer.alloc(o.bigElement, 0x5a)));  // before the study UID
   parts.push(el(0x10, 0x10, 'PN', 'Test^Patient'));
   if (!omit.has('study')) parts.push(el(0x20, 0x0d, 'UI', o.study || '1.2.3'));
   if (!omit.has('series')) parts.push(el(0x20, 0x0e, 'UI', o.series || '1.2.3.4'));
+  if (o.bigElementLater) parts.push(el(0x21, 0x1001, 'OB', Buffer.alloc(o.bigElementLater, 0x5a)));  // after the series UID
+  if (o.frames) parts.push(el(0x28, 8, 'IS', String(o.frames).padEnd(2)));
   if (o.rows) {
     parts.push(el(0x28, 2, 'US', us(1)), el(0x28, 4, 'CS', 'MONOCHROME2'), el(0x28, 0x10, 'US', us(o.rows)),
       el(0x28, 0x11, 'US', us(o.cols)), el(0x28, 0x100, 'US', us(8)), el(0x28, 0x101, 'US', us(8)),
       el(0x28, 0x102, 'US', us(7)), el(0x28, 0x103, 'US', us(0)));
-    const px = Buffer.alloc(o.rows * o.cols); for (let i = 0; i < px.length; i++) px[i] = i % 256;
+    const px = Buffer.alloc(o.rows * o.cols * (o.frames || 1)); for (let i = 0; i < px.length; i++) px[i] = i % 256;
     parts.push(el(0x7fe0, 0x10, 'OB', px));
   }
   return Buffer.concat([Buffer.alloc(128), Buffer.from('DICM'), meta, ...parts]);
