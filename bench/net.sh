@@ -8,7 +8,8 @@
 # (one warm-up run, then NET_RUNS runs of each, median with min and max):
 #   stow_Lms          STOW-RS of 2,000 instances of ~256 KiB: dicomgcs (dicomweb:store, default
 #                     concurrency) vs curl --parallel (HTTP/1.1 and --http2, --parallel-max 16 and
-#                     64, streamed --upload-file) and the JavaScript dicomweb-client (16 at a time)
+#                     64, streamed --upload-file) and the JavaScript dicomweb-client (16 and 64
+#                     storeInstances calls at a time: at 50 ms its best setting is 64)
 #   stow_sink_Lms     the same STOW to nginx (TLS + HTTP/2, reads every body, answers '{}' after
 #                     L ms by echo_sleep): the emulator parses and stores every instance in one
 #                     Node thread and is the ceiling for every client; this server is not
@@ -129,6 +130,7 @@ peak_rss() {
 
 CURLS=(curl_h1_p16 curl_h1_p64 curl_h2_p16 curl_h2_p64)
 CURL_GROUP="curl:$(IFS=,; echo "${CURLS[*]}")"
+DWC_GROUP="dicomweb-client:dicomweb-client_16,dicomweb-client_64"
 curl_variants() { # CMD-SUFFIX: NAME CMD pairs for the four curl settings
   local v p
   for v in 1 2; do for p in 16 64; do
@@ -169,8 +171,9 @@ for L in $LATENCIES; do
     echo "bench/net.sh: $W: STOW of $STOW_N instances" >&2
     with_curls "stow_$W" "$PREP" "-X POST -H 'Content-Type: application/dicom' -H 'Accept: application/dicom+json' -K $WORK/stow.cfg" \
       dicomgcs "lua5.4 $WORK/stow.lua $DW $WORK/dcm" \
-      dicomweb-client "node $ROOT/bench/node/stow.js $DW $WORK/dcm 16"
-    report "stow_$W" "$STOW_N" instances/s "$STOW_N" "${CURL_GROUP#curl:}" "$CURL_GROUP" "dicomweb-client:dicomweb-client"
+      dicomweb-client_16 "node $ROOT/bench/node/stow.js $DW $WORK/dcm 16" \
+      dicomweb-client_64 "node $ROOT/bench/node/stow.js $DW $WORK/dcm 64"
+    report "stow_$W" "$STOW_N" instances/s "$STOW_N" "${CURL_GROUP#curl:}" "$CURL_GROUP" "$DWC_GROUP"
   fi
   eval "$PREP"   # the store holds the instances the metadata GETs ask for
   if want stow; then peak_rss "stow_$W" lua5.4 "$WORK/stow.lua" "$DW" "$WORK/dcm"
@@ -183,8 +186,9 @@ for L in $LATENCIES; do
     echo "bench/net.sh: $W: STOW of $STOW_N instances to nginx" >&2
     with_curls "stow_sink_$W" true "-X POST -H 'Content-Type: application/dicom' -H 'Accept: application/dicom+json' -K $WORK/stow_sink.cfg" \
       dicomgcs "lua5.4 $WORK/stow.lua $SINK $WORK/dcm" \
-      dicomweb-client "node $ROOT/bench/node/stow.js $SINK $WORK/dcm 16"
-    report "stow_sink_$W" "$STOW_N" instances/s "$STOW_N" "${CURL_GROUP#curl:}" "$CURL_GROUP" "dicomweb-client:dicomweb-client"
+      dicomweb-client_16 "node $ROOT/bench/node/stow.js $SINK $WORK/dcm 16" \
+      dicomweb-client_64 "node $ROOT/bench/node/stow.js $SINK $WORK/dcm 64"
+    report "stow_sink_$W" "$STOW_N" instances/s "$STOW_N" "${CURL_GROUP#curl:}" "$CURL_GROUP" "$DWC_GROUP"
     peak_rss "stow_sink_$W" lua5.4 "$WORK/stow.lua" "$SINK" "$WORK/dcm"
   fi
 
@@ -273,7 +277,7 @@ done
   echo "curl_hV_pP: curl -sS --fail --cacert CA -H Expect: --http1.1|--http2 --parallel --parallel-max 16|64 -K CFG"
   echo "           (per request: url, upload-file (streamed) or output)"
   echo "curl_h1_p64_sync: the curl_h1_p64 download, then sync -f DIR (curl's files as durable as ours)"
-  echo "dicomweb-client: node bench/node/stow.js URL DIR 16   (dicomweb-client 0.11.3 + xhr2, HTTP/1.1)"
+  echo "dicomweb-client: node bench/node/stow.js URL DIR N    (dicomweb-client 0.11.3 + xhr2, HTTP/1.1; N = 16 and 64)"
   echo "gcs_default|gcs_64: node bench/node/gcs/gcs_bench.js upload-many|download-many ... default|64 (@google-cloud/storage)"
   echo '```'
   echo
