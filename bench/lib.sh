@@ -91,10 +91,21 @@ nginx_sink_stop() {
   return 0
 }
 
-# hyperfine_stats JSON: per command of a `hyperfine --export-json` file, one line
-# "NAME MEDIAN MIN MAX CPU FAILED" (seconds; CPU = mean user + system; FAILED = runs that exited non-zero).
-hyperfine_stats() {
-  node -e "for (const x of require(process.argv[1]).results) console.log(x.command, x.median, x.min, x.max, x.user + x.system, (x.exit_codes || []).filter((c) => c !== 0).length)" "$1"
+# hyperfine_rounds_stats JSON...: over several `hyperfine --export-json` files of the same commands
+# (bench/net.sh's rounds, one run each), per command one line "NAME MEDIAN MIN MAX CPU FAILED"
+# (seconds, over all their runs; CPU = mean user + system; FAILED = runs that exited non-zero).
+hyperfine_rounds_stats() {
+  node -e "
+    const all = new Map();
+    for (const f of process.argv.slice(1)) for (const x of require(f).results) {
+      const a = all.get(x.command) || { times: [], cpu: [], failed: 0 };
+      a.times.push(...x.times); a.cpu.push(x.user + x.system);
+      a.failed += (x.exit_codes || []).filter((c) => c !== 0).length;
+      all.set(x.command, a);
+    }
+    const median = (v) => { const s = [...v].sort((p, q) => p - q), m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+    for (const [name, a] of all) console.log(name, median(a.times), Math.min(...a.times), Math.max(...a.times), a.cpu.reduce((p, q) => p + q, 0) / a.cpu.length, a.failed);
+  " "$@"
 }
 
 # hyperfine_means JSON: the mean time (s) of each command of a `hyperfine --export-json` file, one a line.

@@ -5,7 +5,8 @@
 # For each latency L in NET_LATENCIES ("0 50"), one emulator `emulator/start --tls --latency-ms L`
 # (HTTP/2 and HTTP/1.1 by ALPN, its own CA trusted through DICOMGCS_CA_FILE / --cacert /
 # NODE_EXTRA_CA_CERTS; verification on everywhere), and against it, in the same run, by hyperfine
-# (one warm-up run, then NET_RUNS runs of each, median with min and max):
+# (one warm-up round, then NET_RUNS rounds, each running every tool once, in an order that turns
+# by one tool per round; median of each tool's runs with min and max):
 #   stow_Lms          STOW-RS of 2,000 instances of ~256 KiB: dicomgcs (dicomweb:store, default
 #                     concurrency) vs curl --parallel (HTTP/1.1 and --http2, --parallel-max 16 and
 #                     64, streamed --upload-file) and the JavaScript dicomweb-client (16 and 64
@@ -75,18 +76,28 @@ f2() { awk -v x="$1" 'BEGIN { printf "%.2f", x }'; }
 declare -A MED MIN MAX CPU FAIL
 
 # measure FIGURE PREPARE NAME CMD [NAME CMD]...: NET_RUNS runs of each command (hyperfine, PREPARE
-# before every run); fills MED/MIN/MAX/CPU/FAIL[FIGURE/NAME] (seconds; runs that failed). A peer
+# before every run, in rounds); fills MED/MIN/MAX/CPU/FAIL[FIGURE/NAME] (seconds; runs that failed). A peer
 # with a failed run is reported but never taken as the best; a failed dicomgcs run fails the script.
 measure() {
   local fig=$1 prep=$2; shift 2
-  local args=() name med min max cpu failed
-  while [ $# -gt 0 ]; do args+=(-n "$1" "$2"); shift 2; done
-  # --warmup 1: each tool first runs once unmeasured, so that none meets a cold emulator (V8 not yet
-  # optimised, page cache empty) just because it comes first in the list
-  hyperfine --style basic --ignore-failure --warmup 1 --runs "$RUNS" --prepare "$prep" --export-json "$WORK/h.json" "${args[@]}" >&2
+  local names=() cmds=() args=() name med min max cpu failed r i k n
+  while [ $# -gt 0 ]; do names+=("$1"); cmds+=("$2"); shift 2; done
+  n=${#names[@]}
+  # Rounds, each running every tool once (round 0 unmeasured, so that none meets a cold emulator
+  # just because it comes first), starting one tool later each round: a slow spell of the machine
+  # falls on every tool alike. One hyperfine call per tool and its runs in a row let a spell of
+  # ~30 s slow only the tools that ran in it (2026-12-05: 4.0-5.0 s for dicomgcs there, 2.6 s
+  # measured again right after).
+  rm -f "$WORK"/h.*.json
+  for ((r = 0; r <= RUNS; r++)); do
+    args=()
+    [ "$r" -gt 0 ] && args+=(--export-json "$WORK/h.$r.json")
+    for ((i = 0; i < n; i++)); do k=$(( (i + r) % n )); args+=(-n "${names[$k]}" "${cmds[$k]}"); done
+    hyperfine --style basic --ignore-failure --runs 1 --prepare "$prep" "${args[@]}" >&2
+  done
   while read -r name med min max cpu failed; do
     MED[$fig/$name]=$med; MIN[$fig/$name]=$min; MAX[$fig/$name]=$max; CPU[$fig/$name]=$cpu; FAIL[$fig/$name]=$failed
-  done < <(hyperfine_stats "$WORK/h.json")
+  done < <(hyperfine_rounds_stats "$WORK"/h.*.json)
   [ "${FAIL[$fig/dicomgcs]}" = 0 ] || { echo "bench/net.sh: $fig: dicomgcs failed ${FAIL[$fig/dicomgcs]} run(s)" >&2; exit 1; }
 }
 
@@ -265,8 +276,9 @@ done
   echo "its own CA, every response held L ms after the handler answers). Sink: nginx, TLS + HTTP/2"
   echo "(100 streams) and HTTP/1.1, \`echo_read_request_body; echo_sleep L/1000; echo '{}';\`. Every client verifies"
   echo "the certificate (DICOMGCS_CA_FILE, --cacert, NODE_EXTRA_CA_CERTS). $STOW_N instances of $SIZE bytes;"
-  echo "$GCS_N objects of 1 MiB; $QIDO_N instance metadata GETs. hyperfine, one warm-up and $RUNS runs of each tool"
-  echo "(median, min, max of the wall time); CPU = user + system per request (hyperfine's means)."
+  echo "$GCS_N objects of 1 MiB; $QIDO_N instance metadata GETs. hyperfine, one warm-up round and $RUNS rounds, each"
+  echo "running every tool once, the order turning by one tool per round (median, min, max of each tool's wall"
+  echo "times); CPU = user + system per request (mean over its runs)."
   [ -z "${NET_FIGURES:-}" ] || echo "Figures measured in this run: ${NET_FIGURES}."
   echo
   echo '```'
