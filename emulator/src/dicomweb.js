@@ -238,29 +238,42 @@ function ui(v) { return { vr: 'UI', Value: [v] }; }
 
 // ---- STOW-RS ----
 
-// Stream a request body into a file; returns [{file, size}]. Parts are not hashed on the way:
-// only a part whose SOP Instance UID is already stored needs its hash (stow), and SHA-256 of every
-// STOW byte was a sixth of the emulator's STOW CPU.
-// The first bytes of a part, kept as they stream by so that its DICOM header is read from memory
-// (dicom.inspectReceived); 64 KiB holds the header of nearly every instance.
+// A STOW part being received, by either reader below: its temp file, written BATCH bytes at a
+// time (batchwrite.js), and its first HEAD_KEEP bytes kept in memory so that its DICOM header is
+// read from there (dicom.inspectReceived); 64 KiB holds the header of nearly every instance.
+// Parts are not hashed on the way: only a part whose SOP Instance UID is already stored needs its
+// hash (stow), and SHA-256 of every STOW byte was a sixth of the emulator's STOW CPU.
 const HEAD_KEEP = 64 * 1024;
-function keepHead(part, buf) {
-  if (part.headLen >= HEAD_KEEP) return;
-  const b = buf.subarray(0, HEAD_KEEP - part.headLen);
-  part.heads.push(b); part.headLen += b.length;
+function openPart(ctx, contentType) {
+  const file = tmpFile(ctx);
+  const fd = fs.openSync(file, 'w');
+  return { file, size: 0, contentType, fd, out: new BatchedWriter(fd), heads: [], headLen: 0 };
 }
-function takeHead(part) { part.head = Buffer.concat(part.heads, part.headLen); delete part.heads; delete part.headLen; }
+function writePart(part, buf) {
+  part.out.write(buf); part.size += buf.length;
+  if (part.headLen < HEAD_KEEP) {
+    const b = buf.subarray(0, HEAD_KEEP - part.headLen);
+    part.heads.push(b); part.headLen += b.length;
+  }
+}
+/** Flush and close the part's file (closed even when the flush throws); returns the part as
+ * {file, size, contentType, head}. */
+function closePart(part) {
+  const { fd, out } = part;
+  delete part.fd; delete part.out;
+  try { out.flush(); } finally { fs.closeSync(fd); }
+  part.head = Buffer.concat(part.heads, part.headLen);
+  delete part.heads; delete part.headLen;
+  return part;
+}
 
+// Stream a request body into a file; returns [part].
 async function bodyToFile(ctx, req) {
-  const part = { file: tmpFile(ctx), size: 0, contentType: 'application/dicom', heads: [], headLen: 0 };
-  const fd = fs.openSync(part.file, 'w');
-  const out = new BatchedWriter(fd);
+  const part = openPart(ctx, 'application/dicom');
   try {
-    for await (const chunk of req) { out.write(chunk); keepHead(part, chunk); part.size += chunk.length; }
-    out.flush();
-  } finally { fs.closeSync(fd); }
-  takeHead(part);
-  return [part];
+    for await (const chunk of req) writePart(part, chunk);
+  } catch (e) { fs.closeSync(part.fd); throw e; }
+  return [closePart(part)];
 }
 
 // A streaming multipart/related reader: each part goes to its own temp file.
@@ -269,13 +282,8 @@ async function multipartToFiles(ctx, req, boundary) {
   const parts = [];
   let buf = Buffer.from('\r\n'); // so a delimiter at offset 0 matches "\r\n--b"
   let state = 'preamble'; let cur = null;
-  const closePart = () => {
-    if (!cur) return;
-    cur.out.flush();
-    fs.closeSync(cur.fd); delete cur.fd; delete cur.out; takeHead(cur); parts.push(cur); cur = null;
-  };
+  const endPart = () => { parts.push(closePart(cur)); cur = null; };
   const fail = (m) => { throw invalid(`Malformed multipart/related body: ${m}.`); };
-  const partWrite = (out) => { cur.out.write(out); keepHead(cur, out); cur.size += out.length; };
   try {
     const step = () => {
       for (;;) {
@@ -283,11 +291,11 @@ async function multipartToFiles(ctx, req, boundary) {
           const i = buf.indexOf(delim);
           if (i < 0) {
             const keep = Math.min(buf.length, delim.length - 1);
-            if (state === 'body' && buf.length > keep) partWrite(buf.subarray(0, buf.length - keep));
+            if (state === 'body' && buf.length > keep) writePart(cur, buf.subarray(0, buf.length - keep));
             buf = buf.subarray(buf.length - keep);
             return;
           }
-          if (state === 'body') { partWrite(buf.subarray(0, i)); closePart(); }
+          if (state === 'body') { writePart(cur, buf.subarray(0, i)); endPart(); }
           buf = buf.subarray(i + delim.length);
           state = 'after';
         } else if (state === 'after') {
@@ -309,9 +317,7 @@ async function multipartToFiles(ctx, req, boundary) {
             headers[line.slice(0, k).trim().toLowerCase()] = line.slice(k + 1).trim();
           }
           buf = buf.subarray(empty ? 2 : i + 4);
-          const file = tmpFile(ctx);
-          const fd = fs.openSync(file, 'w');
-          cur = { file, size: 0, fd, out: new BatchedWriter(fd), contentType: headers['content-type'], heads: [], headLen: 0 };
+          cur = openPart(ctx, headers['content-type']);
           state = 'body';
         } else return;
       }
@@ -325,7 +331,10 @@ async function multipartToFiles(ctx, req, boundary) {
     if (!parts.length) fail('no parts');
     return parts;
   } catch (e) {
-    if (cur) { try { fs.closeSync(cur.fd); } catch (_) { /* */ } fs.rmSync(cur.file, { force: true }); }
+    if (cur) {
+      if (cur.fd !== undefined) { try { fs.closeSync(cur.fd); } catch (_) { /* */ } }   // not when closePart threw
+      fs.rmSync(cur.file, { force: true });
+    }
     for (const p of parts) fs.rmSync(p.file, { force: true });
     throw e;
   }
